@@ -1,0 +1,20 @@
+"""Verify every registered optimizer against its reference and print one line each."""
+
+import time
+
+from annotated_opt.registry import REGISTRY
+from annotated_opt.verification import verify
+
+
+def main() -> int:
+    failures = 0
+    for info in REGISTRY.values():
+        start = time.perf_counter()
+        summary = verify(info)
+        failures += not summary.passed
+        print(f"{info.name:>10}  {summary.sentence()}  ({time.perf_counter() - start:.1f} s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Shared helpers for the tests: the registry's optimizers and a small deterministic problem."""
+
+import pytest
+import torch
+
+from annotated_opt.registry import REGISTRY, OptimizerInfo
+
+VERIFIED = [info for info in REGISTRY.values() if info.reference is not None]
+
+
+def config_cases(infos: list[OptimizerInfo]) -> list:
+    """One pytest case per (optimizer, configuration), named after both."""
+    return [
+        pytest.param(info, config, id=f"{info.key}-{i}")
+        for info in infos
+        for i, config in enumerate(info.configs)
+    ]
+
+
+def toy_problem(seed: int = 0, dtype: torch.dtype = torch.float64) -> tuple[torch.nn.Module, torch.Tensor, ...]:
+    """A small regression model and batch, the same for every call with the same seed."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).to(dtype)
+    inputs = torch.randn(16, 5, dtype=dtype)
+    targets = torch.randn(16, 1, dtype=dtype)
+    return model, inputs, targets
+
+
+def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+                targets: torch.Tensor, steps: int, scheduler=None) -> list[float]:
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+    return losses
