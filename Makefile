@@ -22,6 +22,7 @@ setup: $(STAMP)
 
 site: $(STAMP)
 	$(BIN)/python scripts/verify_all.py
+	$(BIN)/python scripts/make_plots.py
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check annotated_opt tests scripts

@@ -1,0 +1,1 @@
+"""Plot scripts: each module here defines `make()` and writes its figures with `style.save`."""

@@ -1,0 +1,31 @@
+"""Shared, deterministic matplotlib output for every plot of the site.
+
+A figure is saved as `docs/generated/plots/<page>/<slug>.svg` with its caption beside it in
+`<slug>.txt`; the site shows every figure of a page's folder on that page (`page` is an optimizer's
+registry key such as `adam`, or a guide's file name such as `momentum`).
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PLOTS_DIR = ROOT / "docs" / "generated" / "plots"
+
+# Same input, same bytes: fixed ids inside the SVG and no creation date.
+matplotlib.rcParams["svg.hashsalt"] = "annotated_opt"
+matplotlib.rcParams["svg.fonttype"] = "path"
+
+
+def save(figure: "plt.Figure", page: str, slug: str, caption: str) -> Path:
+    """Write `figure` for `page` under the name `slug`, with a one-sentence `caption`."""
+    folder = PLOTS_DIR / page
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{slug}.svg"
+    figure.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(figure)
+    (folder / f"{slug}.txt").write_text(caption.strip() + "\n")
+    return path
