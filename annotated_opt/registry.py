@@ -8,7 +8,7 @@ so adding an optimizer means adding its module and one entry here.
 """
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,9 @@ class OptimizerInfo:
     * `configs` are the constructor arguments the verification runs (each given to both ours and the
       reference).
     * `toy_hparams` maps a toy objective's name to tuned constructor arguments.
+    * `factory`, when set, builds the optimizer instead of `cls(params, **config)`: a wrapper that
+      needs a base optimizer, or one that must prepare its parameters first. Use `build` everywhere.
+    * `requires_closure` says that `step` must be given a closure (SAM's two passes).
     """
 
     name: str
@@ -60,6 +63,12 @@ class OptimizerInfo:
     reference: Reference | None = None
     configs: tuple[Mapping[str, Any], ...] = ({},)
     toy_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    factory: Callable[..., Any] | None = None
+    requires_closure: bool = False
+
+    def build(self, params: Any, **config: Any) -> Any:
+        """A new optimizer over `params` with the constructor arguments `config`."""
+        return (self.factory or self.cls)(params, **config)
 
     @property
     def key(self) -> str:

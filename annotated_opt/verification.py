@@ -14,7 +14,9 @@ groups, the second with half the learning rate (and twice the weight decay), so 
 exercised too.
 
 The gradient is $g_t = \tfrac12\theta_{t-1} + \xi_t$ with seeded noise $\xi_t$: it depends on the
-parameters, so a discrepancy at one step changes every later gradient and cannot hide.
+parameters, so a discrepancy at one step changes every later gradient and cannot hide. It is set
+before each step and also handed to `step` as a closure, so optimizers that need one (SAM) are
+checked by the same harness.
 
 The error of a tensor $a$ against the reference $b$ is $\max|a-b| / \max|b|$, the largest deviation
 relative to the tensor's scale (element-wise relative error is meaningless where $b$ crosses zero).
@@ -74,15 +76,35 @@ def param_groups(params: list[torch.Tensor], config: Mapping[str, Any]) -> list[
     return [{"params": params[:half]}, second]
 
 
-def set_gradients(params: list[torch.Tensor], step: int, seed: int) -> None:
-    r"""$g_t = \tfrac12\theta_{t-1} + \xi_t$; `None` for the second-to-last every third step, and
-    always for the last (frozen) one."""
+def gradient_noise(params: list[torch.Tensor], step: int, seed: int) -> list[torch.Tensor]:
+    r"""The noise $\xi_t$ of step `step`, one tensor per parameter."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + step)
-    for index, p in enumerate(params):
-        noise = torch.randn(p.shape, generator=generator, dtype=p.dtype)
-        frozen = index == len(params) - 1
-        skipped = index == len(params) - 2 and step % 3 == 0
-        p.grad = None if frozen or skipped else (0.5 * p.detach() + noise)
+    return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
+
+
+def gradient_closure(params: list[torch.Tensor], step: int, seed: int) -> Callable[[], torch.Tensor]:
+    r"""
+    A closure, as a training loop would pass to `step`, that sets the gradients of step `step` at the
+    *current* parameters and returns the loss $\sum \tfrac14\theta^2 + \xi_t\theta$ whose gradient
+    that is. Optimizers that evaluate the loss twice per step (SAM) get a gradient at the perturbed
+    point; the others just recompute the same one.
+
+    The gradient is `None` for the second-to-last parameter every third step, and always for the last
+    (frozen) one.
+    """
+    noise = gradient_noise(params, step, seed)
+
+    def closure() -> torch.Tensor:
+        loss = torch.zeros((), dtype=params[0].dtype)
+        for index, (p, xi) in enumerate(zip(params, noise)):
+            frozen = index == len(params) - 1
+            skipped = index == len(params) - 2 and step % 3 == 0
+            value = p.detach()
+            p.grad = None if frozen or skipped else (0.5 * value + xi)
+            loss = loss + (0.25 * value * value + xi * value).sum()
+        return loss
+
+    return closure
 
 
 def relative_error(ours: Any, reference: Any) -> float:
@@ -166,15 +188,15 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
 
     our_params = make_parameters(seed, dtype)
     reference_params = clone_parameters(our_params)
-    ours = info.cls(param_groups(our_params, config), **config)
+    ours = info.build(param_groups(our_params, config), **config)
     reference = reference_factory(param_groups(reference_params, config), **config)
 
     result = Comparison()
     for step in range(1, steps + 1):
-        set_gradients(our_params, step, seed)
-        set_gradients(reference_params, step, seed)
-        ours.step()
-        reference.step()
+        for params, optimizer in ((our_params, ours), (reference_params, reference)):
+            closure = gradient_closure(params, step, seed)
+            closure()
+            optimizer.step(closure)
         compare_states(ours, reference, our_params, reference_params, step, result)
         result.steps = step
     return result

@@ -14,7 +14,7 @@ from .helpers import VERIFIED, config_cases, toy_problem, train_steps
 
 def build(info: OptimizerInfo, config: dict, seed: int = 0):
     model, inputs, targets = toy_problem(seed)
-    return model, info.cls(model.parameters(), **config), inputs, targets
+    return model, info.build(model.parameters(), **config), inputs, targets
 
 
 def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -29,7 +29,7 @@ def test_state_dict_round_trip_continues_bit_identically(info, config, through_f
     train_steps(model, optimizer, inputs, targets, 7)
 
     twin_model = copy.deepcopy(model)
-    twin = info.cls(twin_model.parameters(), **config)
+    twin = info.build(twin_model.parameters(), **config)
     state = optimizer.state_dict()
     if through_file:
         buffer = io.BytesIO()
@@ -51,7 +51,7 @@ def test_loading_does_not_alias_the_source(info) -> None:
     state = optimizer.state_dict()
     snapshot = copy.deepcopy(state)
     twin_model = copy.deepcopy(model)
-    twin = info.cls(twin_model.parameters(), **info.configs[-1])
+    twin = info.build(twin_model.parameters(), **info.configs[-1])
     twin.load_state_dict(state)
     train_steps(twin_model, twin, inputs, targets, 3)
     for index, entries in snapshot["state"].items():
@@ -66,7 +66,7 @@ def test_deepcopy_continues_identically(info) -> None:
     twin_model = copy.deepcopy(model)
     twin = copy.deepcopy(optimizer)
     # Re-point the copy at the copied model's parameters, as a checkpoint load would.
-    twin_fresh = info.cls(twin_model.parameters(), **info.configs[-1])
+    twin_fresh = info.build(twin_model.parameters(), **info.configs[-1])
     twin_fresh.load_state_dict(twin.state_dict())
     assert train_steps(model, optimizer, inputs, targets, 5) == train_steps(twin_model, twin_fresh, inputs,
                                                                             targets, 5)

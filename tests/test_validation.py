@@ -46,14 +46,14 @@ def test_invalid_hyper_parameters_raise(cls, kwargs, message) -> None:
 @pytest.mark.parametrize("info", VERIFIED, ids=lambda i: i.key)
 def test_empty_parameter_list_raises(info) -> None:
     with pytest.raises(ValueError, match="empty parameter list"):
-        info.cls([])
+        info.build([])
 
 
 @pytest.mark.parametrize("info", VERIFIED, ids=lambda i: i.key)
 def test_sparse_gradient_raises_clearly(info) -> None:
     p = torch.nn.Parameter(torch.zeros(4, 2))
     p.grad = torch.sparse_coo_tensor([[0, 2]], torch.ones(2, 2), (4, 2))
-    optimizer = info.cls([p], **info.configs[0])
+    optimizer = info.build([p], **info.configs[0])
     with pytest.raises(RuntimeError, match="does not support sparse gradients"):
         optimizer.step()
 
@@ -62,7 +62,7 @@ def test_sparse_gradient_raises_clearly(info) -> None:
 def test_parameter_in_two_groups_raises(info) -> None:
     p = torch.nn.Parameter(torch.zeros(2))
     with pytest.raises(ValueError, match="more than one parameter group"):
-        info.cls([{"params": [p]}, {"params": [p]}])
+        info.build([{"params": [p]}, {"params": [p]}])
 
 
 def test_weight_decay_object_is_immutable_and_validated() -> None:
