@@ -6,6 +6,7 @@ small, heavily commented module extending [`GenericAdaptiveOptimizer`](base.md),
 against an independent implementation.
 """
 
+from . import annealing
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
@@ -19,6 +20,7 @@ from .weight_decay import WeightDecay
 
 __all__ = [
     "REGISTRY",
+    "annealing",
     "SGD",
     "AMSGrad",
     "Adagrad",

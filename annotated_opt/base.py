@@ -24,7 +24,7 @@ the two passes of SAM, the slow weights of Lookahead) may override `step`; its p
 """
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -90,27 +90,40 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
-            for param in group["params"]:
-                # A parameter without a gradient (frozen, or unused in this forward pass) is left
-                # exactly as it is: its state does not advance either.
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                # A sparse gradient would silently be treated as dense by the arithmetic below;
-                # refuse it instead.
-                if grad.is_sparse:
-                    raise RuntimeError(
-                        f"{type(self).__name__} does not support sparse gradients "
-                        "(use torch.optim.SparseAdam or a dense gradient)"
-                    )
-                # To maximise $f$ we descend $-f$, whose gradient is $-g$. This makes a new tensor,
-                # so `param.grad` is never touched.
-                if group.get("maximize", False):
-                    grad = -grad
-
-                state = self.state[param]
-                if len(state) == 0:
-                    self.init_state(state, group, param)
+            for param, grad, state in self.params_with_grads(group):
                 self.step_param(state, group, grad, param)
 
         return loss
+
+    def params_with_grads(
+        self, group: dict[str, Any]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]]:
+        r"""
+        ### The parameters of a group that take part in this step
+
+        Yields `(param, grad, state)` for every parameter of `group` that has a gradient, with the
+        state initialised. Optimizers that override `step` to see a whole group at once iterate
+        through here too, so every optimizer treats gradients the same way.
+        """
+        for param in group["params"]:
+            # A parameter without a gradient (frozen, or unused in this forward pass) is left
+            # exactly as it is: its state does not advance either.
+            if param.grad is None:
+                continue
+            grad = param.grad
+            # A sparse gradient would silently be treated as dense by the arithmetic below;
+            # refuse it instead.
+            if grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients "
+                    "(use torch.optim.SparseAdam or a dense gradient)"
+                )
+            # To maximise $f$ we descend $-f$, whose gradient is $-g$. This makes a new tensor,
+            # so `param.grad` is never touched.
+            if group.get("maximize", False):
+                grad = -grad
+
+            state = self.state[param]
+            if len(state) == 0:
+                self.init_state(state, group, param)
+            yield param, grad, state
