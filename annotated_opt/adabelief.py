@@ -78,7 +78,7 @@ do nothing. A test here pins our argument order down.
 ## In the family tree
 
 AdaBelief extends [RAdam](radam.md) (which extends [AMSGrad](amsgrad.md)) and overrides what
-differs: the state's names (`exp_avg_var` as in the official package, so checkpoints carry over),
+differs: the state's names (`exp_avg_var`, as in the official package),
 `update_moments` for $s_t$, `second_moment` for the in-place $\epsilon$ and the maximum, and
 `adam_update` to choose between the rectified step and Adam's.
 """
