@@ -150,7 +150,7 @@ class RAdam(AMSGrad):
     * `lr` is $\eta$ (default $10^{-3}$). RAdam needs no warmup; it is not less sensitive to $\eta$
       otherwise.
     * `betas` are $(\beta_1, \beta_2)$ (default $(0.9, 0.999)$). $\beta_2$ sets the length of the
-      built-in warmup: about $2/(1-\beta_2)$ steps until $r_t$ is close to $1$.
+      built-in warmup: $r_t$ passes $0.9$ after about $2.7/(1-\beta_2)$ steps.
     * `eps` is $\epsilon$ (default $10^{-8}$), added to $\sqrt{v_t}$.
     * `weight_decay` is $\lambda$; L2 unless `decoupled_weight_decay=True` (RAdamW, which is what the
       official code does).
