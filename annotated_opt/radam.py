@@ -21,15 +21,17 @@ which starts at $\rho_1 = 1$, grows by about one per step at first, and saturate
 
 ## The rectification term
 
-If the gradients were Gaussian, $\sqrt{\rho_t / (\rho_t\, \hat v_t)}$ would follow a scaled
-inverse-$\chi$ distribution with $\rho_t$ degrees of freedom. Its variance is infinite for
-$\rho_t \le 4$ and, to first order, decreases in $\rho_t$ after that. Multiplying the adaptive rate by
+If the gradients were Gaussian with variance $\sigma^2$ and $v_t$ a simple average of $\rho_t$ of
+their squares, the squared adaptive rate $1/\hat v_t$ would follow a scaled inverse-$\chi^2$
+distribution with $\rho_t$ degrees of freedom. The variance of the rate $1/\sqrt{\hat v_t}$ then
+exists only for $\rho_t > 4$, and (to first order) it falls as $\rho_t$ grows. Multiplying the rate by
 
 $$r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\,\rho_\infty}{(\rho_\infty - 4)(\rho_\infty - 2)\,\rho_t}}$$
 
-makes its variance equal to the variance it would have with infinitely many samples ($r_t \to 1$ as
-$\rho_t \to \rho_\infty$). The plot on this page shows $r_t$: it rises from $0$ over the first few
-thousand steps for $\beta_2 = 0.999$, a warmup that follows from $\beta_2$ rather than being tuned.
+brings its variance down to what it will be once $v_t$ is an average of $\rho_\infty$ gradients
+($r_t \to 1$ as $\rho_t \to \rho_\infty$). The plot on this page shows $r_t$: for $\beta_2 = 0.999$
+it rises from $0$ over the first few thousand steps, a warmup that follows from $\beta_2$ rather than
+being tuned.
 
 ## The update
 
