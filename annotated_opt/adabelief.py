@@ -26,11 +26,13 @@ The default of this class is the official package, `adabelief-pytorch` 0.2.1, to
 * **$\epsilon$ twice, once in place.** $\epsilon$ is added to $s_t$ inside the square root *and*
   again outside it. The inner one is added *to the state*, so it accumulates: the $s_t$ carried to
   the next step already contains it (the paper's Algorithm 2 writes it the same way, and the author
-  confirms this is intended). With a steady gradient $s_t \to \epsilon/(1-\beta_2)$, so the
-  denominator never falls below about $\sqrt{\epsilon/(1-\beta_2)}$, $3\times 10^{-7}$ for the default
-  $\epsilon = 10^{-16}$ and $\beta_2 = 0.999$. That is why AdaBelief's $\epsilon$ should be about the
-  *square* of Adam's: $10^{-16}$ where Adam works better than SGD (transformers, GANs),
-  $10^{-8}$ where SGD does (CNNs on images), as the package's README advises.
+  confirms this is intended). After $t$ steps the state holds $\epsilon(1-\beta_2^t)/(1-\beta_2)$
+  of accumulated $\epsilon$, so the bias-corrected $\hat s_t$ never falls below $\epsilon/(1-\beta_2)$
+  and the denominator never below $\sqrt{\epsilon/(1-\beta_2)}$: $3\times 10^{-7}$ for the default
+  $\epsilon = 10^{-16}$ and $\beta_2 = 0.999$. The package's README advises an $\epsilon$ about the
+  *square* of Adam's, $10^{-16}$ where Adam works better than SGD (transformers, GANs) and $10^{-8}$
+  where SGD does (CNNs on images), reasoning that $\epsilon$ sits inside the root; because it also
+  accumulates, the floor is $1/\sqrt{1-\beta_2} \approx 32$ times higher than that reasoning says.
 * **Rectification on by default**, exactly as [RAdam](radam.md) with the official threshold
   $\rho_t \ge 5$, falling back to SGD with momentum in the first steps (`degenerated_to_sgd`). In
   the rectified steps $\epsilon$ is added to $\sqrt{s_t}$, not to $\sqrt{\hat s_t}$, as in RAdam.
@@ -63,13 +65,13 @@ The defaults changed under users' feet, which is why the package prints a table 
 * **0.0.5**: $\epsilon = 10^{-8}$, no decoupled decay, no rectification. Its rectification (off by
   default) used the paper's $\rho_t > 4$ and an SGD fallback without bias correction.
 * **0.1.0**: $\epsilon = 10^{-16}$, `weight_decouple` and `rectify` on, RAdam's official rectified
-  step with `degenerated_to_sgd`. At first the L2 decay was added to the gradient only after the
-  moments had been computed, so it had no effect; a pull request from the labml.ai authors moved it
-  before the moments.
-* **0.2.0**: with `amsgrad`, $\epsilon$ goes into $s_t$ before the maximum (0.1.0 added it to the
-  maximum); otherwise the arithmetic is what 0.2.1 has.
-* **0.2.1**: half-precision parameters are updated in `float32`, and `print_change_log=False`
-  silences the table (this class accepts that argument and prints nothing).
+  step with `degenerated_to_sgd`. As first released it added the L2 term to the gradient only after
+  the moments had been computed, so coupled decay had no effect (the labml.ai authors reported it);
+  with `amsgrad` it added $\epsilon$ to the maximum rather than to $s_t$.
+* **0.2.0**: decay before the moments, $\epsilon$ into $s_t$ before the maximum, and
+  `print_change_log=False` to silence the table (this class accepts that argument and prints
+  nothing).
+* **0.2.1**: half-precision parameters are updated in `float32`; the arithmetic is that of 0.2.0.
 
 Another implementation worth knowing about: labml.ai's annotated AdaBelief passes its arguments to
 its RAdam parent in the wrong order, so AMSGrad is on and the SGD fallback off, and its first steps

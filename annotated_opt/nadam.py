@@ -32,15 +32,15 @@ This class follows `torch.optim.NAdam` to the last bit, including one detail tha
 torch keeps `mu_product` as a 0-d tensor in its *scalar* precision, `float32` unless the default
 dtype is `float64`, even for `float64` parameters. The product then carries `float32` rounding (about
 $10^{-7}$ relative) and, since it shrinks by about half every step, underflows to exactly $0$ after
-some 130 steps. Neither matters for training (only $1 - \prod_i \mu_i$ enters the step), but a
-`float64` product moves the parameters away from torch's by about $10^{-10}$ relative within 200
-steps. We keep the product the way torch does, so the two agree bit for bit and checkpoints move
-between them; a test shows both facts.
+some 130 steps (with $\beta_1 = 0.9$). Neither matters for training (only $1 - \prod_i \mu_i$ enters
+the step), but a `float64` product moves the parameters away from torch's by about $10^{-10}$
+relative within 200 steps. We keep the product the way torch does, so the two agree bit for bit and
+checkpoints move between them; a test shows both facts.
 
 Weight decay is L2 unless `decoupled_weight_decay=True` (torch's NAdamW).
 
-NAdam extends [Adam](adam.md) and overrides `init_state` and `step_param`: the Nesterov update needs
-the gradient itself, which Adam's `adam_update` hook is not given.
+NAdam extends [Adam](adam.md) and overrides `init_state`, `load_state_dict` and `step_param`: the
+Nesterov update needs the gradient itself, which Adam's `adam_update` hook is not given.
 """
 
 from typing import Any
