@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from annotated_opt import AdaBelief
+from annotated_opt import AdaBelief, verification
 from annotated_opt.registry import REGISTRY
-from annotated_opt.verification import verify_config
 
 FLAGS = ("rectify", "amsgrad", "weight_decouple", "fixed_decay", "degenerated_to_sgd")
 
@@ -24,15 +23,17 @@ def official(*args, **kwargs):
 
 
 @pytest.mark.parametrize("rectify", [False, True], ids=["adam-step", "rectified"])
-def test_every_flag_combination_matches_the_official_package(rectify) -> None:
+def test_every_flag_combination_matches_the_official_package(rectify, monkeypatch) -> None:
     """All 2^5 combinations of the flags (16 per case), 100 steps each, every state tensor compared.
 
-    beta2 = 0.99 puts the first rectified step at t = 6, well inside the run."""
+    beta2 = 0.99 puts the first rectified step at t = 6, well inside the run. To keep 32 runs fast the
+    harness gets fewer parameters: a scalar and a 4-d tensor, plus its non-contiguous one, the one
+    whose gradient is sometimes missing and the frozen one."""
+    monkeypatch.setattr(verification, "PARAM_SHAPES", ((), (2, 1, 3, 2)))
     info = REGISTRY["adabelief"]
     for values in itertools.product([False, True], repeat=4):
         config = dict(zip(FLAGS[1:], values), rectify=rectify, lr=0.01, betas=(0.9, 0.99), weight_decay=0.01)
-        result = verify_config(info, config, seed=sum(values), steps=100,
-                               reference_factory=lambda groups, **c: official(groups, **c))
+        result = verification.verify_config(info, config, seed=sum(values), steps=100)
         assert result.steps == 100
         assert result.error <= 1e-10, f"{config}: {result.error:.2e} at {result.worst}"
 
