@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from annotated_opt.radam import rectification, sma_length
+from annotated_opt.radam import rectification
 
 from .style import save
 
@@ -15,14 +15,13 @@ def make() -> None:
     steps = np.unique(np.logspace(0, 5, 600).astype(int))
     for beta2 in BETA2S:
         r = [rectification(beta2, int(t)) for t in steps]
-        first = next(int(t) for t in steps if sma_length(beta2, int(t)) > 5)
-        axes.plot(steps, r, linewidth=1.5, label=rf"$\beta_2 = {beta2}$ (adaptive from step {first})")
+        axes.plot(steps, r, linewidth=1.5, label=rf"$\beta_2 = {beta2}$")
     axes.set_xscale("log")
     axes.set_ylim(0, 1.05)
     axes.set_xlabel("step $t$")
     axes.set_ylabel("$r_t$")
     axes.set_title("RAdam's rectification term: a warmup set by $\\beta_2$")
-    axes.legend(loc="upper left")
+    axes.legend(loc="lower right")
     axes.grid(alpha=0.3)
     save(figure, "radam", "rectification",
          "The rectification term r_t that multiplies RAdam's adaptive step, for several beta2 (undefined, and "
