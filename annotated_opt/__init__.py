@@ -6,13 +6,16 @@ small, heavily commented module extending [`GenericAdaptiveOptimizer`](base.md),
 against an independent implementation.
 """
 
-from . import annealing
+from . import annealing, lr_schedules
+from .adabelief import AdaBelief
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
 from .base import GenericAdaptiveOptimizer
+from .nadam import NAdam
 from .options import learning_rate, param_groups_without_decay, param_option
+from .radam import RAdam
 from .registry import REGISTRY, OptimizerInfo, Reference
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -21,13 +24,17 @@ from .weight_decay import WeightDecay
 __all__ = [
     "REGISTRY",
     "annealing",
+    "lr_schedules",
     "SGD",
     "AMSGrad",
+    "AdaBelief",
     "Adagrad",
     "Adam",
     "AdamW",
     "GenericAdaptiveOptimizer",
+    "NAdam",
     "OptimizerInfo",
+    "RAdam",
     "RMSprop",
     "Reference",
     "WeightDecay",

@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .adabelief import AdaBelief
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
+from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
@@ -171,4 +174,42 @@ register(OptimizerInfo(
     paper="Decoupled Weight Decay Regularization", url="https://arxiv.org/abs/1711.05101",
     reference=Reference("torch.optim.AdamW", ours_only=("fold_bias_correction",)),
     configs=ADAM_CONFIGS + ({"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},),
+))
+register(OptimizerInfo(
+    name="RAdam", cls=RAdam, family="Adam", parent="AMSGrad", year=2020, state_tensors=2,
+    paper="On the Variance of the Adaptive Learning Rate and Beyond", url="https://arxiv.org/abs/1908.03265",
+    reference=Reference("torch.optim.RAdam", ours_only=("rectify_threshold", "degenerated_to_sgd")),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.05},
+        {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},
+        {"lr": 0.01, "betas": (0.8, 0.9), "eps": 1e-6, "maximize": True},
+        {"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.05, "decoupled_weight_decay": True,
+         "rectify_threshold": "torch", "degenerated_to_sgd": True},
+    ),
+))
+register(OptimizerInfo(
+    name="AdaBelief", cls=AdaBelief, family="Adam", parent="RAdam", year=2020, state_tensors=2,
+    paper="AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients",
+    url="https://arxiv.org/abs/2010.07468",
+    reference=Reference("adabelief_pytorch.AdaBelief", kwargs={"print_change_log": False}),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.05},
+        {"lr": 0.01, "weight_decay": 0.05, "weight_decouple": False, "rectify": False, "eps": 1e-8},
+        {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.005, "fixed_decay": True, "amsgrad": True},
+        {"lr": 0.01, "betas": (0.9, 0.99), "amsgrad": True, "rectify": False},
+        {"lr": 0.01, "betas": (0.9, 0.98), "weight_decay": 0.05, "degenerated_to_sgd": False},
+    ),
+))
+register(OptimizerInfo(
+    name="NAdam", cls=NAdam, family="Adam", parent="Adam", year=2016, state_tensors=2,
+    paper="Incorporating Nesterov Momentum into Adam", url="https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
+    reference=Reference("torch.optim.NAdam"),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.05},
+        {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},
+        {"lr": 0.01, "betas": (0.8, 0.9), "eps": 1e-6, "maximize": True, "momentum_decay": 0.01},
+    ),
 ))

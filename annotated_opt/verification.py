@@ -22,7 +22,9 @@ The error of a tensor $a$ against the reference $b$ is $\max|a-b| / \max|b|$, th
 relative to the tensor's scale (element-wise relative error is meaningless where $b$ crosses zero).
 """
 
+import contextlib
 import importlib
+import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,13 +168,17 @@ def compare_states(ours: torch.optim.Optimizer, reference: torch.optim.Optimizer
 
 
 def reference_constructor(info: OptimizerInfo) -> Callable[..., torch.optim.Optimizer]:
-    r"""A function `(groups, **config)` that builds the registered reference for a configuration."""
+    r"""
+    A function `(groups, **config)` that builds the registered reference for a configuration. Whatever
+    the reference prints while it is built (`adabelief_pytorch` announces its settings) is discarded.
+    """
     reference = info.reference
     reference_cls = import_object(reference.target)
 
     def construct(groups: list[dict[str, Any]], **config: Any) -> torch.optim.Optimizer:
         kwargs = {k: v for k, v in config.items() if k not in reference.ours_only}
-        return reference_cls(groups, **kwargs, **reference.kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return reference_cls(groups, **kwargs, **reference.kwargs)
 
     return construct
 
