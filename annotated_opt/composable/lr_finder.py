@@ -20,7 +20,7 @@ The mini-batch loss is noisy, and the loss is smoothed twice, for two different 
 
 * **To decide when to stop**, during the sweep, only the past is known. The finder keeps a
   *debiased* running average, exactly the correction that makes Adam's moments unbiased (the
-  momentum guide derives it),
+  [momentum guide](../../guides/momentum.md) derives it),
   $$a_k = \beta\,a_{k-1} + (1-\beta)\,\ell_k \qquad \bar\ell_k = \frac{a_k}{1-\beta^k},$$
   and stops once $\bar\ell_k > 10\,\min_{j \le k} \bar\ell_j$ (`stop_factor`) or the loss is not
   finite: past that point the training has diverged and the rest of the curve says nothing. Without

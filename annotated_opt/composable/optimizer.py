@@ -31,8 +31,9 @@ The course ran all stats first and all steppers after them. That order is fine f
 but silently breaks L2 regularisation: its stepper adds $\lambda\theta$ to the gradient *after* the
 averages have already read it, so momentum and Adam never see the decay term. Here stats and
 steppers share one list and run exactly in the order given; a stepper that returns a gradient hands
-it to everything after it. Order is part of the algorithm: the weight-decay guide works out what
-each order computes, and the tests check it.
+it to everything after it. Order is part of the algorithm: the
+[weight-decay guide](../../guides/weight-decay.md) works out what each order computes, and the tests
+check it.
 
 ## Hyper-parameters
 

@@ -25,8 +25,9 @@ Unrolling the recurrence,
 $$b_t = d\sum_{i=1}^{t} \beta^{\,t-i}\, g_i, \qquad
   \text{whose weights sum to}\quad d\,\frac{1-\beta^t}{1-\beta},$$
 
-which is what the steppers divide by to *debias* the average (see the momentum guide for the
-derivation and the pictures). With dampening the sum is $1-\beta^t$, Adam's correction.
+which is what the steppers divide by to *debias* the average (the
+[momentum guide](../../guides/momentum.md) has the derivation and the pictures). With dampening the sum
+is $1-\beta^t$, Adam's correction.
 
 Two traps are worth naming. Torch's `dampening` is a number $\tau$ with $d = 1 - \tau$, not a switch;
 and torch starts its buffer at $b_1 = g_1$ rather than $b_1 = d\,g_1$. The two agree only without

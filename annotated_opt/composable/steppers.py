@@ -108,8 +108,8 @@ def rmsprop_step(param: torch.Tensor, grad: torch.Tensor, *, lr: float, eps: flo
     Divide the gradient, coordinate by coordinate, by the root of its average square $v_t$ kept by
     `AverageSqrGrad`:
     $$\theta \leftarrow \theta - \eta\,\frac{g}{\sqrt{v_t} + \epsilon}$$
-    Like torch (and unlike the course, which debiased it), $v_t$ is not debiased, so the first steps
-    are larger than the later ones.
+    Like torch, $v_t$ is not debiased: it starts small, so the first steps are larger than the later
+    ones ([Adam](../adam.md) adds the correction).
     """
     param.addcdiv_(grad, sqr_avg.sqrt().add_(eps), value=-lr)
 
