@@ -6,7 +6,7 @@ small, heavily commented module extending [`GenericAdaptiveOptimizer`](base.md),
 against an independent implementation.
 """
 
-from . import annealing
+from . import annealing, composable
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
@@ -21,6 +21,7 @@ from .weight_decay import WeightDecay
 __all__ = [
     "REGISTRY",
     "annealing",
+    "composable",
     "SGD",
     "AMSGrad",
     "Adagrad",

@@ -10,7 +10,10 @@ import torch
 import annotated_opt
 from annotated_opt.composable import (
     AverageGrad,
+    AverageSqrGrad,
     ComposableOptimizer,
+    Stat,
+    StepCount,
     adam,
     adamw,
     assembled,
@@ -366,3 +369,56 @@ def test_gradients_are_never_modified() -> None:
     param.grad = torch.full((3,), 2.0, dtype=torch.float64)
     optimizer.step()
     assert torch.equal(param.grad, torch.full((3,), 2.0, dtype=torch.float64))
+
+
+# ----- The stats, and the momentum guide's claims about them -----
+
+
+@pytest.mark.parametrize("dampening", [False, True])
+def test_debiased_average_of_a_constant_is_that_constant_at_every_step(dampening) -> None:
+    r"""The weights sum to $d\,(1-\beta^t)/(1-\beta)$, so the debiased average of $g, g, \dots$ is $g$."""
+    from annotated_opt.composable.steppers import debias
+
+    stat, count = AverageGrad(dampening=dampening), StepCount()
+    g = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
+    state = {**stat.init_state(g), **count.init_state(g)}
+    for t in range(1, 30):
+        stat.update(state, g, momentum=0.9)
+        count.update(state, g)
+        d = 0.1 if dampening else 1.0
+        raw_sum = d * sum(0.9**k for k in range(t))
+        torch.testing.assert_close(state["grad_avg"], raw_sum * g, rtol=1e-14, atol=0)
+        torch.testing.assert_close(state["grad_avg"] / debias(0.9, state["mom_damp"], state["step"]), g,
+                                   rtol=1e-13, atol=0)
+
+
+def test_average_squared_gradient_and_the_lag_behind_a_trend() -> None:
+    r"""
+    $v_t = (1-\beta_2^t)\,g^2$ for a constant gradient; and on a ramp $g_i = c\,i$ the dampened average
+    trails by $\beta/(1-\beta)$ steps once $\beta^t$ is negligible, as the momentum guide derives.
+    """
+    stat = AverageSqrGrad()
+    g = torch.tensor([3.0], dtype=torch.float64)
+    state = stat.init_state(g)
+    for _ in range(5):
+        stat.update(state, g, sqr_momentum=0.99)
+    torch.testing.assert_close(state["sqr_avg"], (1 - 0.99**5) * g * g, rtol=1e-14, atol=0)
+
+    ramp = AverageGrad(dampening=True)
+    state = ramp.init_state(g)
+    slope, steps = 0.01, 2000
+    for i in range(1, steps + 1):
+        ramp.update(state, torch.tensor([slope * i], dtype=torch.float64), momentum=0.9)
+    torch.testing.assert_close(state["grad_avg"].item(), slope * (steps - 0.9 / 0.1), rtol=1e-12, atol=0)
+
+
+def test_step_count_is_per_parameter_and_skips_steps_without_a_gradient() -> None:
+    used, sometimes = (torch.zeros(2, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    optimizer = adam([used, sometimes])
+    for step in range(6):
+        used.grad = torch.ones(2, dtype=torch.float64)
+        sometimes.grad = torch.ones(2, dtype=torch.float64) if step % 2 else None
+        optimizer.step()
+    assert optimizer.state[used]["step"] == 6 and optimizer.state[sometimes]["step"] == 3
+    assert "pieces: l2_reg, AverageGrad(dampening=True)" in repr(optimizer)
+    assert isinstance(AverageGrad(), Stat)

@@ -10,7 +10,7 @@ from torch import nn
 
 import annotated_opt
 from annotated_opt.composable import adam, lr_find, momentum
-from annotated_opt.composable.lr_finder import centered_average
+from annotated_opt.composable.lr_finder import LRFinderResult, centered_average
 from annotated_opt.digits import load_digits, mlp
 
 from .helpers import toy_problem, train_steps
@@ -135,3 +135,10 @@ def test_on_digits_our_composable_sgd_and_torch_sgd_give_the_same_sweep() -> Non
     assert ours.lrs == theirs.lrs
     torch.testing.assert_close(torch.tensor(ours.losses), torch.tensor(theirs.losses), rtol=1e-5, atol=1e-6)
     assert ours.suggestion == theirs.suggestion
+
+
+def test_the_suggestion_ignores_non_finite_points() -> None:
+    result = LRFinderResult(lrs=[0.01, 0.1, 1.0, 10.0], losses=[2.0, 1.0, 0.5, math.nan],
+                            smoothed_losses=[2.0, 1.2, math.nan, math.inf], stopped_early=True)
+    assert result.lr_at_minimum == 0.1
+    assert result.suggestion == pytest.approx(0.01)

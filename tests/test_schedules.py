@@ -17,7 +17,7 @@ from annotated_opt.composable import (
     sched_exp,
     sched_lin,
 )
-from annotated_opt.composable.schedules import sample
+from annotated_opt.composable.schedules import CombinedSchedule, sample
 
 
 def test_schedules_by_hand() -> None:
@@ -52,6 +52,7 @@ def test_three_phases_by_hand() -> None:
         assert schedule(position) == pytest.approx(value, abs=1e-15), position
     # Outside [0, 1] the schedule holds its end values.
     assert schedule(-0.5) == 0.0 and schedule(1.5) == pytest.approx(0.0, abs=1e-15)
+    assert isinstance(schedule, CombinedSchedule) and repr(schedule).count("[") == 3
 
 
 def test_warmup_decay_anneal_with_four_phases_and_a_zero_length_phase() -> None:

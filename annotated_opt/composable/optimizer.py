@@ -14,13 +14,15 @@ A piece is one of two kinds:
   hyper-parameters and the state. It changes the parameter in place (the SGD step, decoupled weight
   decay), or returns a new gradient that the pieces after it see instead (L2 regularisation).
 
-So Adam with L2 regularisation is
+So Adam with L2 regularisation is five pieces, run in this order:
 
-$$\underbrace{g \leftarrow g + \lambda\theta}_{\texttt{l2\_reg}} \;\to\;
-  \underbrace{m \leftarrow \beta_1 m + (1-\beta_1) g}_{\texttt{AverageGrad}} \;\to\;
-  \underbrace{v \leftarrow \beta_2 v + (1-\beta_2) g^2}_{\texttt{AverageSqrGrad}} \;\to\;
-  \underbrace{t \leftarrow t+1}_{\texttt{StepCount}} \;\to\;
-  \underbrace{\theta \leftarrow \theta - \eta\,\frac{\hat m}{\sqrt{\hat v}+\epsilon}}_{\texttt{adam\_step}}$$
+$$\begin{aligned}
+\texttt{l2\_reg}: &\quad g \leftarrow g + \lambda\theta \\
+\texttt{AverageGrad}: &\quad m \leftarrow \beta_1 m + (1-\beta_1)\, g \\
+\texttt{AverageSqrGrad}: &\quad v \leftarrow \beta_2 v + (1-\beta_2)\, g^2 \\
+\texttt{StepCount}: &\quad t \leftarrow t + 1 \\
+\texttt{adam\_step}: &\quad \theta \leftarrow \theta - \eta\,\frac{\hat m}{\sqrt{\hat v}+\epsilon}
+\end{aligned}$$
 
 and AdamW replaces the first piece with `decoupled_weight_decay`, $\theta \leftarrow (1-\eta\lambda)\theta$.
 The [assembled](assembled.md) page builds the whole family this way.
@@ -131,6 +133,12 @@ class ComposableOptimizer(GenericAdaptiveOptimizer):
             if name in defaults:
                 check(name, defaults[name])
         super().__init__(params, defaults)
+
+    def __repr__(self) -> str:
+        r"""Torch's listing of the groups, with the pieces, in order, on the first line."""
+        names = ", ".join(piece.__name__ if callable(piece) and not isinstance(piece, Stat) else repr(piece)
+                          for piece in self.pieces)
+        return super().__repr__().replace(" (\n", f" (\npieces: {names}\n", 1)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""

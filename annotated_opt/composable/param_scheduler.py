@@ -44,12 +44,15 @@ class ParamScheduler:
     def __init__(self, optimizer: torch.optim.Optimizer, name: str, schedules: Schedule | Sequence[Schedule],
                  total_steps: int, index: int | None = None) -> None:
         groups = optimizer.param_groups
+        # One schedule serves every group; a list must give exactly one per group.
         if callable(schedules):
             schedules = [schedules] * len(groups)
         if len(schedules) != len(groups):
             raise ValueError(f"Invalid schedules: {len(schedules)} given for {len(groups)} parameter groups")
         if total_steps < 1:
             raise ValueError(f"Invalid total_steps: {total_steps} (must be >= 1)")
+        # Every group must already have the hyper-parameter: writing a key the optimizer never reads
+        # would schedule nothing, silently.
         for number, group in enumerate(groups):
             if name not in group:
                 raise ValueError(f"Invalid name: {name!r} is not a hyper-parameter of group {number} "
@@ -60,6 +63,7 @@ class ParamScheduler:
         self.total_steps = total_steps
         self.index = index
         self.steps_done = 0
+        # The first optimizer step uses the values at $p = 0$, as with `torch.optim.lr_scheduler`.
         self.apply()
 
     @property
@@ -75,7 +79,10 @@ class ParamScheduler:
     def apply(self) -> None:
         r"""Write every group's schedule, evaluated at the current position, into the group."""
         for group, schedule in zip(self.optimizer.param_groups, self.schedules):
+            # $$v = f(p)$$ for this group's schedule $f$.
             value = schedule(self.position)
+            # A tuple such as `betas` gets a new tuple with one element changed; the group keeps a tuple,
+            # as torch's optimizers expect.
             group[self.name] = value if self.index is None else replace(group[self.name], self.index, value)
 
     def values(self) -> list[Any]:
