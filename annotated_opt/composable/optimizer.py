@@ -136,7 +136,7 @@ class ComposableOptimizer(GenericAdaptiveOptimizer):
 
     def __repr__(self) -> str:
         r"""Torch's listing of the groups, with the pieces, in order, on the first line."""
-        names = ", ".join(piece.__name__ if callable(piece) and not isinstance(piece, Stat) else repr(piece)
+        names = ", ".join(repr(piece) if isinstance(piece, Stat) else getattr(piece, "__name__", repr(piece))
                           for piece in self.pieces)
         return super().__repr__().replace(" (\n", f" (\npieces: {names}\n", 1)
 
