@@ -6,7 +6,7 @@ small, heavily commented module extending [`GenericAdaptiveOptimizer`](base.md),
 against an independent implementation.
 """
 
-from . import annealing, lr_schedules
+from . import annealing, composable, lr_schedules
 from .adabelief import AdaBelief
 from .adagrad import Adagrad
 from .adam import Adam
@@ -24,6 +24,7 @@ from .weight_decay import WeightDecay
 __all__ = [
     "REGISTRY",
     "annealing",
+    "composable",
     "lr_schedules",
     "SGD",
     "AMSGrad",
