@@ -41,13 +41,13 @@ behaves like MXNet; the tests check each against an independent computation.
 
 | | ratio denominator | $\epsilon$ | no adaptation for | no decay for | momentum |
 |---|---|---|---|---|---|
-| paper | $\|g\|+\beta\|w\|$ | 0 | — | — | $\gamma$ inside |
-| MXNet | $\|g\|+\beta\|w\|$ | $10^{-8}$ | names ending `bias`, `gamma`, `beta` | — | $\gamma$ inside |
-| apex LARC | $\|g\|+\beta\|w\|$ | $10^{-8}$ | — | — | torch; clip mode |
-| Lightning bolts | $\|g\|+\beta\|w\|$ | $10^{-8}$ | groups with $\beta = 0$ | — | torch |
-| MAE, MoCo v3 | $\|g+\beta w\|$ | 0 | vectors and scalars | vectors and scalars | torch |
-| pytorch_optimizer | $\|g\|+\beta\|w\|$ | 0 | vectors and scalars | vectors and scalars | torch |
-| SimCLR, optax | $\|g+\beta w\|$ | 0 | chosen by name | chosen by name | $\gamma$ inside |
+| paper | $\Vert g\Vert+\beta\Vert w\Vert$ | 0 | — | — | $\gamma$ inside |
+| MXNet | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | names ending `bias`, `gamma`, `beta` | — | $\gamma$ inside |
+| apex LARC | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | — | — | torch; clip mode |
+| Lightning bolts | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | groups with $\beta = 0$ | — | torch |
+| MAE, MoCo v3 | $\Vert g+\beta w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
+| pytorch_optimizer | $\Vert g\Vert+\beta\Vert w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
+| SimCLR, optax | $\Vert g+\beta w\Vert$ | 0 | chosen by name | chosen by name | $\gamma$ inside |
 
 * **Which norm.** `trust_ratio_norm="gradient"` uses $\lVert g\rVert + \beta\lVert w\rVert$;
   `"update"` uses the norm of the decayed gradient itself, $\lVert g + \beta w\rVert$.
