@@ -12,6 +12,10 @@ from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
 from .base import GenericAdaptiveOptimizer
+from .lamb import LAMB
+from .lars import LARS, LARS_CONVENTIONS
+from .nero import Nero
+from .nero_plus import NeroPlus
 from .options import learning_rate, param_groups_without_decay, param_option
 from .registry import REGISTRY, OptimizerInfo, Reference
 from .rmsprop import RMSprop
@@ -27,6 +31,11 @@ __all__ = [
     "Adam",
     "AdamW",
     "GenericAdaptiveOptimizer",
+    "LAMB",
+    "LARS",
+    "LARS_CONVENTIONS",
+    "Nero",
+    "NeroPlus",
     "OptimizerInfo",
     "RMSprop",
     "Reference",

@@ -129,7 +129,10 @@ def parameter_groups(params: Any) -> list[dict[str, Any]]:
     if isinstance(params, torch.Tensor):
         params = [params]
     params = list(params)
-    if params and isinstance(params[0], dict):
+    if not params:
+        # Nothing to wrap: the constructor reports the empty list as torch does.
+        return []
+    if isinstance(params[0], dict):
         return [{**group, "params": list(group["params"])} for group in params]
     return [{"params": params}]
 
