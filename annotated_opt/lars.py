@@ -9,10 +9,10 @@ the learning rate becomes so large that training diverges in its first steps, ev
 
 Their diagnosis is that one global learning rate cannot suit every layer. What a step does to a layer
 is best measured *relative* to the layer, $\eta\lVert g\rVert / \lVert w\rVert$, and the ratio
-$\lVert w\rVert / \lVert g\rVert$ differs by orders of magnitude between layers (and between the
-weights and the biases of one layer). A learning rate that is safe for the layer with the smallest
+$\lVert w\rVert / \lVert g\rVert$ differs widely between layers (and between the weights and the
+biases of one layer), and changes during training. A learning rate that is safe for the layer with the smallest
 ratio barely moves the others; one that suits most layers makes the relative step of that layer
-huge, and it blows up. The plots below measure the ratio on a small network.
+huge, and it blows up. The plot below measures the ratio on a small network.
 
 So LARS gives every layer $l$ (every parameter tensor) its own *local* rate, the **trust ratio**,
 
