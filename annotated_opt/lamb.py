@@ -24,8 +24,9 @@ The paper's versions and the well-known implementations differ; each difference 
 
 * **Bias correction.** The final paper (Algorithm 2) corrects both moments, as Adam does; its third
   arXiv version had none, and the widely copied `cybertronai/pytorch-lamb` (and `jxbz/nero`'s copy of
-  it) follows that one. Because the trust ratio normalises the step, correcting $m$ alone would cancel
-  out; what changes is the balance between $\sqrt{v}$ and $\epsilon$ in the first steps.
+  it) follows that one. A constant factor on $r_t$ cancels in the trust ratio except against
+  $\beta w$ and $\epsilon$, so the corrections matter mostly in the first steps: they change the
+  balance of $r_t$ against the decay and of $\sqrt{v_t}$ against $\epsilon$.
   `bias_correction` (default `True`).
 * **The clip $\phi$.** The paper allows $\phi(z) = \min(\max(z, \gamma_l), \gamma_u)$ and leaves the
   bounds open; `pytorch-lamb` and pytorch_optimizer clamp $\lVert w\rVert$ to $[0, 10]$.

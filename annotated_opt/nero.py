@@ -29,8 +29,8 @@ ones.
 
 Vectors (biases, the gains of normalisation layers) and scalars are not constrained: every element is
 its own "neuron", with $\lVert g_i\rVert = |g_i|$, and $\sigma$ is the mean $|w|$ at the first step
-($0.01$ when that is zero, as for a freshly zeroed bias). This makes Nero on a vector an RMS-normalised
-sign-like step of relative size $\eta$.
+($0.01$ when that is zero, as for a freshly zeroed bias). Each element of a vector then moves by about
+$\eta$ times the vector's mean magnitude per step, like Adam without momentum.
 
 ## Initialisation is part of the method
 
@@ -54,7 +54,7 @@ Here that is an explicit call, `Nero.initialize(model)` (the name and the idea a
   step it equals this class, which the tests check.
 
 `constraints` is a group option (and can be set per parameter through `opt_args`), so an output
-layer can be left free, as the paper does for some experiments.
+layer can be left free: with unit-norm rows its logits are bounded by the norm of its input.
 """
 
 import math
@@ -146,8 +146,8 @@ class Nero(GenericAdaptiveOptimizer):
     r"""
     ## Hyper-parameters
 
-    * `lr` is $\eta$ (default $0.01$): roughly the angle, in radians, by which a neuron turns per
-      step. The paper uses $0.01$ to $0.001$ across tasks, with a schedule.
+    * `lr` is $\eta$ (default $0.01$, the official default): roughly the angle, in radians, by which
+      a neuron turns per step.
     * `beta` is $\beta$ (default $0.999$), the memory of the per-neuron gradient size.
     * `constraints` (default `True`): keep the rows of matrices and convolutions at zero mean and unit
       norm; `False` leaves them free (they still get per-neuron normalised steps).

@@ -25,7 +25,9 @@ w_i &\leftarrow \text{project}(w_i)
   (`fixed_norm=True`) or only bounded by it (`False`), or free (`max_norm=inf`).
 * **Weight decay** ($\lambda$, decoupled, as [AdamW](adamw.md)) and **L2 regularisation**
   ($\lambda_2$, added to the gradient). Decay is pointless for a neuron whose norm is fixed (the
-  projection undoes it); it matters for bounded and free ones.
+  projection undoes it); it matters for bounded and free ones. (The first ALF version shrank by
+  $1 - \eta$ whenever $\lambda > 0$, forgetting the factor $\lambda$; the current one, followed here,
+  multiplies it in.)
 
 Nero has no $\sigma$ scale factor here: the step size is Adam's.
 
