@@ -91,7 +91,9 @@ With $\eta = 10^{-3}$ a layer changes by about $\gamma\eta$ of its norm per step
 resolution of bfloat16 ($2^{-8}$) or float16 ($2^{-11}$): the update rounds away. With
 `multi_precision=True` (MXNet's name) a float16 or bfloat16 parameter gets a float32 copy in its
 state, `master_weight`; the gradient is cast up, the norms, ratio, momentum and update are computed on
-the copy in float32, and the parameter receives the rounded result after every step.
+the copy in float32, and the parameter receives the rounded result after every step. (MXNet takes the
+norms of the float16 weights instead; the difference is below float16's resolution.) Loading a state
+dict keeps the copy and its buffer in float32, where torch would cast them to the parameter's dtype.
 """
 
 from collections.abc import Callable
@@ -250,6 +252,9 @@ class LARS(SGD):
 
     @staticmethod
     def check_group(group: dict[str, Any]) -> None:
+        # Suffixes are matched with `str.endswith`, which wants a tuple.
+        for name in ("no_adaptation_suffixes", "no_decay_suffixes"):
+            group[name] = tuple(group[name])
         for name in ("trust_coefficient", "eps", "weight_decay", "rescale_grad"):
             check_non_negative(name, group[name])
         if group["clip_gradient"] is not None:
@@ -274,6 +279,25 @@ class LARS(SGD):
         """
         if group["multi_precision"] and param.dtype in LOW_PRECISION:
             state["master_weight"] = param.detach().to(torch.float32, copy=True)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r"""
+        ### Loading master weights without rounding them
+
+        `torch.optim.Optimizer.load_state_dict` casts every floating-point state tensor to its
+        parameter's dtype, which would round a float32 master weight (and its float32 momentum) to
+        float16. The float32 entries of parameters that have a master weight are put back as saved.
+        """
+        super().load_state_dict(state_dict)
+        saved_ids = [index for group in state_dict["param_groups"] for index in group["params"]]
+        params = [param for group in self.param_groups for param in group["params"]]
+        for index, param in zip(saved_ids, params):
+            entries = state_dict["state"].get(index, {})
+            if "master_weight" not in entries:
+                continue
+            for key, value in entries.items():
+                if torch.is_tensor(value) and value.dtype == torch.float32:
+                    self.state[param][key] = value.detach().to(param.device, copy=True)
 
     def weight_decay_of(self, group: dict[str, Any], param: torch.Tensor, name: str | None) -> float:
         r"""$\beta$ for this parameter: zero when a decay-exclusion rule matches it."""

@@ -530,3 +530,37 @@ def test_without_master_weights_small_updates_round_away() -> None:
     moved = (runs["fp32"] - start).norm()
     assert torch.equal(runs["master"], runs["fp32"])
     assert (runs["bf16"] - runs["fp32"]).norm() > 0.3 * moved
+
+
+@pytest.mark.parametrize("through_file", [False, True], ids=["in-memory", "torch.save"])
+def test_master_weights_survive_a_state_dict_round_trip(through_file) -> None:
+    """torch casts loaded state to the parameter's dtype; the float32 master copy must not be rounded."""
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(8, 6, generator=g).to(torch.float16), torch.randn(6, generator=g).to(torch.float16)]
+    grads = [[torch.randn(s.shape, generator=g).to(torch.float16) for s in start] for _ in range(10)]
+
+    def run(params, optimizer, step_grads):
+        for p, grad in zip(params, step_grads):
+            p.grad = grad.clone()
+        optimizer.step()
+
+    first = [s.clone().requires_grad_() for s in start]
+    optimizer = LARS(first, multi_precision=True, weight_decay=1e-3)
+    for step_grads in grads[:5]:
+        run(first, optimizer, step_grads)
+    state = optimizer.state_dict()
+    if through_file:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        state = torch.load(buffer, weights_only=True)
+    second = [p.detach().clone().requires_grad_() for p in first]
+    twin = LARS(second, multi_precision=True, weight_decay=1e-3)
+    twin.load_state_dict(state)
+    assert twin.state[second[0]]["master_weight"].dtype == torch.float32
+    assert twin.state[second[0]]["momentum_buffer"].dtype == torch.float32
+    for step_grads in grads[5:]:
+        run(first, optimizer, step_grads)
+        run(second, twin, step_grads)
+    for p, q in zip(first, second):
+        assert torch.equal(optimizer.state[p]["master_weight"], twin.state[q]["master_weight"])
