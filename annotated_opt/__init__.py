@@ -13,7 +13,11 @@ from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
 from .base import GenericAdaptiveOptimizer
+from .lamb import LAMB
+from .lars import LARS, LARS_CONVENTIONS
 from .nadam import NAdam
+from .nero import Nero
+from .nero_plus import NeroPlus
 from .options import learning_rate, param_groups_without_decay, param_option
 from .radam import RAdam
 from .registry import REGISTRY, OptimizerInfo, Reference
@@ -34,6 +38,11 @@ __all__ = [
     "AdamW",
     "GenericAdaptiveOptimizer",
     "NAdam",
+    "LAMB",
+    "LARS",
+    "LARS_CONVENTIONS",
+    "Nero",
+    "NeroPlus",
     "OptimizerInfo",
     "RAdam",
     "RMSprop",

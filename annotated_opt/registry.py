@@ -17,7 +17,11 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
+from .lamb import LAMB
+from .lars import LARS
 from .nadam import NAdam
+from .nero import Nero
+from .nero_plus import NeroPlus
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -212,4 +216,57 @@ register(OptimizerInfo(
         {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},
         {"lr": 0.01, "betas": (0.8, 0.9), "eps": 1e-6, "maximize": True, "momentum_decay": 0.01},
     ),
+))
+
+LARS_CONFIGS = (
+    {"lr": 0.5, "momentum": 0.9, "trust_coefficient": 0.01, "eps": 0.0},
+    {"lr": 0.5, "momentum": 0.9, "trust_coefficient": 0.01, "eps": 0.0, "weight_decay": 0.01},
+    {"lr": 0.5, "momentum": 0.9, "trust_coefficient": 0.01, "eps": 0.0, "weight_decay": 0.01, "nesterov": True},
+    {"lr": 0.5, "momentum": 0.0, "trust_coefficient": 0.02, "eps": 0.0, "weight_decay": 0.01, "maximize": True},
+    {"lr": 0.5, "momentum": 0.8, "trust_coefficient": 0.01, "eps": 0.0, "weight_decay": 0.01, "foreach": True},
+)
+register(OptimizerInfo(
+    name="LARS", cls=LARS, family="SGD", parent="SGD", year=2017, state_tensors=1,
+    paper="Large Batch Training of Convolutional Networks", url="https://arxiv.org/abs/1708.03888",
+    # pytorch_optimizer's LARS is the convention LARS_CONVENTIONS["pytorch_optimizer"]: no eps, vectors
+    # and scalars neither adapted nor decayed (our defaults), torch momentum without dampening.
+    reference=Reference("pytorch_optimizer.LARS", ours_only=("eps",)),
+    configs=LARS_CONFIGS,
+))
+# pytorch_optimizer's Lamb without its default first-moment correction outside the ratio
+# (adam_debias=True), with the decay inside the update (weight_decouple=False), an eps in the ratio
+# and the weight norm clamped to 10: `pytorch-lamb`'s variant.
+LAMB_REFERENCE_VARIANT = {"bias_correction": False, "weight_norm_bounds": (0.0, 10.0), "trust_eps": 1e-6}
+register(OptimizerInfo(
+    name="LAMB", cls=LAMB, family="Adam", parent="Adam", year=2020, state_tensors=2,
+    paper="Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
+    url="https://arxiv.org/abs/1904.00962",
+    reference=Reference("pytorch_optimizer.Lamb", kwargs={"adam_debias": True, "weight_decouple": False},
+                        ours_only=tuple(LAMB_REFERENCE_VARIANT)),
+    configs=(
+        {"lr": 0.01, **LAMB_REFERENCE_VARIANT},
+        {"lr": 0.01, "weight_decay": 0.05, **LAMB_REFERENCE_VARIANT},
+        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-4, "weight_decay": 0.01, "maximize": True,
+         **LAMB_REFERENCE_VARIANT, "trust_eps": 1e-4},
+    ),
+))
+# No installable implementation matches Nero or NeroPlus under the shared harness (pytorch_optimizer's
+# Nero counts steps per group, ALF is not a package): their tests compare with transcriptions of the
+# official code. Both need projected parameters, so the registry builds them through `initialize`.
+register(OptimizerInfo(
+    name="Nero", cls=Nero, family="Nero", parent=None, year=2021, state_tensors=0,
+    paper="Learning by Turning: Neural Architecture Aware Optimisation", url="https://arxiv.org/abs/2102.07227",
+    configs=({"lr": 0.01}, {"lr": 0.01, "beta": 0.99, "constraints": False}),
+    factory=Nero.initialize_and_create,
+))
+register(OptimizerInfo(
+    name="NeroPlus", cls=NeroPlus, family="Nero", parent="Nero", year=2022, state_tensors=2,
+    paper="NeroPlus in ALF, after Learning by Turning (Liu et al., 2021)",
+    url="https://github.com/HorizonRobotics/alf/blob/pytorch/alf/optimizers/nero_plus.py",
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "normalizing_grad_by_norm": True, "betas": (0.0, 0.999)},
+        {"lr": 0.01, "max_norm": 2.0, "fixed_norm": False, "weight_decay": 0.01, "l2_regularization": 0.01},
+    ),
+    factory=NeroPlus.initialize_and_create,
 ))

@@ -82,23 +82,31 @@ class SGD(GenericAdaptiveOptimizer):
     def step_param(
         self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor
     ) -> None:
-        momentum = group["momentum"]
         # Weight decay first: as L2 it becomes part of the gradient that momentum accumulates.
         grad = self.weight_decay(param, grad, group)
+        direction = self.momentum_direction(state, group, grad)
+        # $$\theta_t = \theta_{t-1} - \eta\, d_t$$ where $d_t$ is the direction chosen by momentum.
+        param.add_(direction, alpha=-learning_rate(group, param))
 
-        if momentum != 0:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                # The first buffer is the gradient itself, $b_1 = g_1$.
-                buffer = state["momentum_buffer"] = grad.clone()
-            else:
-                # $$b_t = \mu\, b_{t-1} + (1 - \tau)\, g_t$$
-                buffer.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
-            if group["nesterov"]:
-                # Nesterov steps along $g_t + \mu\, b_t$.
-                grad = grad.add(buffer, alpha=momentum)
-            else:
-                grad = buffer
+    def momentum_direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor) -> torch.Tensor:
+        r"""
+        ### The direction momentum chooses
 
-        # $$\theta_t = \theta_{t-1} - \eta\, d_t$$ where $d_t$ is the direction chosen above.
-        param.add_(grad, alpha=-learning_rate(group, param))
+        Returns $d_t$: the gradient itself without momentum, the buffer $b_t$ with it, or
+        $g_t + \mu\, b_t$ with Nesterov. Subclasses that change what goes *into* the buffer
+        ([LARS](lars.md) scales it per layer) reuse this unchanged.
+        """
+        momentum = group["momentum"]
+        if momentum == 0:
+            return grad
+        buffer = state.get("momentum_buffer")
+        if buffer is None:
+            # The first buffer is the gradient itself, $b_1 = g_1$.
+            buffer = state["momentum_buffer"] = grad.clone()
+        else:
+            # $$b_t = \mu\, b_{t-1} + (1 - \tau)\, g_t$$
+            buffer.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+        if group["nesterov"]:
+            # Nesterov steps along $g_t + \mu\, b_t$.
+            return grad.add(buffer, alpha=momentum)
+        return buffer

@@ -9,6 +9,9 @@ from annotated_opt.verification import verify
 def main() -> int:
     failures = 0
     for info in REGISTRY.values():
+        if info.reference is None:
+            print(f"{info.name:>10}  no implementation the shared harness can run; checked by its own tests")
+            continue
         start = time.perf_counter()
         summary = verify(info)
         failures += not summary.passed

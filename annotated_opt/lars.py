@@ -1,0 +1,507 @@
+r"""
+# LARS: layer-wise adaptive rate scaling
+
+[You, Gitman & Ginsburg, 2017](https://arxiv.org/abs/1708.03888) trained ImageNet classifiers with
+batches of 8k to 32k images. The usual recipe for a larger batch is the *linear scaling rule*: $k$
+times the batch, $k$ times the learning rate, since one large step should do the work of $k$ small
+ones ([Goyal et al., 2017](https://arxiv.org/abs/1706.02677)). Past a few thousand images this breaks:
+the learning rate becomes so large that training diverges in its first steps, even with a warm-up.
+
+Their diagnosis is that one global learning rate cannot suit every layer. What a step does to a layer
+is best measured *relative* to the layer, $\eta\lVert g\rVert / \lVert w\rVert$, and the ratio
+$\lVert w\rVert / \lVert g\rVert$ differs widely between layers (and between the weights and the
+biases of one layer), and changes during training. A learning rate that is safe for the layer with the smallest
+ratio barely moves the others; one that suits most layers makes the relative step of that layer
+huge, and it blows up. The plot below measures the ratio on a small network.
+
+So LARS gives every layer $l$ (every parameter tensor) its own *local* rate, the **trust ratio**,
+
+$$\lambda^l = \eta\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \beta\lVert w^l\rVert + \epsilon},$$
+
+where $\eta$ is the *trust coefficient* (about $10^{-3}$), $\beta$ the weight decay and $\epsilon$ a
+guard against division by zero. The step of the layer is then $\gamma\lambda^l(g^l + \beta w^l)$, whose
+norm is at most $\gamma\eta\lVert w^l\rVert$: each layer changes by a fixed fraction of its own size,
+whatever the scale of its gradient. The denominator is the triangle-inequality bound of
+$\lVert g + \beta w\rVert$. Momentum then runs on the scaled direction:
+
+$$d^l_t = \lambda^l\,(g^l_t + \beta w^l_{t-1}) \qquad b_t = \mu\, b_{t-1} + d^l_t \qquad
+  w^l_t = w^l_{t-1} - \gamma\, b_t.$$
+
+Everything after the scaling is [SGD](sgd.md)'s momentum step, which this class inherits unchanged
+(`momentum_direction`); LARS only changes what goes into the buffer. The paper writes the momentum
+with the learning rate *inside* the buffer, $v_t = \mu v_{t-1} + \gamma_t d_t$,
+$w_t = w_{t-1} - v_t$, which is the same optimizer as long as $\gamma$ is constant and differs when a
+schedule changes it (`lr_in_momentum`).
+
+## The conventions real code disagrees on
+
+Every well-known implementation makes different choices, and each one is an explicit option here.
+`LARS_CONVENTIONS` below collects them so that `LARS(params, lr=..., **LARS_CONVENTIONS["mxnet"])`
+behaves like MXNet; the tests check each against an independent computation.
+
+| | ratio denominator | $\epsilon$ | no adaptation for | no decay for | momentum |
+|---|---|---|---|---|---|
+| paper | $\Vert g\Vert+\beta\Vert w\Vert$ | 0 | — | — | $\gamma$ inside |
+| MXNet | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | names ending `bias`, `gamma`, `beta` | — | $\gamma$ inside |
+| apex LARC | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | — | — | torch; clip mode |
+| Lightning bolts | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | groups with $\beta = 0$ | — | torch |
+| MAE, MoCo v3 | $\Vert g+\beta w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
+| pytorch_optimizer | $\Vert g\Vert+\beta\Vert w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
+| SimCLR, optax | $\Vert g+\beta w\Vert$ | 0 | chosen by name | chosen by name | $\gamma$ inside |
+
+* **Which norm.** `trust_ratio_norm="gradient"` uses $\lVert g\rVert + \beta\lVert w\rVert$;
+  `"update"` uses the norm of the decayed gradient itself, $\lVert g + \beta w\rVert$.
+* **Zero norms.** A fresh zero-initialised bias has $\lVert w\rVert = 0$, so $\lambda = 0$ and it could
+  never move. Every implementation falls back to $\lambda = 1$ (plain SGD) when $\lVert w\rVert = 0$ or
+  the gradient norm is $0$; MXNet also when the ratio is NaN, which the comparison below does too.
+  Two variants exist: pytorch_optimizer tests the whole denominator instead of $\lVert g\rVert$ (with
+  decay, a zero gradient then gives $\lambda = \eta/\beta$, not 1), and LARC and bolts skip the weight
+  decay as well as the scaling for such a layer. Neither is reproduced; both only matter when a
+  gradient is exactly zero.
+* **What is excluded.** Excluding a parameter from *adaptation* (it gets $\lambda = 1$) and from
+  *decay* ($\beta = 0$ for it) are two separate switches: MXNet adapts everything but names ending
+  in `bias`, `gamma` or `beta` and still decays them. A rule can use the name (`no_adaptation_suffixes`,
+  `no_decay_suffixes`; this needs named parameters, `model.named_parameters()`, which torch keeps as
+  `param_names` in each group, so the state dict stays a plain picklable dictionary), the number of
+  dimensions (`max_ndim_without_adaptation`, `max_ndim_without_decay`), or the decay
+  (`adapt_without_decay=False` adapts only what is decayed, the bolts and SimCLR convention).
+* **LARC's clip mode** ([NVIDIA apex](https://github.com/NVIDIA/apex/blob/master/apex/parallel/LARC.py))
+  caps the local rate at the global one: the effective rate is $\min(\lambda, \gamma)$, i.e. the
+  direction is scaled by $\min(\lambda/\gamma, 1)$ (`larc_clip=True`; its default $\eta$ is $0.02$).
+* **MXNet's pre-processing.** `rescale_grad` multiplies the gradient first and `clip_gradient` clips
+  it element-wise to $[-c, c]$. MXNet computes the ratio from the rescaled gradient *before* clipping,
+  and so does this class (with `trust_ratio_norm="gradient"`).
+
+LARC and bolts also overwrite `p.grad` with the scaled direction (as does pytorch_optimizer's LARS);
+this class never modifies `p.grad`.
+
+## The aggregated path
+
+A per-tensor loop launches a handful of small operations per layer: two norms, the ratio, the
+update. MXNet's fused LARS instead computes all squared norms of a list of tensors in one kernel
+(`multi_sum_sq`), all the local rates in one more (`multi_lars`), and then updates every tensor in one
+multi-tensor SGD kernel. `foreach=True` does the same with torch's multi-tensor operations:
+`torch._foreach_norm` over the group's weights and gradients, one vectorised evaluation of the very
+same `trust_ratio` function on the stacked norms, and `torch._foreach_*` for the update. The tests
+run both paths on every configuration and check they agree.
+
+## Master weights for half precision
+
+With $\eta = 10^{-3}$ a layer changes by about $\gamma\eta$ of its norm per step, often less than the
+resolution of bfloat16 ($2^{-8}$) or float16 ($2^{-11}$): the update rounds away. With
+`multi_precision=True` (MXNet's name) a float16 or bfloat16 parameter gets a float32 copy in its
+state, `master_weight`; the gradient is cast up, the norms, ratio, momentum and update are computed on
+the copy in float32, and the parameter receives the rounded result after every step. (MXNet takes the
+norms of the float16 weights instead; the difference is below float16's resolution.) Loading a state
+dict keeps the copy and its buffer in float32, where torch would cast them to the parameter's dtype.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .base import ParamsT
+from .options import learning_rate, param_option
+from .sgd import SGD
+from .validation import check_non_negative
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+TRUST_RATIO_NORMS = ("gradient", "update")
+
+# The choices of each well-known implementation, as keyword arguments of `LARS`.
+LARS_CONVENTIONS: dict[str, dict[str, Any]] = {
+    "paper": dict(eps=0.0, lr_in_momentum=True, max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
+    "mxnet": dict(eps=1e-8, lr_in_momentum=True, no_adaptation_suffixes=("bias", "gamma", "beta"),
+                  max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
+    "larc": dict(trust_coefficient=0.02, eps=1e-8, larc_clip=True, max_ndim_without_adaptation=-1,
+                 max_ndim_without_decay=-1),
+    "bolts": dict(eps=1e-8, adapt_without_decay=False, max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
+    "mae": dict(eps=0.0, trust_ratio_norm="update", max_ndim_without_adaptation=1, max_ndim_without_decay=1),
+    "pytorch_optimizer": dict(eps=0.0, max_ndim_without_adaptation=1, max_ndim_without_decay=1),
+    "optax": dict(eps=0.0, trust_ratio_norm="update", lr_in_momentum=True, max_ndim_without_adaptation=-1,
+                  max_ndim_without_decay=-1),
+}
+
+
+def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Tensor,
+                weight_decay: float | torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
+    r"""
+    ### The local rate of a layer
+
+    The factor that multiplies a layer's decayed gradient $g + \beta w$. `weight_norm` is
+    $\lVert w\rVert$; `norm` is $\lVert g\rVert$ or $\lVert g + \beta w\rVert$ depending on
+    `trust_ratio_norm`. Written with tensor operations only, so the same function serves one layer
+    (0-d tensors) and a whole group at once (vectors of norms, decays and rates), and the two paths
+    cannot drift apart.
+    """
+    eta, eps = group["trust_coefficient"], group["eps"]
+    if group["trust_ratio_norm"] == "gradient":
+        # $$\lambda = \eta\,\frac{\lVert w\rVert}{\lVert g\rVert + \beta\lVert w\rVert + \epsilon}$$
+        ratio = eta * weight_norm / (norm + weight_decay * weight_norm + eps)
+    else:
+        # $$\lambda = \eta\,\frac{\lVert w\rVert}{\lVert g + \beta w\rVert + \epsilon}$$
+        ratio = eta * weight_norm / (norm + eps)
+    if group["larc_clip"]:
+        # LARC's clip mode: the effective rate $\gamma\cdot\min(\lambda/\gamma, 1) = \min(\lambda, \gamma)$.
+        ratio = torch.clamp(ratio / lr, max=1.0)
+    # $\lambda = 1$ when either norm is zero, or NaN (the comparisons are false for NaN).
+    usable = (weight_norm > 0) & (norm > 0)
+    return torch.where(usable, ratio, torch.ones_like(ratio))
+
+
+def parameter_names(group: dict[str, Any]) -> dict[int, str]:
+    r"""`{id(param): name}` for a group built from named parameters (empty otherwise)."""
+    return {id(p): name for p, name in zip(group["params"], group.get("param_names", ()))}
+
+
+class LARS(SGD):
+    r"""
+    ## Hyper-parameters
+
+    * `lr` is the global rate $\gamma$ (default $1$). The relative change of an adapted layer per
+      step is at most $\gamma\eta$, and $\gamma\eta/(1-\mu)$ with momentum: with the defaults, $0.1\%$
+      and about $1\%$. Large-batch recipes scale $\gamma$ with the batch and warm it up.
+    * `momentum` $\mu$ (default $0.9$), `dampening` $\tau$ and `nesterov` as in [SGD](sgd.md).
+    * `weight_decay` is $\beta$ (a number: it always enters as $\beta w$ inside the scaled direction).
+    * `trust_coefficient` is $\eta$ (default $10^{-3}$; LARC uses $0.02$).
+    * `eps` is $\epsilon$ (default $10^{-8}$, as MXNet and LARC; the paper has none).
+    * `trust_ratio_norm`: `"gradient"` (default) or `"update"`, see the table above.
+    * `max_ndim_without_adaptation` / `max_ndim_without_decay` (default $1$ for both): parameters with
+      at most this many dimensions (biases, normalisation gains, scalars) are not adapted / not
+      decayed; $-1$ switches the rule off.
+    * `no_adaptation_suffixes` / `no_decay_suffixes` (default none): parameter names ending in one of
+      these are not adapted / not decayed. They need named parameters.
+    * `adapt_without_decay` (default `True`): `False` adapts only parameters whose decay is non-zero.
+    * `larc_clip` (default `False`): LARC's clip mode.
+    * `lr_in_momentum` (default `False`): keep $\gamma$ inside the buffer as the paper and MXNet do,
+      $v_t = \mu v_{t-1} - \gamma d_t$, $w_t = w_{t-1} + v_t$; no dampening then.
+    * `rescale_grad` (default 1) and `clip_gradient` (default `None`): MXNet's gradient pre-processing.
+    * `multi_precision` (default `False`): float32 master weights for float16/bfloat16 parameters.
+    * `foreach` (default `False`): the aggregated multi-tensor path.
+
+    Every option lives in the parameter groups, so it can differ per group; `lr`, `lr_scale` and
+    `weight_decay` can also be set per parameter through `opt_args`.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1.0,
+        momentum: float = 0.9,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        trust_coefficient: float = 1e-3,
+        eps: float = 1e-8,
+        trust_ratio_norm: str = "gradient",
+        max_ndim_without_adaptation: int = 1,
+        max_ndim_without_decay: int = 1,
+        no_adaptation_suffixes: tuple[str, ...] = (),
+        no_decay_suffixes: tuple[str, ...] = (),
+        adapt_without_decay: bool = True,
+        larc_clip: bool = False,
+        lr_in_momentum: bool = False,
+        rescale_grad: float = 1.0,
+        clip_gradient: float | None = None,
+        multi_precision: bool = False,
+        foreach: bool = False,
+        maximize: bool = False,
+    ) -> None:
+        if not isinstance(weight_decay, (int, float)):
+            raise ValueError(
+                f"Invalid weight_decay: {weight_decay!r} (LARS applies the decay inside the scaled "
+                "direction; pass a number)"
+            )
+        self.lars_defaults = dict(
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            trust_ratio_norm=trust_ratio_norm,
+            max_ndim_without_adaptation=max_ndim_without_adaptation,
+            max_ndim_without_decay=max_ndim_without_decay,
+            no_adaptation_suffixes=tuple(no_adaptation_suffixes),
+            no_decay_suffixes=tuple(no_decay_suffixes),
+            adapt_without_decay=adapt_without_decay,
+            larc_clip=larc_clip,
+            lr_in_momentum=lr_in_momentum,
+            rescale_grad=rescale_grad,
+            clip_gradient=clip_gradient,
+            multi_precision=multi_precision,
+            foreach=foreach,
+        )
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        r"""
+        ### Checking every group
+
+        The LARS options are merged into the defaults here (the constructor of [SGD](sgd.md) does not
+        know them), and each group is checked as it is added, so a later `add_param_group` with a
+        bad value fails just as the constructor would.
+        """
+        for name, value in getattr(self, "lars_defaults", {}).items():
+            self.defaults.setdefault(name, value)
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self.check_group(group)
+        except ValueError:
+            self.param_groups.pop()
+            raise
+
+    @staticmethod
+    def check_group(group: dict[str, Any]) -> None:
+        # Suffixes are matched with `str.endswith`, which wants a tuple.
+        for name in ("no_adaptation_suffixes", "no_decay_suffixes"):
+            group[name] = tuple(group[name])
+        for name in ("trust_coefficient", "eps", "weight_decay", "rescale_grad"):
+            check_non_negative(name, group[name])
+        if group["clip_gradient"] is not None:
+            check_non_negative("clip_gradient", group["clip_gradient"])
+        if group["trust_ratio_norm"] not in TRUST_RATIO_NORMS:
+            raise ValueError(f"Invalid trust_ratio_norm: {group['trust_ratio_norm']!r} "
+                             f"(expected one of {TRUST_RATIO_NORMS})")
+        if group["lr_in_momentum"] and group["dampening"] != 0:
+            raise ValueError(f"Invalid dampening: {group['dampening']} with lr_in_momentum=True "
+                             "(the learning-rate-inside buffer has no dampening)")
+        uses_names = group["no_adaptation_suffixes"] or group["no_decay_suffixes"]
+        if uses_names and "param_names" not in group:
+            raise ValueError(
+                "Invalid no_adaptation_suffixes/no_decay_suffixes: excluding by name needs named "
+                "parameters, e.g. LARS(model.named_parameters(), ...)"
+            )
+
+    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""
+        The momentum buffer is created at the first step (as in [SGD](sgd.md)); a half-precision
+        parameter under `multi_precision` gets its float32 master copy now.
+        """
+        if group["multi_precision"] and param.dtype in LOW_PRECISION:
+            state["master_weight"] = param.detach().to(torch.float32, copy=True)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r"""
+        ### Loading master weights without rounding them
+
+        `torch.optim.Optimizer.load_state_dict` casts every floating-point state tensor to its
+        parameter's dtype, which would round a float32 master weight (and its float32 momentum) to
+        float16. The float32 entries of parameters that have a master weight are put back as saved.
+        """
+        super().load_state_dict(state_dict)
+        saved_ids = [index for group in state_dict["param_groups"] for index in group["params"]]
+        params = [param for group in self.param_groups for param in group["params"]]
+        for index, param in zip(saved_ids, params):
+            entries = state_dict["state"].get(index, {})
+            if "master_weight" not in entries:
+                continue
+            for key, value in entries.items():
+                if torch.is_tensor(value) and value.dtype == torch.float32:
+                    self.state[param][key] = value.detach().to(param.device, copy=True)
+
+    def weight_decay_of(self, group: dict[str, Any], param: torch.Tensor, name: str | None) -> float:
+        r"""$\beta$ for this parameter: zero when a decay-exclusion rule matches it."""
+        if param.ndim <= group["max_ndim_without_decay"]:
+            return 0.0
+        if name is not None and name.endswith(group["no_decay_suffixes"]):
+            return 0.0
+        return param_option(group, param, "weight_decay")
+
+    def adapts(self, group: dict[str, Any], param: torch.Tensor, name: str | None, weight_decay: float) -> bool:
+        r"""Whether this parameter gets a trust ratio, or $\lambda = 1$ (plain SGD)."""
+        if param.ndim <= group["max_ndim_without_adaptation"]:
+            return False
+        if name is not None and name.endswith(group["no_adaptation_suffixes"]):
+            return False
+        return group["adapt_without_decay"] or weight_decay != 0
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        r"""
+        ### The step, group by group
+
+        LARS overrides the template step only to hand each parameter its name, and to send a group
+        with `foreach=True` to the aggregated path as a whole. The parameters still come from
+        `params_with_grads`, so gradients are treated exactly as for every other optimizer.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            names = parameter_names(group)
+            items = list(self.params_with_grads(group))
+            if group["foreach"]:
+                self.step_group_aggregated(group, items, names)
+                continue
+            for param, grad, state in items:
+                self.step_param(state, group, grad, param, name=names.get(id(param)))
+        return loss
+
+    def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
+                   name: str | None = None) -> None:
+        r"""
+        ### One layer
+
+        `name` is the parameter's name when the group has names; `step` passes it.
+        """
+        if name is None and "param_names" in group:
+            name = parameter_names(group).get(id(param))
+        # Under `multi_precision` the arithmetic runs on the float32 copy, $w$ below.
+        weight = state.get("master_weight", param)
+        grad = grad.to(weight.dtype)
+        lr = learning_rate(group, param)
+
+        # MXNet's pre-processing, $g \leftarrow \text{rescale}\cdot g$; the ratio's
+        # $\lVert g\rVert$ is taken here, before clipping.
+        if group["rescale_grad"] != 1:
+            grad = grad * group["rescale_grad"]
+        grad_norm = torch.linalg.vector_norm(grad)
+        if group["clip_gradient"] is not None:
+            # $$g \leftarrow \max(-c, \min(g, c))$$
+            grad = grad.clamp(-group["clip_gradient"], group["clip_gradient"])
+
+        weight_decay = self.weight_decay_of(group, param, name)
+        # The decayed gradient $u = g + \beta w$.
+        update = grad.add(weight, alpha=weight_decay) if weight_decay != 0 else grad
+
+        if self.adapts(group, param, name, weight_decay):
+            norm = grad_norm if group["trust_ratio_norm"] == "gradient" else torch.linalg.vector_norm(update)
+            ratio = trust_ratio(group, torch.linalg.vector_norm(weight), norm, weight_decay, lr)
+            # $$\textcolor{orange}{d_t = \lambda\,(g_t + \beta w_{t-1})}$$
+            update = update * ratio
+
+        self.apply_update(state, group, update, weight, lr)
+        if weight is not param:
+            # The half-precision parameter receives the rounded master weight.
+            param.copy_(weight)
+
+    def apply_update(self, state: dict[str, Any], group: dict[str, Any], update: torch.Tensor,
+                     weight: torch.Tensor, lr: float) -> None:
+        r"""
+        ### Momentum on the scaled direction
+
+        torch's convention is [SGD](sgd.md)'s `momentum_direction`, inherited as it is. With
+        `lr_in_momentum` the buffer holds the step itself (MXNet, the paper, optax):
+
+        $$v_t = \mu\, v_{t-1} - \gamma\, d_t \qquad w_t = w_{t-1} + v_t,$$
+
+        with $v_1 = -\gamma d_1$, and Nesterov's $w_t = w_{t-1} + \mu v_t - \gamma d_t$.
+        """
+        if not group["lr_in_momentum"]:
+            # $$w_t = w_{t-1} - \gamma\, b_t$$
+            weight.add_(self.momentum_direction(state, group, update), alpha=-lr)
+            return
+        momentum = group["momentum"]
+        if momentum == 0:
+            weight.add_(update, alpha=-lr)
+            return
+        velocity = state.get("velocity")
+        if velocity is None:
+            velocity = state["velocity"] = update.mul(-lr)
+        else:
+            # $$v_t = \mu\, v_{t-1} - \gamma\, d_t$$
+            velocity.mul_(momentum).add_(update, alpha=-lr)
+        if group["nesterov"]:
+            # $$w_t = w_{t-1} + \mu\, v_t - \gamma\, d_t$$
+            weight.add_(velocity, alpha=momentum).add_(update, alpha=-lr)
+        else:
+            # $$w_t = w_{t-1} + v_t$$
+            weight.add_(velocity)
+
+    def step_group_aggregated(self, group: dict[str, Any], items: list, names: dict[int, str]) -> None:
+        r"""
+        ### The aggregated path: one group at once
+
+        The same computation as `step_param`, batched: every norm of the group in one
+        `torch._foreach_norm` call, every local rate in one evaluation of `trust_ratio` on the stacked
+        norms, and the update as multi-tensor operations. The tests compare it with `step_param` on
+        every configuration.
+        """
+        if not items:
+            return
+        params = [param for param, _, _ in items]
+        states = [state for _, _, state in items]
+        weights = [state.get("master_weight", param) for param, _, state in items]
+        grads = [grad.to(weight.dtype) for (_, grad, _), weight in zip(items, weights)]
+        lrs = [learning_rate(group, param) for param in params]
+        param_names = [names.get(id(param)) for param in params]
+
+        if group["rescale_grad"] != 1:
+            grads = torch._foreach_mul(grads, group["rescale_grad"])
+        grad_norms = torch._foreach_norm(grads)
+        if group["clip_gradient"] is not None:
+            grads = torch._foreach_clamp_max(grads, group["clip_gradient"])
+            torch._foreach_clamp_min_(grads, -group["clip_gradient"])
+
+        decays = [self.weight_decay_of(group, p, n) for p, n in zip(params, param_names)]
+        # $u = g + \beta w$ for the whole group; a tensor with $\beta = 0$ is left as $g$, as above.
+        updates = [
+            grad.add(weight, alpha=decay) if decay != 0 else grad
+            for grad, weight, decay in zip(grads, weights, decays)
+        ]
+
+        adapted = [i for i, (p, n, d) in enumerate(zip(params, param_names, decays)) if self.adapts(group, p, n, d)]
+        if adapted:
+            weight_norms = torch.stack(torch._foreach_norm([weights[i] for i in adapted]))
+            if group["trust_ratio_norm"] == "gradient":
+                norms = torch.stack([grad_norms[i] for i in adapted])
+            else:
+                norms = torch.stack(torch._foreach_norm([updates[i] for i in adapted]))
+            dtype, device = weight_norms.dtype, weight_norms.device
+            ratios = trust_ratio(
+                group, weight_norms, norms,
+                torch.tensor([decays[i] for i in adapted], dtype=dtype, device=device),
+                torch.tensor([lrs[i] for i in adapted], dtype=dtype, device=device),
+            )
+            # $d = \lambda\, u$ for every adapted tensor in one multi-tensor multiply.
+            scaled = torch._foreach_mul([updates[i] for i in adapted], list(ratios.unbind()))
+            for i, update in zip(adapted, scaled):
+                updates[i] = update
+
+        self.apply_updates_aggregated(group, states, updates, weights, lrs)
+        low_precision = [(param, weight) for param, weight in zip(params, weights) if weight is not param]
+        if low_precision:
+            torch._foreach_copy_([p for p, _ in low_precision], [w for _, w in low_precision])
+
+    def apply_updates_aggregated(self, group: dict[str, Any], states: list, updates: list, weights: list,
+                                 lrs: list) -> None:
+        r"""`apply_update` for a list of tensors, with multi-tensor operations."""
+        momentum = group["momentum"]
+        if momentum == 0:
+            self.add_scaled(weights, updates, [-lr for lr in lrs])
+            return
+        key = "velocity" if group["lr_in_momentum"] else "momentum_buffer"
+        # The first step creates the buffers ($b_1 = d_1$, or $v_1 = -\gamma d_1$); later steps
+        # update all existing buffers together.
+        existing = [i for i, state in enumerate(states) if key in state]
+        for i, state in enumerate(states):
+            if key not in state:
+                state[key] = updates[i].mul(-lrs[i]) if group["lr_in_momentum"] else updates[i].clone()
+        buffers = [state[key] for state in states]
+        if existing:
+            old = [buffers[i] for i in existing]
+            torch._foreach_mul_(old, momentum)
+            if group["lr_in_momentum"]:
+                self.add_scaled(old, [updates[i] for i in existing], [-lrs[i] for i in existing])
+            else:
+                torch._foreach_add_(old, [updates[i] for i in existing], alpha=1 - group["dampening"])
+
+        if group["lr_in_momentum"]:
+            if group["nesterov"]:
+                torch._foreach_add_(weights, buffers, alpha=momentum)
+                self.add_scaled(weights, updates, [-lr for lr in lrs])
+            else:
+                torch._foreach_add_(weights, buffers)
+            return
+        directions = torch._foreach_add(updates, buffers, alpha=momentum) if group["nesterov"] else buffers
+        self.add_scaled(weights, directions, [-lr for lr in lrs])
+
+    @staticmethod
+    def add_scaled(targets: list, tensors: list, scales: list) -> None:
+        r"""`targets[i] += scales[i] * tensors[i]`, in one call when all scales are equal."""
+        if len(set(scales)) == 1:
+            torch._foreach_add_(targets, tensors, alpha=scales[0])
+        else:
+            for target, tensor, scale in zip(targets, tensors, scales):
+                target.add_(tensor, alpha=scale)
