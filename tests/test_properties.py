@@ -548,11 +548,12 @@ def test_hooks_fire_in_torch_order(info) -> None:
 def test_tensor_learning_rate_gives_the_same_steps(info, config) -> None:
     """A tensor lr, scheduled in place, steps exactly like the same float lr (torch.optim accepts both too)."""
     exempt(info, "tensor_lr")
-    lr = config.get("lr", info.defaults.get("lr"))
+    # A float32 tensor, as `torch.tensor(0.01)` gives; the float run uses the number it holds.
+    lr = torch.tensor(config.get("lr", info.defaults.get("lr")))
     results = []
     for as_tensor in (False, True):
         params = make_parameters(11, torch.float64)
-        value = torch.tensor(lr, dtype=torch.float64) if as_tensor else lr
+        value = lr.clone() if as_tensor else lr.item()
         optimizer = info.build(params, **{**config, "lr": value})
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
         run(optimizer, params, range(1, 7), scheduler=scheduler, without_grad=awkward_without_grad)
