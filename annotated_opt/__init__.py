@@ -12,6 +12,7 @@ from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
 from .base import GenericAdaptiveOptimizer
+from .nonfinite import NonFiniteGradientError
 from .options import learning_rate, param_groups_without_decay, param_option
 from .registry import REGISTRY, OptimizerInfo, Reference
 from .rmsprop import RMSprop
@@ -27,6 +28,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "GenericAdaptiveOptimizer",
+    "NonFiniteGradientError",
     "OptimizerInfo",
     "RMSprop",
     "Reference",

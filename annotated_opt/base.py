@@ -283,7 +283,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         bad, fresh = self._gradient_check(self.param_groups)
         if not bad:
             return True
-        if any(self.param_groups[b.group]["nonfinite"] == "raise" for b in bad):
+        if any(self.param_groups[b.group].get("nonfinite", "raise") == "raise" for b in bad):
             raise nonfinite.NonFiniteGradientError(nonfinite.error_message(type(self).__name__, bad))
         if fresh:
             if self._step_depth > 0:
@@ -311,8 +311,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         group gets torch's warning and, as in torch, is updated twice; a parameter in two groups is
         torch's error.)
         """
-        settings = {**self.defaults, **param_group}
-        check_learning_rate(settings["lr"])
+        settings = {**BASE_DEFAULTS, **self.defaults, **param_group}
+        if "lr" in settings:
+            check_learning_rate(settings["lr"])
         nonfinite.check_policy(settings["nonfinite"])
         precision.check_master_weights(settings["master_weights"])
         if not self.supports_complex:

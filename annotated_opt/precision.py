@@ -109,6 +109,7 @@ class MasterWeights:
         self.handed_out: dict[torch.Tensor, tuple[torch.Tensor, torch.Tensor, int]] = {}
         self.synced_versions: dict[torch.Tensor, int] = {}
 
+    @torch.no_grad()
     def master(self, param: torch.Tensor, target: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
         r"""
         The `float32` master of `param` (whose floating view `target` is what the update writes to),
@@ -126,10 +127,13 @@ class MasterWeights:
         self.handed_out[param] = (target, master, -1)
         return master
 
+    @torch.no_grad()
     def write_back(self, param: torch.Tensor) -> None:
         r"""
         $$\theta_t = \mathrm{round}\big(\theta^{32}_t\big)$$
         `copy_` rounds to nearest (ties to even), the rounding the master's own arithmetic would see.
+        It may run after `step`'s own `no_grad` has ended (the final flush), so it switches gradients
+        off itself.
         """
         target, master, _ = self.handed_out[param]
         target.copy_(master)

@@ -582,3 +582,16 @@ def test_closure_runs_with_gradients_and_its_loss_is_returned(info) -> None:
     assert calls and all(calls)
     assert isinstance(loss, torch.Tensor) and loss.ndim == 0
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_every_property_is_tested_and_every_test_names_its_property() -> None:
+    """The registry's list of properties and the battery stay in step: each is checked by a test here."""
+    import inspect
+
+    from annotated_opt.registry import PROPERTIES
+
+    from . import test_properties, test_property_fuzz
+
+    source = inspect.getsource(test_properties) + inspect.getsource(test_property_fuzz)
+    for name in PROPERTIES:
+        assert f'exempt(info, "{name}")' in source, name
