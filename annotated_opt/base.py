@@ -211,8 +211,10 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         # group, so that a bad gradient in the last group stops the step before the first is updated.
         if not self._gradients_are_usable():
             return
+        # Masters handed out by an earlier call and changed since (by an optimizer that collected a
+        # whole group before updating it) are written back now, before anything reads the parameters.
         master_weights = self._master_weights
-        self._master_weights.flush()
+        master_weights.flush()
 
         for param in group["params"]:
             # A parameter without a gradient (frozen, or unused in this forward pass) is left
@@ -256,6 +258,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             try:
                 yield target, grad, state
             finally:
+                # The caller is done with this parameter (it asked for the next one, or stopped): the
+                # parameter gets its rounded master now, so a forward pass later in the same step sees
+                # the update.
                 if use_master:
                     master_weights.write_back(param)
 

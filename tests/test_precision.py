@@ -123,3 +123,19 @@ def test_master_weights_reach_parameters_whatever_the_step_does(cls) -> None:
     assert torch.equal(p.detach(), expected.to(torch.bfloat16))
     if cls is PerturbThenRead:
         assert torch.equal(optimizer.seen[0], p.detach())
+
+
+def test_per_parameter_options_reach_master_weights_and_complex_parameters() -> None:
+    """`opt_args` live on the parameter; the master or real view that is updated must see them too."""
+    half = parameter([1.0, 2.0], torch.bfloat16)
+    half.opt_args = {"lr_scale": 0.5}
+    complex_param = torch.tensor([1.0 + 1.0j], dtype=torch.complex128, requires_grad=True)
+    complex_param.opt_args = {"lr": 0.25}
+    optimizer = SGD([{"params": [half], "master_weights": True}, {"params": [complex_param]}], lr=0.1)
+    half.grad = torch.ones_like(half)
+    complex_param.grad = torch.tensor([1.0 - 2.0j], dtype=torch.complex128)
+    optimizer.step()
+    # theta - lr * lr_scale * g, and theta - lr' * g with the parameter's own lr.
+    assert torch.equal(optimizer.state[half]["master_param"], torch.tensor([1.0, 2.0]) - 0.05)
+    assert complex_param.detach().tolist() == [complex(0.75, 1.5)]
+    assert not hasattr(optimizer.state[half]["master_param"], "opt_args")
