@@ -88,6 +88,8 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
     ]
     if not checked:
         return []
+    # $$s_k = \sum_i g^{(k)}_i \text{ finite for every tensor } k \implies \text{no } g^{(k)}_i
+    #   \text{ is } \pm\infty \text{ or NaN}$$
     device = checked[0][2].device
     sums = [
         grad.sum(dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None).to(device)
@@ -96,6 +98,7 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
     if bool(torch.isfinite(torch.stack(sums)).all()):
         return []
 
+    # The screen failed: find the culprits, and count their NaN and inf for the message.
     bad = []
     for group_index, param_index, grad in checked:
         nan = int(torch.isnan(grad).sum())
@@ -135,12 +138,14 @@ class GradientCheck:
 
     def __call__(self, param_groups: Sequence[dict[str, Any]]) -> tuple[list[BadGradient], bool]:
         r"""The bad gradients, and whether this was a fresh check (new gradients) or a remembered one."""
+        # The same gradients as last time, unchanged: the same answer, without a pass over them.
         current = self.signature(param_groups)
         if self.seen is not None and len(self.seen) == len(current) and all(
             (seen is None and grad is None) or (seen is not None and seen[0]() is grad and seen[1] == version)
             for seen, (grad, version) in zip(self.seen, current)
         ):
             return self.verdict, False
+        # Otherwise check, and remember what was checked.
         self.verdict = find_bad_gradients(param_groups)
         self.seen = [None if grad is None else (weakref.ref(grad), version) for grad, version in current]
         return self.verdict, True

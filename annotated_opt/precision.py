@@ -7,8 +7,9 @@ $1 - 2^{-8}$ and $1 + 2^{-7}$, so an update smaller than half that gap rounds aw
 $$\mathrm{round}_{\text{bf16}}\big(\theta + \Delta\theta\big) = \theta
   \qquad\text{whenever}\qquad |\Delta\theta| < 2^{-9}\,|\theta| \text{ (roughly)}.$$
 
-With a learning rate of $10^{-3}$, Adam moves each coordinate by about $10^{-3}$ per step: every weight
-larger than about $0.5$ in magnitude never changes at all, although every gradient was right. `float16`
+With a learning rate of $10^{-3}$, Adam moves each coordinate by about $10^{-3}$ per step: a weight
+larger than $0.5$ in magnitude never changes at all, although every gradient was right, and one between
+$0.25$ and $0.5$ moves by a whole spacing, $2^{-9} \approx 2\times10^{-3}$, twice the step. `float16`
 keeps 11 bits, which only moves the threshold, and adds a second trap: its smallest positive number is
 about $6\times10^{-8}$, so Adam's default $\epsilon = 10^{-8}$ *is* zero in `float16`, and a coordinate
 whose gradient is zero computes $0/0$. `torch.optim` behaves exactly like this; so do our optimizers by
