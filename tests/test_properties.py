@@ -219,9 +219,11 @@ def test_non_contiguous_parameter_matches_contiguous(info, config) -> None:
     run(first, [strided], range(1, 9))
     run(second, [dense], range(1, 9))
     assert strided.stride() == strides
-    assert torch.equal(strided.detach(), dense.detach())
+    # Element-wise updates are bit-identical; a reduction (a row norm) may add in another order over a
+    # strided tensor, hence the tolerance of a few roundings.
+    torch.testing.assert_close(strided.detach(), dense.detach(), rtol=1e-13, atol=1e-15)
     for (key, a), b in zip(first.state[strided].items(), second.state[dense].values()):
-        assert same(torch.as_tensor(a).contiguous(), torch.as_tensor(b).contiguous()), key
+        torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b), rtol=1e-13, atol=1e-15, msg=key)
 
 
 @pytest.mark.parametrize(("info", "config"), cases())
@@ -310,7 +312,12 @@ def test_native_dtypes(info, config, dtype) -> None:
     run(exact_optimizer, exact, range(1, 7), gradient=lambda p, i, s: bounded_gradient(p, i, s).to(dtype).double())
     assert_finite(low_optimizer, low)
     assert all(p.dtype == dtype for p in low)
-    assert all(t.dtype == dtype for t in state_tensors(low_optimizer) if t.is_floating_point())
+    # Parameter-sized state (moments, buffers) is kept in the parameter's dtype, as torch.optim keeps it;
+    # smaller statistics (a step count, per-row norms) may be kept more precisely.
+    for p in low:
+        for key, value in low_optimizer.state[p].items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.shape == p.shape:
+                assert value.dtype == dtype, key
     scale = max(p.abs().max().item() for p in exact)
     error = max((p.double() - q).abs().max().item() for p, q in zip(low, exact))
     assert error <= NATIVE_TOLERANCE[dtype] * scale
