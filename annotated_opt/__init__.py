@@ -18,6 +18,7 @@ from .lars import LARS, LARS_CONVENTIONS
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
+from .nonfinite import NonFiniteGradientError
 from .options import learning_rate, param_groups_without_decay, param_option
 from .radam import RAdam
 from .registry import REGISTRY, OptimizerInfo, Reference
@@ -43,6 +44,7 @@ __all__ = [
     "LARS_CONVENTIONS",
     "Nero",
     "NeroPlus",
+    "NonFiniteGradientError",
     "OptimizerInfo",
     "RAdam",
     "RMSprop",

@@ -13,25 +13,101 @@ So each optimizer answers two questions, as two methods:
 * `step_param(state, group, grad, param)` updates one parameter in place, written so that it reads
   like the equations in the paper.
 
-Everything else (running the closure, walking the parameter groups, skipping parameters without a
-gradient, refusing sparse gradients, `maximize`) is the same for all of them and lives here, once, in
-the template method `step`. Because the class extends `torch.optim.Optimizer`, everything torch builds
-on top of that class keeps working unchanged: `state_dict`/`load_state_dict`, `add_param_group`,
-`zero_grad`, step hooks, and every scheduler in `torch.optim.lr_scheduler`.
+Everything else is the same for all of them and lives here, once: running the closure, walking the
+parameter groups, skipping parameters without a gradient, refusing sparse gradients, `maximize`, and
+four things that are easy to get wrong in every optimizer separately:
+
+* **bad gradients**: an `inf` or `NaN` anywhere is caught before anything changes, and then raises or
+  skips the step ([non-finite gradients](nonfinite.md), the option `nonfinite`);
+* **complex parameters** are optimised as their real views, as `torch.optim` does;
+* **low-precision parameters** can keep `float32` master weights
+  ([master weights](precision.md), the option `master_weights`);
+* **checkpoints** round-trip exactly: loading never aliases the source, keeps `float32` master state,
+  and accepts an older checkpoint that lacks an option added since.
+
+Because the class extends `torch.optim.Optimizer`, everything torch builds on top of that class keeps
+working unchanged: `state_dict`/`load_state_dict`, `add_param_group`, `zero_grad`, step hooks, and every
+scheduler in `torch.optim.lr_scheduler`.
 
 An optimizer that truly needs a whole group at once (layer-wise trust ratios computed together,
-the two passes of SAM, the slow weights of Lookahead) may override `step`; its page says so.
+the two passes of SAM, the slow weights of Lookahead) may override `step`; its page says so. It still
+gets its parameters from `params_with_grads`, so it inherits all of the above.
+
+## Options every optimizer has
+
+Besides its own hyper-parameters, every parameter group has two options with these defaults. Set them
+in a parameter group, `Adam([{"params": model.parameters(), "master_weights": True}])`, or on all
+groups after construction; constructors that pass extra keyword options on to their defaults (the
+[Adam](adam.md) family) also take them directly, `AdamW(params, nonfinite="skip")`.
+
+| option | default | meaning |
+|---|---|---|
+| `nonfinite` | `"raise"` | what a step does with an `inf`/`NaN` gradient: `"raise"`, `"skip"` or `"ignore"` |
+| `master_weights` | `False` | keep a `float32` master copy of `float16`/`bfloat16` parameters |
 """
 
 import copy
+import functools
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 import torch
 
+from . import nonfinite, precision
+from .options import OPTION_ATTRIBUTE
 from .validation import check_non_negative
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, torch.Tensor]]
+
+BASE_DEFAULTS: dict[str, Any] = {"nonfinite": "raise", "master_weights": False}
+
+
+def check_learning_rate(lr: Any) -> None:
+    r"""
+    A learning rate is a number $\ge 0$, or a one-element tensor holding one (which a scheduler may
+    update in place; it is read at every step).
+    """
+    if isinstance(lr, torch.Tensor):
+        if lr.numel() != 1:
+            raise ValueError(f"Invalid lr: a tensor learning rate must hold one value, got shape {tuple(lr.shape)}")
+        if lr.is_complex():
+            raise ValueError(f"Invalid lr: {lr} (must be real)")
+        lr = lr.item()
+    check_non_negative("lr", lr)
+
+
+def _step_scope(step: Callable[..., Any]) -> Callable[..., Any]:
+    r"""
+    ### The scope of one step
+
+    A few things must happen once per step whatever the step does: the memory of checked gradients is
+    wiped when it starts; master weights are written back and a skipped step is counted when it ends.
+    Every `step` of this class and of its subclasses is wrapped in this scope (automatically, by
+    `__init_subclass__`), so an optimizer that overrides `step` gets it without doing anything. A
+    `step` that calls `super().step()` is one step, not two: only the outermost call opens and closes
+    the scope.
+    """
+
+    @functools.wraps(step)
+    def scoped(self: "GenericAdaptiveOptimizer", *args: Any, **kwargs: Any) -> Any:
+        outermost = self._step_depth == 0
+        if outermost:
+            self._gradient_check.forget()
+            self._skipped_this_step = []
+        self._step_depth += 1
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            self._step_depth -= 1
+            if outermost:
+                self._master_weights.end_step()
+                if self._skipped_this_step:
+                    self._report_skip(self._skipped_this_step)
+
+    scoped._annotated_opt_step_scope = True  # type: ignore[attr-defined]
+    return scoped
 
 
 class GenericAdaptiveOptimizer(torch.optim.Optimizer):
@@ -39,20 +115,46 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     ## Base class
 
     `params` are the parameters (or parameter groups) to optimise, exactly as for any
-    `torch.optim.Optimizer`; `defaults` holds the hyper-parameters every group starts from.
-    Every optimizer has a learning rate, so it is checked here; the subclasses check the rest.
+    `torch.optim.Optimizer`; `defaults` holds the hyper-parameters every group starts from, to which
+    the options above are added. Every optimizer has a learning rate, so it is checked here; the
+    subclasses check the rest.
+
+    `supports_complex` says whether the algorithm is defined for complex parameters (as their real
+    views). A subclass for which it is not sets it to `False`, and a complex parameter is then refused
+    when it is added, with a clear error.
+
+    `skipped_steps` counts the steps skipped for non-finite gradients.
     """
 
+    supports_complex = True
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
-        check_non_negative("lr", defaults["lr"])
+        check_learning_rate(defaults["lr"])
+        defaults = {**BASE_DEFAULTS, **defaults}
+        self.skipped_steps = 0
+        self._start_bookkeeping()
         super().__init__(params, defaults)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_annotated_opt_step_scope", False):
+            cls.step = _step_scope(step)
+
+    def _start_bookkeeping(self) -> None:
+        r"""The per-step bookkeeping; it is never saved, and starts afresh after a copy or a load."""
+        self._step_depth = 0
+        self._gradient_check = nonfinite.GradientCheck()
+        self._master_weights = precision.MasterWeights()
+        self._skipped_this_step: list[nonfinite.BadGradient] = []
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
         ### Initialise the state of one parameter
 
         Called once per parameter, the first time it has a gradient. The default keeps no state
-        (plain gradient descent needs none).
+        (plain gradient descent needs none). Create state tensors like `param` (`zeros_like`): `param`
+        is the tensor `step_param` will update, so the state gets its shape and dtype.
         """
 
     def step_param(
@@ -66,16 +168,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         """
         raise NotImplementedError
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        r"""
-        ### Loading a checkpoint without aliasing it
-
-        `torch.optim.Optimizer.load_state_dict` keeps the very tensors of an in-memory state dict
-        when their dtype and device already fit, so the loaded optimizer and the one the dict came
-        from would silently update the same buffers. We load a deep copy instead.
-        """
-        super().load_state_dict(copy.deepcopy(state_dict))
-
+    @_step_scope
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
         r"""
@@ -103,8 +196,26 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
         Yields `(param, grad, state)` for every parameter of `group` that has a gradient, with the
         state initialised. Optimizers that override `step` to see a whole group at once iterate
-        through here too, so every optimizer treats gradients the same way.
+        through here too, so every optimizer treats gradients the same way. What they must know:
+
+        * the yielded `param` is the tensor to update in place. It is the parameter itself, or its
+          real view (a complex parameter), or its `float32` master copy (`master_weights`). Per-parameter
+          options (`opt_args`) are carried over to it, so `param_option` works on it as usual;
+        * use the yielded `state`: never look state up with `self.state[param]`, since the yielded
+          tensor may not be the parameter;
+        * updates reach a master-weighted parameter when the loop moves on, and at the latest when
+          `step` returns; a step that reads the parameters between its own passes (SAM's perturbed
+          forward pass) must iterate lazily, as a `for` loop does.
         """
+        # Before any parameter of any group changes: are all the gradients finite? This looks at every
+        # group, so that a bad gradient in the last group stops the step before the first is updated.
+        if not self._gradients_are_usable():
+            return
+        # Masters handed out by an earlier call and changed since (by an optimizer that collected a
+        # whole group before updating it) are written back now, before anything reads the parameters.
+        master_weights = self._master_weights
+        master_weights.flush()
+
         for param in group["params"]:
             # A parameter without a gradient (frozen, or unused in this forward pass) is left
             # exactly as it is: its state does not advance either.
@@ -118,12 +229,161 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     f"{type(self).__name__} does not support sparse gradients "
                     "(use torch.optim.SparseAdam or a dense gradient)"
                 )
+            # A complex number $z = a + ib$ is optimised as the pair $(a, b)$: `view_as_real` shows the
+            # same memory as a real tensor with a last dimension of 2, so the update written for real
+            # numbers applies unchanged and lands in the complex parameter. This is what `torch.optim`
+            # does; note that Adam's $g^2$ then means $(a^2, b^2)$ per part, not $|z|^2$.
+            target = param
+            if torch.is_complex(param):
+                target, grad = torch.view_as_real(param), torch.view_as_real(grad)
             # To maximise $f$ we descend $-f$, whose gradient is $-g$. This makes a new tensor,
             # so `param.grad` is never touched.
             if group.get("maximize", False):
                 grad = -grad
 
             state = self.state[param]
-            if len(state) == 0:
-                self.init_state(state, group, param)
-            yield param, grad, state
+            fresh = len(state) == 0
+            # A low-precision parameter with master weights is updated through its `float32` master,
+            # with a `float32` gradient.
+            use_master = precision.uses_master(group, target)
+            if use_master:
+                target = master_weights.master(param, target, state)
+                grad = grad.float()
+            elif precision.MASTER_KEY in state:
+                precision.MasterWeights.release(state, target.dtype)
+            target = self._carry_options(param, target)
+
+            if fresh:
+                self.init_state(state, group, target)
+            try:
+                yield target, grad, state
+            finally:
+                # The caller is done with this parameter (it asked for the next one, or stopped): the
+                # parameter gets its rounded master now, so a forward pass later in the same step sees
+                # the update.
+                if use_master:
+                    master_weights.write_back(param)
+
+    @staticmethod
+    def _carry_options(param: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        r"""
+        Per-parameter options live as an attribute of the parameter. When the tensor handed to
+        `step_param` is another one (a view, a master), a fresh alias of it carries them, so they are
+        never stored on a tensor that is saved in a checkpoint.
+        """
+        options = getattr(param, OPTION_ATTRIBUTE, None)
+        if target is param or options is None:
+            return target
+        alias = target.view_as(target)
+        setattr(alias, OPTION_ATTRIBUTE, options)
+        return alias
+
+    def _gradients_are_usable(self) -> bool:
+        r"""
+        ### Applying the non-finite policy
+
+        `False` means: skip. Each set of gradients is checked once (see `GradientCheck`), and a
+        skipped step is reported once, when its scope ends.
+        """
+        bad, fresh = self._gradient_check(self.param_groups)
+        if not bad:
+            return True
+        if any(self.param_groups[b.group].get("nonfinite", "raise") == "raise" for b in bad):
+            raise nonfinite.NonFiniteGradientError(nonfinite.error_message(type(self).__name__, bad))
+        if fresh:
+            if self._step_depth > 0:
+                self._skipped_this_step = bad
+            else:
+                self._report_skip(bad)
+        return False
+
+    def _report_skip(self, bad: list[nonfinite.BadGradient]) -> None:
+        self.skipped_steps += 1
+        warnings.warn(
+            f"{type(self).__name__} skipped a step (skipped so far: {self.skipped_steps}): non-finite "
+            f"gradient in {bad[0].describe()}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        r"""
+        ### Checking every group, not just the defaults
+
+        `torch.optim` checks the constructor's arguments only; a group added with `lr=-1` is accepted.
+        Here every group is checked before it is added: its learning rate, the two options above, and
+        complex parameters for an optimizer that does not support them. (A parameter given twice in one
+        group gets torch's warning and, as in torch, is updated twice; a parameter in two groups is
+        torch's error.)
+        """
+        settings = {**BASE_DEFAULTS, **self.defaults, **param_group}
+        if "lr" in settings:
+            check_learning_rate(settings["lr"])
+        nonfinite.check_policy(settings["nonfinite"])
+        precision.check_master_weights(settings["master_weights"])
+        if not self.supports_complex:
+            params = param_group["params"]
+            params = [params] if isinstance(params, torch.Tensor) else list(params)
+            param_group["params"] = params
+            for p in params:
+                tensor = p[1] if isinstance(p, tuple) else p
+                if isinstance(tensor, torch.Tensor) and torch.is_complex(tensor):
+                    raise ValueError(f"{type(self).__name__} does not support complex parameters")
+        super().add_param_group(param_group)
+
+    def state_dict(self) -> dict[str, Any]:
+        r"""torch's state dict, plus the count of skipped steps."""
+        state_dict = super().state_dict()
+        state_dict["skipped_steps"] = self.skipped_steps
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r"""
+        ### Loading a checkpoint
+
+        Three things differ from `torch.optim.Optimizer.load_state_dict`:
+
+        * it keeps the very tensors of an in-memory state dict when their dtype and device already
+          fit, so the loaded optimizer and the one the dict came from would silently update the same
+          buffers. We load a deep copy instead;
+        * it casts floating-point state to the parameter's dtype, which would round `float32` master
+          weights to half precision. That state is set aside before, and put back after;
+        * a group option missing from the checkpoint (saved before the option existed) takes its
+          default, in `__setstate__` below.
+        """
+        state_dict = copy.deepcopy(state_dict)
+        kept = precision.float32_state(state_dict)
+        super().load_state_dict(state_dict)
+        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+        params = chain.from_iterable(g["params"] for g in self.param_groups)
+        for saved_id, param in zip(saved_ids, params):
+            for key, value in kept.get(saved_id, {}).items():
+                self.state[param][key] = value.to(device=param.device)
+        self.skipped_steps = state_dict.get("skipped_steps", 0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        r"""
+        ### Copies and pickles
+
+        torch saves only `defaults`, `state` and `param_groups`, so a `deepcopy` of an optimizer that
+        keeps anything else (our `WeightDecay` object, a wrapper's base optimizer) would come back
+        without it and fail at its next step. Everything is kept except the hooks (which may not be
+        picklable; torch drops them too) and the per-step bookkeeping.
+        """
+        transient = {"_step_depth", "_gradient_check", "_master_weights", "_skipped_this_step"}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_optimizer_") and k not in transient}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        r"""
+        Called by unpickling and by `load_state_dict`. A group that lacks an option fills it from the
+        defaults, which is how an older checkpoint loads into a newer optimizer (torch's own optimizers
+        do the same for each option they added over the years).
+        """
+        super().__setstate__(state)
+        self._start_bookkeeping()
+        if not hasattr(self, "skipped_steps"):
+            self.skipped_steps = 0
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                if key != "differentiable":
+                    group.setdefault(key, value)

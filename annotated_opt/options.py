@@ -37,9 +37,14 @@ def param_option(group: dict[str, Any], param: torch.Tensor, name: str, default:
 def learning_rate(group: dict[str, Any], param: torch.Tensor) -> Any:
     r"""
     The learning rate in force for `param` at this step, $\eta \cdot \text{lr\_scale}$.
-    Read at every step, so it always reflects what a scheduler has set on the group.
+    Read at every step, so it always reflects what a scheduler has set on the group. A learning rate
+    given as a one-element tensor (which schedulers update in place) is read as a Python number, so
+    every optimizer computes with it exactly as with the same `float`.
     """
-    return param_option(group, param, "lr") * param_option(group, param, "lr_scale", 1.0)
+    lr = param_option(group, param, "lr")
+    if isinstance(lr, torch.Tensor):
+        lr = lr.item()
+    return lr * param_option(group, param, "lr_scale", 1.0)
 
 
 NORMALISATION_LAYERS = (

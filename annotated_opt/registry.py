@@ -5,6 +5,17 @@ One list of every optimizer in the library with what is known about it: its pape
 parent, how much state it keeps, the independent implementation it is checked against and in which
 configurations. The tests, the site's index table, the plots and the benchmarks all iterate over it,
 so adding an optimizer means adding its module and one entry here.
+
+## The property battery
+
+Every entry must also pass a battery of properties (in `tests/test_properties.py` and
+`tests/test_property_fuzz.py`), the same bar `torch.optim` sets for its own optimizers: checkpoints
+that continue bit-identically, steps without gradients that change nothing, complex and low-precision
+parameters, bad gradients, invalid arguments, hooks, random shapes and gradient sequences. `PROPERTIES`
+names each one. Where an algorithm legitimately breaks a property (Nero re-projects its weights at
+every step, so a zero gradient still moves them), its entry says so in `exemptions`, with the reason;
+the battery then skips that property for it and reports the reason. Nothing is exempted by name in the
+tests.
 """
 
 import inspect
@@ -25,6 +36,37 @@ from .nero_plus import NeroPlus
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
+
+PROPERTIES: dict[str, str] = {
+    "state_dict_round_trip": "a state dict taken mid-run (in memory, or saved and loaded with weights_only=True) "
+                             "continues bit-identically",
+    "older_state_dict": "a state dict without the group options that have their default value (one saved "
+                        "before those options existed) loads and continues bit-identically",
+    "load_does_not_alias": "loading a state dict neither shares nor modifies the source's tensors",
+    "deepcopy": "a deep copy of model and optimizer, taken mid-run, continues bit-identically",
+    "no_grad_step_is_noop": "a step in which no parameter has a gradient changes no parameter and no state",
+    "zero_grad_is_noop": "zero gradients without weight decay, from the first step, leave the parameters unchanged",
+    "zero_size_params": "zero-size parameters are accepted and do not change the updates of the others",
+    "frozen_then_unfrozen": "a parameter without gradients is untouched and keeps no state; once it gets "
+                            "gradients it trains",
+    "non_contiguous": "a non-contiguous parameter is updated exactly like a contiguous copy, keeping its strides",
+    "add_param_group": "a group added mid-run gets every default, its own settings, state, and checkpoints",
+    "complex_as_real": "a complex parameter is optimised exactly as its real view (or is refused clearly)",
+    "native_dtypes": "float64, float32, bfloat16 and float16 parameters keep their dtype, and their state's, "
+                     "and stay close to float64",
+    "master_weights": "with master_weights a bfloat16/float16 parameter follows float32 training exactly, "
+                      "also across a checkpoint",
+    "nonfinite_raise": "an inf/NaN gradient raises NonFiniteGradientError naming the parameter, changing nothing",
+    "nonfinite_skip": "with nonfinite='skip' such a step is skipped in every group, counted and reported",
+    "invalid_arguments": "invalid constructor arguments and group options raise ValueError naming the argument",
+    "parameter_lists": "an empty list, a parameter in two groups and a duplicate parameter behave as in torch.optim",
+    "sparse_gradient": "a sparse gradient raises a clear error",
+    "hooks": "step, state_dict and load_state_dict hooks fire in the order torch.optim fires them",
+    "tensor_lr": "a learning rate given as a tensor (and scheduled in place) gives the same steps as the float",
+    "closure": "the closure runs with gradients enabled and its loss is returned",
+    "fuzz": "random shapes, hyper-parameters and gradient sequences: only documented exceptions, finite results, "
+            "checkpoint/restore equivalence",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +99,10 @@ class OptimizerInfo:
     * `factory`, when set, builds the optimizer instead of `cls(params, **config)`: a wrapper that
       needs a base optimizer, or one that must prepare its parameters first. Use `build` everywhere.
     * `requires_closure` says that `step` must be given a closure (SAM's two passes).
+    * `exemptions` maps a property of `PROPERTIES` that does not hold for this optimizer to the reason
+      why (the algorithm, not the implementation, must be the reason). Empty by default: everything holds.
+    * `negative_args` names constructor arguments for which a negative number is meaningful; every other
+      numeric argument must refuse a negative value (and every one must refuse NaN).
     """
 
     name: str
@@ -72,6 +118,8 @@ class OptimizerInfo:
     toy_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     factory: Callable[..., Any] | None = None
     requires_closure: bool = False
+    exemptions: Mapping[str, str] = field(default_factory=dict)
+    negative_args: tuple[str, ...] = ()
 
     def build(self, params: Any, **config: Any) -> Any:
         """A new optimizer over `params` with the constructor arguments `config`."""
@@ -107,6 +155,9 @@ REGISTRY: dict[str, OptimizerInfo] = {}
 def register(info: OptimizerInfo) -> OptimizerInfo:
     if info.key in REGISTRY:
         raise ValueError(f"optimizer {info.name!r} is registered twice")
+    unknown = set(info.exemptions) - set(PROPERTIES)
+    if unknown:
+        raise ValueError(f"{info.name}: exemptions name unknown properties {sorted(unknown)}")
     REGISTRY[info.key] = info
     return info
 

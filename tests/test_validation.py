@@ -1,11 +1,14 @@
-"""Bad input fails at construction with a message naming the argument and its value."""
+"""
+Bad input fails at construction with a message naming the argument and its value: the exact messages,
+optimizer by optimizer. That every numeric argument of every registered optimizer refuses NaN and
+negative values, and every group option its invalid values, is a property of the battery
+(test_properties.py).
+"""
 
 import pytest
 import torch
 
 from annotated_opt import SGD, Adagrad, Adam, AdamW, AMSGrad, RMSprop, WeightDecay
-
-from .helpers import VERIFIED
 
 
 def param() -> list[torch.nn.Parameter]:
@@ -41,28 +44,6 @@ def test_invalid_hyper_parameters_raise(cls, kwargs, message) -> None:
     with pytest.raises(ValueError) as error:
         cls(param(), **kwargs)
     assert message in str(error.value)
-
-
-@pytest.mark.parametrize("info", VERIFIED, ids=lambda i: i.key)
-def test_empty_parameter_list_raises(info) -> None:
-    with pytest.raises(ValueError, match="empty parameter list"):
-        info.build([])
-
-
-@pytest.mark.parametrize("info", VERIFIED, ids=lambda i: i.key)
-def test_sparse_gradient_raises_clearly(info) -> None:
-    p = torch.nn.Parameter(torch.zeros(4, 2))
-    p.grad = torch.sparse_coo_tensor([[0, 2]], torch.ones(2, 2), (4, 2))
-    optimizer = info.build([p], **info.configs[0])
-    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
-        optimizer.step()
-
-
-@pytest.mark.parametrize("info", VERIFIED, ids=lambda i: i.key)
-def test_parameter_in_two_groups_raises(info) -> None:
-    p = torch.nn.Parameter(torch.zeros(2))
-    with pytest.raises(ValueError, match="more than one parameter group"):
-        info.build([{"params": [p]}, {"params": [p]}])
 
 
 def test_weight_decay_object_is_immutable_and_validated() -> None:

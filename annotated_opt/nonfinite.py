@@ -1,0 +1,162 @@
+r"""
+# Non-finite gradients: raise, skip, or ignore
+
+One `inf` or `NaN` in one gradient is enough to ruin a run for good. An adaptive optimizer folds the
+gradient into its state: after $v_t = \beta_2 v_{t-1} + (1-\beta_2)\,g_t^2$ with one $g_t = \infty$,
+$v$ is infinite in that coordinate for the rest of training, and $m_t / \sqrt{v_t}$ is
+$\infty/\infty = \mathrm{NaN}$. A `NaN` spreads the same way. The weights are then wrong, the moments
+are wrong, and a checkpoint taken afterwards is wrong too. `torch.optim` does not look: it applies the
+step and the damage shows a few steps later as a loss of `nan`, far from its cause.
+
+Every optimizer here looks at the gradients before it changes anything, and does what the parameter
+group's option `nonfinite` says:
+
+* `"raise"` (the default): raise `NonFiniteGradientError`, naming the parameter and counting the bad
+  values. Nothing has been changed: neither a weight nor a moment nor a step count. Fix the cause, or
+  catch the error and carry on with the next batch.
+* `"skip"`: skip the whole step, in every group, as if `step` had not been called, count it in the
+  optimizer's `skipped_steps` (saved in its state dict) and report it with a `RuntimeWarning`. This is
+  what mixed-precision training does with a loss scaler (`torch.amp.GradScaler` skips a step whose
+  unscaled gradients overflow), available without one.
+* `"ignore"`: do not check, exactly like `torch.optim`. The check costs one pass over the gradients
+  and one synchronisation per step; choose this when that matters more than protection.
+
+The decision is for the whole step, not per group: a skipped step leaves every group untouched, so the
+groups never drift out of step with each other. When groups disagree, `"raise"` wins over `"skip"`, and
+groups set to `"ignore"` are not checked at all.
+
+A finite gradient can still overflow in the state (a `float16` $g^2$ above 65504); that is a question
+of precision, answered by [master weights](precision.md), not of bad input.
+"""
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+POLICIES = ("raise", "skip", "ignore")
+
+
+class NonFiniteGradientError(RuntimeError):
+    r"""A gradient held `inf` or `NaN`; the optimizer changed nothing."""
+
+
+def check_policy(value: Any) -> None:
+    r"""The option must be one of the three policies; a typo must not silently mean "raise"."""
+    if value not in POLICIES:
+        raise ValueError(f"Invalid nonfinite: {value!r} (must be one of {', '.join(map(repr, POLICIES))})")
+
+
+@dataclass(frozen=True)
+class BadGradient:
+    r"""Where a non-finite gradient was found, and what it holds."""
+
+    group: int
+    index: int
+    name: str | None
+    nan: int
+    inf: int
+    numel: int
+
+    def describe(self) -> str:
+        where = f"parameter {self.index} of group {self.group}"
+        if self.name is not None:
+            where += f" ({self.name!r})"
+        return f"{where}: {self.nan} NaN and {self.inf} inf among {self.numel} values"
+
+
+def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradient]:
+    r"""
+    ### The check
+
+    It must be cheap, since it runs at every step. The screen is one sum per gradient: IEEE arithmetic
+    carries any $\pm\infty$ or `NaN` into the sum ($\infty + x = \infty$, $\infty - \infty = \mathrm{NaN}$,
+    $\mathrm{NaN} + x = \mathrm{NaN}$), so a finite total of the sums proves every gradient finite, with one
+    small reduction per tensor and a single synchronisation. Half-precision gradients are summed in
+    `float32`, whose range no sum of them can exceed. Only when the screen fails are the bad values
+    counted, parameter by parameter; a sum that overflowed on huge but finite values is then found to
+    be a false alarm. Sparse gradients are left out here: the step refuses them with its own error.
+    """
+    checked = [
+        (group_index, param_index, p.grad)
+        for group_index, group in enumerate(param_groups)
+        if group.get("nonfinite", "raise") != "ignore"
+        for param_index, p in enumerate(group["params"])
+        if p.grad is not None and not p.grad.is_sparse
+    ]
+    if not checked:
+        return []
+    # $$s_k = \sum_i g^{(k)}_i \text{ finite for every tensor } k \implies \text{no } g^{(k)}_i
+    #   \text{ is } \pm\infty \text{ or NaN}$$
+    device = checked[0][2].device
+    sums = [
+        grad.sum(dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None).to(device)
+        for _, _, grad in checked
+    ]
+    if bool(torch.isfinite(torch.stack(sums)).all()):
+        return []
+
+    # The screen failed: find the culprits, and count their NaN and inf for the message.
+    bad = []
+    for group_index, param_index, grad in checked:
+        nan = int(torch.isnan(grad).sum())
+        inf = int(torch.isinf(grad).sum())
+        if nan or inf:
+            names = param_groups[group_index].get("param_names")
+            name = names[param_index] if names is not None else None
+            bad.append(BadGradient(group_index, param_index, name, nan, inf, grad.numel()))
+    return bad
+
+
+class GradientCheck:
+    r"""
+    ### Checking each set of gradients once
+
+    `params_with_grads` is called once per group, and optimizers with two passes (SAM) call it again
+    after their closure has computed new gradients. The check is remembered for the gradients it saw:
+    each gradient tensor (held by a weak reference, so a freed gradient cannot be mistaken for a new one
+    at the same address) and its version counter, which every in-place change increments. New
+    gradients, or changed ones, are checked again. The memory is wiped at the start of every step.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[weakref.ref, int] | None] | None = None
+        self.verdict: list[BadGradient] = []
+
+    def forget(self) -> None:
+        self.seen = None
+
+    @staticmethod
+    def signature(param_groups: Sequence[dict[str, Any]]) -> list[tuple[torch.Tensor | None, int]]:
+        return [
+            (p.grad, p.grad._version if p.grad is not None else -1)
+            for group in param_groups
+            for p in group["params"]
+        ]
+
+    def __call__(self, param_groups: Sequence[dict[str, Any]]) -> tuple[list[BadGradient], bool]:
+        r"""The bad gradients, and whether this was a fresh check (new gradients) or a remembered one."""
+        # The same gradients as last time, unchanged: the same answer, without a pass over them.
+        current = self.signature(param_groups)
+        if self.seen is not None and len(self.seen) == len(current) and all(
+            (seen is None and grad is None) or (seen is not None and seen[0]() is grad and seen[1] == version)
+            for seen, (grad, version) in zip(self.seen, current)
+        ):
+            return self.verdict, False
+        # Otherwise check, and remember what was checked.
+        self.verdict = find_bad_gradients(param_groups)
+        self.seen = [None if grad is None else (weakref.ref(grad), version) for grad, version in current]
+        return self.verdict, True
+
+
+def error_message(optimizer_name: str, bad: Sequence[BadGradient]) -> str:
+    r"""Name up to three offending parameters, say nothing was changed, and say what the options are."""
+    shown = "; ".join(b.describe() for b in bad[:3])
+    more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+    return (
+        f"{optimizer_name} got a non-finite gradient in {shown}{more}. Nothing was updated. "
+        "Set nonfinite='skip' in the parameter groups to skip such steps, or 'ignore' to apply them "
+        "as torch.optim does."
+    )

@@ -1,0 +1,109 @@
+"""The non-finite gradient policy in detail: names, mixed policies, two-pass steps, false alarms, records."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from annotated_opt import SGD, Adam, GenericAdaptiveOptimizer
+from annotated_opt.nonfinite import NonFiniteGradientError, find_bad_gradients
+
+
+def model_with_grads(nan_in: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)).double()
+    model(torch.randn(5, 3, dtype=torch.float64)).sum().backward()
+    with torch.no_grad():
+        model.get_parameter(nan_in).grad[0] = math.nan
+    return model
+
+
+def test_error_names_the_parameter_and_counts_the_bad_values() -> None:
+    model = model_with_grads("1.bias")
+    optimizer = Adam(model.named_parameters(), lr=0.1)
+    with pytest.raises(NonFiniteGradientError, match=r"parameter 3 of group 0 \('1.bias'\): 1 NaN and 0 inf among 2"):
+        optimizer.step()
+    assert not optimizer.state
+
+
+def test_raise_wins_over_skip_and_ignored_groups_are_not_checked() -> None:
+    model = model_with_grads("1.weight")
+    first, second = list(model[0].parameters()), list(model[1].parameters())
+
+    mixed = SGD([{"params": first, "nonfinite": "raise"}, {"params": second, "nonfinite": "skip"}], lr=0.1)
+    with pytest.warns(RuntimeWarning, match="skipped a step"):
+        mixed.step()
+    assert mixed.skipped_steps == 1
+
+    model[0].weight.grad[0, 0] = math.inf
+    with pytest.raises(NonFiniteGradientError, match="parameter 0 of group 0"):
+        mixed.step()
+
+    # The bad gradient of an ignored group goes through, as in torch.optim; the checked group is fine.
+    model[0].weight.grad[0, 0] = 1.0
+    ignoring = SGD([{"params": first}, {"params": second, "nonfinite": "ignore"}], lr=0.1)
+    ignoring.step()
+    assert torch.isnan(model[1].weight[0]).all() and torch.isfinite(model[0].weight).all()
+
+
+def test_huge_finite_gradients_are_not_a_false_alarm() -> None:
+    """Their sum overflows to inf (the quick screen fails), but no value is bad: the step proceeds."""
+    p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    p.grad = torch.full((2,), 1e308, dtype=torch.float64)
+    assert math.isinf(p.grad.sum().item())
+    assert find_bad_gradients([{"params": [p]}]) == []
+    SGD([p], lr=1e-308).step()
+    assert p.tolist() == pytest.approx([-1.0, -1.0])
+
+
+class TwoPasses(GenericAdaptiveOptimizer):
+    """A step with two gradient evaluations, as SAM's: descend, re-evaluate, descend again."""
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param, grad, _ in self.params_with_grads(group):
+                param.add_(grad, alpha=-group["lr"])
+        with torch.enable_grad():
+            closure()
+        return super().step()
+
+
+def test_gradients_that_change_within_a_step_are_checked_again() -> None:
+    p = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    optimizer = TwoPasses([{"params": [p], "nonfinite": "skip"}], lr=0.5)
+    p.grad = torch.ones_like(p)
+
+    def closure():
+        p.grad = torch.tensor([math.nan, 1.0], dtype=torch.float64)
+
+    with pytest.warns(RuntimeWarning, match="skipped a step"):
+        optimizer.step(closure)
+    # The first pass ran (finite gradients), the second saw the new NaN and was skipped; the step,
+    # one call to `step` however many passes it makes, is counted once.
+    assert p.tolist() == [0.5, 0.5]
+    assert optimizer.skipped_steps == 1
+
+
+def test_skipped_steps_are_saved_in_the_state_dict() -> None:
+    p = torch.ones(2, requires_grad=True)
+    optimizer = SGD([p], lr=0.1, momentum=0.9)
+    for group in optimizer.param_groups:
+        group["nonfinite"] = "skip"
+    p.grad = torch.tensor([math.inf, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer.step()
+        optimizer.step()
+    state = optimizer.state_dict()
+    assert state["skipped_steps"] == 2
+    restored = SGD([torch.ones(2, requires_grad=True)], lr=0.1, momentum=0.9)
+    restored.load_state_dict(state)
+    assert restored.skipped_steps == 2
+    # A state dict from torch.optim itself has no count: it starts at 0.
+    restored.load_state_dict(torch.optim.SGD([torch.ones(2, requires_grad=True)], lr=0.1).state_dict())
+    assert restored.skipped_steps == 0
