@@ -6,7 +6,7 @@ scripts (`scripts/plots/toys.py`, `scripts/plots/results.py`), so a figure made 
 the site are drawn the same way. Nothing here runs an optimizer: it draws `Trajectory` and
 `TaskResult` objects.
 
-* Contours are drawn at evenly spaced levels of $\log(1 + f - f^\star)$ (or of $f$ itself for
+* Contours are filled bands at evenly spaced levels of $\log(1 + f - f^\star)$ (or of $f$ itself for
   surfaces without a large range), so the floor of a valley and the steep walls both show.
 * Each optimizer has one colour everywhere, taken from its position in the registry.
 * Figures are made with `matplotlib.figure.Figure`, not `pyplot`: nothing here changes the backend
@@ -23,6 +23,7 @@ import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from ..registry import REGISTRY
 from .objectives import OBJECTIVES, Objective
@@ -62,7 +63,11 @@ def contour_grid(name: str, resolution: int = 160) -> tuple[np.ndarray, np.ndarr
 def draw_surface(ax: Any, objective: Objective, levels: int = 14) -> None:
     """Contour lines of the objective, its minima (stars) and the start (a circle)."""
     x, y, z = contour_grid(objective.name)
-    ax.contour(x, y, z, levels=levels, colors="0.6", linewidths=0.5)
+    # Filled bands from white (low) to mid grey (high). They are the background: stored as an image
+    # they keep a panel small in an SVG, while the paths drawn over them stay vector lines.
+    bands = ax.contourf(x, y, z, levels=levels, cmap="Greys", vmin=float(z.min()),
+                        vmax=float(z.min() + 1.8 * (z.max() - z.min())), antialiased=False)
+    bands.set_rasterized(True)
     minima = np.array(objective.minima)
     ax.plot(minima[:, 0], minima[:, 1], "*", color="black", markersize=9, zorder=3)
     ax.plot(*objective.start, "o", color="black", markersize=4, zorder=3)
@@ -96,6 +101,7 @@ def draw_gaps(ax: Any, trajectories: Sequence[Trajectory], colors: Sequence[Any]
         objective = OBJECTIVES[trajectory.objective]
         gap = (trajectory.values - objective.minimum_value).clamp(min=1e-16).numpy()
         ax.semilogy(np.arange(len(gap)), gap, color=color, linewidth=1.0, label=label)
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("step")
     ax.set_ylabel(r"$f - f^\star$")
     ax.grid(True, which="major", linewidth=0.3)
@@ -210,6 +216,7 @@ def losses_figure(task_name: str, results: Sequence[TaskResult], highlight: str 
                 draw_losses(ax, result, color_of(highlight), label_of(highlight), linewidth=1.8)
     ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8, label="target")
     ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss (mean of {task.window} steps)")
     ax.set_title(task.title)
@@ -235,6 +242,7 @@ def tasks_figure(results_by_task: dict[str, Sequence[TaskResult]], highlight: st
                 draw_note(ax, f"skipped: {result.skipped}")
         ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8)
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("step")
         ax.set_title(task.title, fontsize=9)
         ax.grid(True, which="major", linewidth=0.3)

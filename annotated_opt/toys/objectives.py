@@ -56,6 +56,7 @@ class Objective:
       the rectangle the plots show, and `steps` is how many optimizer steps a trajectory takes.
     * `log_levels` draws the contours of $\log(f - f^\star + 1)$, for surfaces whose values span
       many orders of magnitude.
+    * `summary` says in one sentence what the surface tests.
     """
 
     name: str
@@ -68,6 +69,7 @@ class Objective:
     region: tuple[tuple[float, float], tuple[float, float]]
     steps: int
     log_levels: bool = True
+    summary: str = ""
 
     def value_and_gradient(self, point: Tensor) -> tuple[Tensor, Tensor]:
         r"""$f$ (0-d) and $\nabla f$ (shape `(2,)`) at `point`, a tensor of shape `(2,)`."""
@@ -198,18 +200,25 @@ OBJECTIVES: dict[str, Objective] = {
     for objective in (
         Objective("rosenbrock", "Rosenbrock", rosenbrock_value, rosenbrock_gradient,
                   minima=((1.0, 1.0),), minimum_value=0.0, start=(-1.2, 1.0),
-                  region=((-2.0, 2.0), (-1.0, 3.0)), steps=500),
+                  region=((-2.0, 2.0), (-1.0, 3.0)), steps=500,
+                  summary="A long, curved valley with a flat floor: progress needs steps along a direction "
+                          "whose gradient is tiny."),
         Objective("rastrigin", "Rastrigin", rastrigin_value, rastrigin_gradient,
                   minima=((0.0, 0.0),), minimum_value=0.0, start=(-2.2, 1.6),
-                  region=((-4.5, 4.5), (-4.5, 4.5)), steps=300, log_levels=False),
+                  region=((-3.0, 3.0), (-3.0, 3.0)), steps=300, log_levels=False,
+                  summary="A bowl covered in local minima: small steps stop in the nearest dimple."),
         Objective("beale", "Beale", beale_value, beale_gradient,
                   minima=((3.0, 0.5),), minimum_value=0.0, start=(1.0, 1.5),
-                  region=((-4.5, 4.5), (-4.5, 4.5)), steps=400),
+                  region=((-4.5, 4.5), (-4.5, 4.5)), steps=400,
+                  summary="Plateaus and steep walls: the gradient's size changes by orders of magnitude."),
         Objective("quadratic", "Ill-conditioned quadratic", quadratic_value, quadratic_gradient,
                   minima=((0.0, 0.0),), minimum_value=0.0, start=(-4.0, -2.0),
-                  region=((-5.0, 5.0), (-5.0, 5.0)), steps=200),
+                  region=((-5.0, 5.0), (-5.0, 5.0)), steps=200,
+                  summary="A rotated bowl whose curvature across its diagonal is 50 times that along it."),
         Objective("saddle", "Saddle", saddle_value, saddle_gradient,
                   minima=((0.0, 1.0), (0.0, -1.0)), minimum_value=-0.25, start=(1.8, 1e-3),
-                  region=((-2.0, 2.0), (-2.0, 2.0)), steps=200, log_levels=False),
+                  region=((-2.0, 2.0), (-2.0, 2.0)), steps=200, log_levels=False,
+                  summary="A start almost on the ridge of a saddle point: the way out begins with a "
+                          "gradient a thousand times weaker than the pull towards the saddle."),
     )
 }

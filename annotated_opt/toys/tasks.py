@@ -60,7 +60,7 @@ class Task:
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("digits-mlp", "Digits, MLP", target_loss=0.1, window=22, length=10, tuning_length=4,
+        Task("digits-mlp", "Digits, MLP", target_loss=0.1, window=22, length=10, tuning_length=10,
              accuracy_label="test accuracy"),
         Task("digits-cnn", "Digits, CNN", target_loss=0.1, window=22, length=10, tuning_length=4,
              accuracy_label="test accuracy"),
@@ -76,6 +76,7 @@ class TaskResult:
     optimizer: str
     config: dict[str, Any]
     source: str
+    length: int
     losses: list[float] = field(default_factory=list)
     final_loss: float = math.inf
     heldout_loss: float = math.inf
@@ -125,7 +126,7 @@ def run_task(
     else:
         config, source = dict(config), "given"
     length = task.length if length is None else length
-    result = TaskResult(task.name, info.key, config, source)
+    result = TaskResult(task.name, info.key, config, source, length)
     first_loss: list[float] = []
 
     def watch(step: int, loss: float) -> bool:
