@@ -86,6 +86,33 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss, correct
 
 
+def closure_step(optimizer: torch.optim.Optimizer, closure: Callable[[], torch.Tensor],
+                 evaluate_before_step: bool = True) -> torch.Tensor:
+    r"""
+    One optimizer step with a closure; returns the loss at the parameters before the step.
+
+    With `evaluate_before_step` the closure runs first (so the gradients are there when `step` starts)
+    and is handed to `step` as well. Without it, `step` alone runs the closure, and the loss is the
+    one its *first* evaluation returned, whatever `step` itself returns (a wrapper may return `None`).
+    An optimizer that ignores the closure would then step on stale gradients; that is an error.
+    """
+    if evaluate_before_step:
+        loss = closure()
+        optimizer.step(closure)
+        return loss
+    evaluations: list[torch.Tensor] = []
+
+    def recording_closure() -> torch.Tensor:
+        evaluations.append(closure())
+        return evaluations[-1]
+
+    optimizer.step(recording_closure)
+    if not evaluations:
+        raise RuntimeError(f"{type(optimizer).__name__}.step(closure) never called the closure; "
+                           "train it with evaluate_before_step=True")
+    return evaluations[0]
+
+
 def train(model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
           data: DigitsData | None = None, epochs: int = 10, batch_size: int = 64, seed: int = 0,
           after_step: Callable[[int, float], bool | None] | None = None,
@@ -122,11 +149,7 @@ def train(model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Op
                 loss.backward()
                 return loss
 
-            if evaluate_before_step:
-                loss = closure()
-                optimizer.step(closure)
-            else:
-                loss = optimizer.step(closure)
+            loss = closure_step(optimizer, closure, evaluate_before_step)
             step += 1
             result.losses.append(loss.item())
             if after_step is not None and after_step(step, loss.item()) is False:

@@ -241,20 +241,23 @@ def task_record(result: TaskResult) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Every check first, so that bad input leaves nothing behind.
     keys = select(parser, args.optimizer, REGISTRY, "optimizer")
     infos = [REGISTRY[key] for key in keys]
+    names = select(parser, args.objective or "rosenbrock", OBJECTIVES, "objective") if args.task is None else []
     overrides = dict(args.set)
     if args.lr is not None:
         overrides["lr"] = args.lr
     for info in infos:
         check_arguments(parser, info, overrides)
+
     quiet_labml()
+    # The models are tiny: a second thread only adds synchronisation.
+    torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = keys[0] if len(keys) == 1 else ("all" if len(keys) == len(REGISTRY) else "-".join(keys))
-
     written = []
     if args.task is None:
-        names = select(parser, args.objective or "rosenbrock", OBJECTIVES, "objective")
         runs = run_objectives(args, infos, names, overrides)
         for name, trajectories in runs.items():
             path = args.out / f"{name}-{stem}.json"

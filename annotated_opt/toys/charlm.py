@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..digits import closure_step
+
 SOURCE_MODULES = ("textwrap", "heapq", "bisect", "colorsys", "fnmatch", "string")
 VOCABULARY = "\n" + "".join(chr(code) for code in range(32, 127))
 UNKNOWN = VOCABULARY.index("?")
@@ -140,11 +142,7 @@ def train(model: CharMLP, make_optimizer: Callable[[nn.Module], torch.optim.Opti
             loss.backward()
             return loss
 
-        if evaluate_before_step:
-            loss = closure()
-            optimizer.step(closure)
-        else:
-            loss = optimizer.step(closure)
+        loss = closure_step(optimizer, closure, evaluate_before_step)
         result.losses.append(loss.item())
         if after_step is not None and after_step(step, loss.item()) is False:
             break

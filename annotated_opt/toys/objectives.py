@@ -6,7 +6,7 @@ surface below was chosen because it breaks a different naive method:
 
 | objective | what it tests | minimum |
 |---|---|---|
-| Rosenbrock | a long, curved, flat-bottomed valley: progress needs steps along a direction whose gradient is tiny | $(1, 1)$ |
+| Rosenbrock | a long, curved, flat-bottomed valley: progress needs steps where the gradient is tiny | $(1, 1)$ |
 | Rastrigin | a bowl covered in local minima: a small step is trapped in the first dimple | $(0, 0)$ |
 | Beale | plateaus and a steep rim: gradients differ by orders of magnitude between regions | $(3, \tfrac12)$ |
 | quadratic | an ill-conditioned bowl, rotated: one learning rate is too large across and too small along | $(0, 0)$ |

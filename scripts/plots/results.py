@@ -8,6 +8,8 @@ includes. The curves are deterministic (one thread, seeded); the wall times are 
 are the only numbers that change from run to run.
 """
 
+from functools import partial
+
 import torch
 
 from annotated_opt.registry import REGISTRY
@@ -15,6 +17,7 @@ from annotated_opt.toys.drawing import losses_figure, tasks_figure
 from annotated_opt.toys.tasks import TASKS, TaskResult, run_task
 
 from . import style
+from .toys import Plot
 
 RESULTS_PAGE = "results"
 TASKS_SLUG = "tasks"
@@ -71,7 +74,8 @@ def results_markdown(runs: dict[str, list[TaskResult]]) -> str:
             if result.skipped is not None:
                 row = ["-", "-", "-", "-", "-", f"skipped: {result.skipped}"]
             elif result.diverged:
-                row = ["diverged", "-", "-", "-", number(result.seconds, 2), f"stopped after {len(result.losses)} steps"]
+                row = ["diverged", "-", "-", "-", number(result.seconds, 2),
+                       f"stopped after {len(result.losses)} steps"]
             else:
                 row = [number(result.final_loss), number(result.heldout_loss), number(result.accuracy, 3),
                        "-" if result.steps_to_target is None else str(result.steps_to_target),
@@ -82,18 +86,32 @@ def results_markdown(runs: dict[str, list[TaskResult]]) -> str:
     return "\n".join(lines)
 
 
-def make(length_scale: float = 1.0) -> None:
-    runs = run_all(length_scale)
+def plan(runs: dict[str, list[TaskResult]]) -> list[Plot]:
+    """Every figure of this topic: one per task (the results page), one per optimizer (its own page)."""
+    plots = []
     for name, results in runs.items():
         task = TASKS[name]
-        style.save(losses_figure(name, results), RESULTS_PAGE, name,
-                   f"{task.title}: training loss (moving mean over {task.window} steps) of every optimizer at its "
-                   f"tuned learning rate; the dashed line is the target loss {task.target_loss}.")
+        plots.append(Plot(
+            RESULTS_PAGE, name,
+            f"{task.title}: training loss (moving mean over {task.window} steps) of every optimizer at its tuned "
+            f"learning rate; the dashed line is the target loss {task.target_loss}.",
+            partial(losses_figure, name, results),
+        ))
     for info in REGISTRY.values():
-        style.save(tasks_figure(runs, info.key), info.key, TASKS_SLUG,
-                   f"{info.name} training the three small tasks (digits with an MLP and a CNN, a character-level "
-                   f"language model) at its tuned learning rate, over every other optimizer in grey; the dashed "
-                   f"lines are the target losses.")
+        plots.append(Plot(
+            info.key, TASKS_SLUG,
+            f"{info.name} training the three small tasks (digits with an MLP and a CNN, a character-level "
+            f"language model) at its tuned learning rate, over every other optimizer in grey; the dashed lines "
+            f"are the target losses.",
+            partial(tasks_figure, runs, info.key),
+        ))
+    return plots
+
+
+def make(length_scale: float = 1.0) -> None:
+    runs = run_all(length_scale)
+    for plot in plan(runs):
+        style.save(plot.draw(), plot.page, plot.slug, plot.caption)
     path = style.PLOTS_DIR.parent / "results.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(results_markdown(runs))

@@ -6,7 +6,9 @@ and `docs/generated/plots/gallery/<objective>.svg`; the gallery's text and table
 `docs/generated/gallery.md`, which `docs/gallery.md` includes.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from annotated_opt.registry import REGISTRY
@@ -90,22 +92,45 @@ def gallery_markdown(runs: dict[str, list[Trajectory]]) -> str:
     return "\n".join(lines)
 
 
-def make(steps: int | None = None) -> None:
-    runs = run_all(steps=steps)
+@dataclass(frozen=True)
+class Plot:
+    """One figure to write: where it goes, its caption, and how to draw it."""
+
+    page: str
+    slug: str
+    caption: str
+    draw: Callable[[], Any]
+
+
+def plan(runs: dict[str, list[Trajectory]]) -> list[Plot]:
+    """Every figure of this topic: one per optimizer (on its own page), one per objective (the gallery)."""
+    plots = []
     for index, info in enumerate(REGISTRY.values()):
         trajectories = [runs[name][index] for name in OBJECTIVES]
-        figure = trajectories_figure(trajectories, f"{info.name} on the toy objectives")
         untuned = [OBJECTIVES[t.objective].title for t in trajectories if not t.tuned]
         note = f" No tuned entry yet for {', '.join(untuned)}: constructor defaults." if untuned else ""
-        style.save(figure, info.key, TRAJECTORY_SLUG,
-                   f"{info.name} on the five toy objectives, from the same start (circle) towards the minimum "
-                   f"(star), at the learning rate tuned for each; the last panel shows the gap to the minimum "
-                   f"value step by step.{note}")
+        plots.append(Plot(
+            info.key, TRAJECTORY_SLUG,
+            f"{info.name} on the five toy objectives, from the same start (circle) towards the minimum (star), "
+            f"at the learning rate tuned for each; the last panel shows the gap to the minimum value step by "
+            f"step.{note}",
+            partial(trajectories_figure, trajectories, f"{info.name} on the toy objectives"),
+        ))
     for name, trajectories in runs.items():
         objective = OBJECTIVES[name]
-        style.save(gallery_figure(objective, trajectories), GALLERY_PAGE, name,
-                   f"Every optimizer on the {objective.title} objective, each at its tuned learning rate; the last "
-                   f"panel compares the gap to the minimum value.")
+        plots.append(Plot(
+            GALLERY_PAGE, name,
+            f"Every optimizer on the {objective.title} objective, each at its tuned learning rate; the last "
+            f"panel compares the gap to the minimum value.",
+            partial(gallery_figure, objective, trajectories),
+        ))
+    return plots
+
+
+def make(steps: int | None = None) -> None:
+    runs = run_all(steps=steps)
+    for plot in plan(runs):
+        style.save(plot.draw(), plot.page, plot.slug, plot.caption)
     path = style.PLOTS_DIR.parent / "gallery.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(gallery_markdown(runs))
