@@ -23,7 +23,7 @@ import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from ..registry import REGISTRY
 from .objectives import OBJECTIVES, Objective
@@ -197,6 +197,14 @@ def draw_losses(ax: Any, result: TaskResult, color: Any, label: str | None = Non
     ax.plot(np.arange(1, len(curve) + 1), curve, color=color, label=label, **style)
 
 
+def loss_axis(ax: Any) -> None:
+    """A log scale for losses, labelled at 1, 2 and 5 times each power of ten (a loss spans few decades)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def losses_figure(task_name: str, results: Sequence[TaskResult], highlight: str | None = None) -> Any:
     r"""
     The training-loss curves of several optimizers on one task (log scale), with the target loss as a
@@ -215,8 +223,7 @@ def losses_figure(task_name: str, results: Sequence[TaskResult], highlight: str 
             if result.optimizer == highlight:
                 draw_losses(ax, result, color_of(highlight), label_of(highlight), linewidth=1.8)
     ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8, label="target")
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    loss_axis(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss (mean of {task.window} steps)")
     ax.set_title(task.title)
@@ -241,8 +248,7 @@ def tasks_figure(results_by_task: dict[str, Sequence[TaskResult]], highlight: st
             if result.skipped is not None:
                 draw_note(ax, f"skipped: {result.skipped}")
         ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8)
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        loss_axis(ax)
         ax.set_xlabel("step")
         ax.set_title(task.title, fontsize=9)
         ax.grid(True, which="major", linewidth=0.3)

@@ -205,7 +205,7 @@ OBJECTIVES: dict[str, Objective] = {
                           "whose gradient is tiny."),
         Objective("rastrigin", "Rastrigin", rastrigin_value, rastrigin_gradient,
                   minima=((0.0, 0.0),), minimum_value=0.0, start=(-2.2, 1.6),
-                  region=((-3.0, 3.0), (-3.0, 3.0)), steps=300, log_levels=False,
+                  region=((-4.0, 4.0), (-4.0, 4.0)), steps=300, log_levels=False,
                   summary="A bowl covered in local minima: small steps stop in the nearest dimple."),
         Objective("beale", "Beale", beale_value, beale_gradient,
                   minima=((3.0, 0.5),), minimum_value=0.0, start=(1.0, 1.5),
