@@ -10,9 +10,10 @@ shipped inside the package.
 ## The search
 
 Only the learning rate is searched; every other hyper-parameter keeps the constructor's default, so a
-trajectory shows the optimizer as its authors ship it. The grid is logarithmic, three points per
-decade, and the same for every optimizer. Each candidate is scored and the lowest score wins (the
-smaller learning rate on a tie):
+trajectory shows the optimizer as its authors ship it. The grids are logarithmic and the same for
+every optimizer: three points per decade from $10^{-5}$ to $10$ for the toys, two per decade from
+$10^{-4}$ to $3.16$ for the tasks (a task run costs as much as a hundred toy runs). Each candidate is
+scored and the lowest score wins (the smaller learning rate on a tie):
 
 * **toy objectives**: with $f_t$ the value after $t$ of the $T$ steps and $f^\star$ the minimum,
   the remaining gap on a log scale, $\ell_t = \log(1 + f_t - f^\star) / \log(1 + f_0 - f^\star)$,
@@ -23,8 +24,9 @@ smaller learning rate on a tie):
   the plotted path is the one that was scored. The value, not the distance, is measured because on
   a surface full of local minima (Rastrigin) a point that never moves can be closer to the global
   minimum than a good local one.
-* **tasks** (digits, the character model): the mean training loss over the last fifth of a short run;
-  a run whose loss becomes non-finite scores $+\infty$. Only training data is used, so the
+* **tasks** (digits, the character model): the mean training loss over the last fifth of the run (a
+  full run of the digits MLP, shorter runs of the CNN and the character model); a run whose loss
+  becomes non-finite or grows tenfold scores $+\infty$. Only training data is used, so the
   held-out numbers reported on the results page are not tuned on.
 
 ## Looking them up

@@ -198,7 +198,7 @@ def run_tasks(args: argparse.Namespace, infos: list[OptimizerInfo], task_name: s
 
     task = TASKS[task_name]
     length = args.steps or task.length
-    total = length * 22 if task_name.startswith("digits") else length
+    total = task.steps(length)
     results = []
     for info in infos:
         config = {**info.tuned(task_name).config, **overrides} if overrides else None

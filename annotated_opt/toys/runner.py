@@ -43,9 +43,10 @@ SKIPPABLE = (ValueError, RuntimeError, NotImplementedError)
 class Trajectory:
     r"""
     The points visited, `points[t]` after $t$ steps (`points[0]` is the start), and the objective
-    value `values[t]` at each. `config` are the constructor arguments used and `source` where they
-    came from (see `annotated_opt/tuned.py`). `skipped` holds the reason when the optimizer could not
-    run; `diverged` is true when the run was cut short.
+    value `values[t]` at each; `steps` is the number of steps asked for. `config` are the constructor
+    arguments used and `source` where they came from (`"given"`, or see `annotated_opt/tuned.py`).
+    `skipped` holds the reason when the optimizer could not run; `diverged` is true when the run was
+    cut short.
     """
 
     optimizer: str

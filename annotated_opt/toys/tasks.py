@@ -56,13 +56,24 @@ class Task:
     tuning_length: int
     accuracy_label: str
 
+    def steps(self, length: int | None = None) -> int:
+        """The number of optimizer steps in a run of `length` (the task's own by default)."""
+        length = self.length if length is None else length
+        if self.name == "charlm":
+            return length
+        return length * math.ceil(len(_digits_data().train_y) / DIGITS_BATCH)
+
+
+DIGITS_BATCH = 64
+# One epoch of the digits: 1,348 training images in batches of 64.
+DIGITS_WINDOW = 22
 
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("digits-mlp", "Digits, MLP", target_loss=0.1, window=22, length=10, tuning_length=10,
+        Task("digits-mlp", "Digits, MLP", target_loss=0.1, window=DIGITS_WINDOW, length=10, tuning_length=10,
              accuracy_label="test accuracy"),
-        Task("digits-cnn", "Digits, CNN", target_loss=0.1, window=22, length=10, tuning_length=4,
+        Task("digits-cnn", "Digits, CNN", target_loss=0.1, window=DIGITS_WINDOW, length=10, tuning_length=4,
              accuracy_label="test accuracy"),
         Task("charlm", "Character LM", target_loss=2.2, window=40, length=500, tuning_length=200,
              accuracy_label="held-out next-character accuracy"),
@@ -152,7 +163,8 @@ def run_task(
             heldout_loss, accuracy = run.heldout_loss, run.heldout_accuracy
         else:
             model = digits.mlp(seed=seed) if task.name == "digits-mlp" else digits.cnn(seed=seed)
-            run = digits.train(model, make_optimizer, data=_digits_data(), epochs=length, **options)
+            run = digits.train(model, make_optimizer, data=_digits_data(), epochs=length, batch_size=DIGITS_BATCH,
+                               **options)
             heldout_loss, accuracy = run.test_loss, run.test_accuracy
     except _Refused as refusal:
         result.skipped = str(refusal)
