@@ -36,6 +36,7 @@ from .nero_plus import NeroPlus
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .tuned import TunedHparams, tuned_hparams
 
 PROPERTIES: dict[str, str] = {
     "state_dict_round_trip": "a state dict taken mid-run (in memory, or saved and loaded with weights_only=True) "
@@ -95,7 +96,8 @@ class OptimizerInfo:
       configuration; `state_bytes_per_param` turns it into bytes for float32 parameters.
     * `configs` are the constructor arguments the verification runs (each given to both ours and the
       reference).
-    * `toy_hparams` maps a toy objective's name to tuned constructor arguments.
+    * `toy_hparams` maps a toy objective's name to constructor arguments set by hand; the searched
+      ones live in `tuned_hparams.json` and win over these. Read both through `tuned(target)`.
     * `factory`, when set, builds the optimizer instead of `cls(params, **config)`: a wrapper that
       needs a base optimizer, or one that must prepare its parameters first. Use `build` everywhere.
     * `requires_closure` says that `step` must be given a closure (SAM's two passes).
@@ -124,6 +126,10 @@ class OptimizerInfo:
     def build(self, params: Any, **config: Any) -> Any:
         """A new optimizer over `params` with the constructor arguments `config`."""
         return (self.factory or self.cls)(params, **config)
+
+    def tuned(self, target: str) -> TunedHparams:
+        """The hyper-parameters to use on a toy objective or small task (see [tuned](tuned.md))."""
+        return tuned_hparams(self, target)
 
     @property
     def key(self) -> str:

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+# The plot modules, and the package of this checkout (whatever is installed).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import plots  # noqa: E402

@@ -1,0 +1,263 @@
+r"""
+# Drawing trajectories and loss curves
+
+The matplotlib code shared by the command line (`python -m annotated_opt.toys`) and the site's plot
+scripts (`scripts/plots/toys.py`, `scripts/plots/results.py`), so a figure made by hand and the one on
+the site are drawn the same way. Nothing here runs an optimizer: it draws `Trajectory` and
+`TaskResult` objects.
+
+* Contours are filled bands at evenly spaced levels of $\log(1 + f - f^\star)$ (or of $f$ itself for
+  surfaces without a large range), so the floor of a valley and the steep walls both show.
+* Each optimizer has one colour everywhere, taken from its position in the registry.
+* Figures are made with `matplotlib.figure.Figure`, not `pyplot`: nothing here changes the backend
+  of a program that imports it, and no figure stays open after it is saved.
+* The progress panels plot the remaining gap $f_t - f^\star$ on a log scale, the quantity the
+  tuning search scores.
+"""
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+from ..registry import REGISTRY
+from .objectives import OBJECTIVES, Objective
+from .runner import Trajectory
+from .tasks import TASKS, TaskResult, moving_mean
+
+PALETTE = matplotlib.colormaps["tab20"].colors
+OBJECTIVE_COLORS = dict(zip(OBJECTIVES, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))
+
+
+def color_of(key: str) -> Any:
+    """The colour of an optimizer: its place in the registry picks one of 20 distinct colours."""
+    keys = list(REGISTRY)
+    index = keys.index(key) if key in keys else len(keys)
+    # Even indices first (the saturated half of tab20), then the lighter odd ones.
+    return PALETTE[(2 * index) % 20 + (index // 10) % 2]
+
+
+def label_of(key: str) -> str:
+    return REGISTRY[key].name if key in REGISTRY else key
+
+
+@cache
+def contour_grid(name: str, resolution: int = 160) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The objective on a `resolution` x `resolution` grid over its region, as contour levels see it."""
+    objective = OBJECTIVES[name]
+    (x0, x1), (y0, y1) = objective.region
+    xs = torch.linspace(x0, x1, resolution, dtype=torch.float64)
+    ys = torch.linspace(y0, y1, resolution, dtype=torch.float64)
+    x, y = torch.meshgrid(xs, ys, indexing="xy")
+    z = objective.value(x, y) - objective.minimum_value
+    if objective.log_levels:
+        z = torch.log1p(z.clamp(min=0))
+    return x.numpy(), y.numpy(), z.numpy()
+
+
+def draw_surface(ax: Any, objective: Objective, levels: int = 14) -> None:
+    """Contour lines of the objective, its minima (stars) and the start (a circle)."""
+    x, y, z = contour_grid(objective.name)
+    # Filled bands from white (low) to mid grey (high). They are the background: stored as an image
+    # they keep a panel small in an SVG, while the paths drawn over them stay vector lines.
+    bands = ax.contourf(x, y, z, levels=levels, cmap="Greys", vmin=float(z.min()),
+                        vmax=float(z.min() + 1.8 * (z.max() - z.min())), antialiased=False)
+    bands.set_rasterized(True)
+    minima = np.array(objective.minima)
+    ax.plot(minima[:, 0], minima[:, 1], "*", color="black", markersize=9, zorder=3)
+    ax.plot(*objective.start, "o", color="black", markersize=4, zorder=3)
+    (x0, x1), (y0, y1) = objective.region
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_path(ax: Any, trajectory: Trajectory, color: Any, label: str | None = None) -> None:
+    """The path of one trajectory; a cross marks where it ended."""
+    if trajectory.skipped is not None or len(trajectory.points) == 0:
+        return
+    points = trajectory.points.numpy()
+    ax.plot(points[:, 0], points[:, 1], "-", color=color, linewidth=1.2, label=label, zorder=2)
+    ax.plot(points[-1, 0], points[-1, 1], "x", color=color, markersize=6, zorder=4)
+
+
+def draw_note(ax: Any, text: str) -> None:
+    """A short note in the middle of a panel (a skipped optimizer)."""
+    ax.text(0.5, 0.5, _wrap(text, 34), transform=ax.transAxes, ha="center", va="center", fontsize=7,
+            bbox=dict(facecolor="white", edgecolor="0.5", boxstyle="round"))
+
+
+def draw_gaps(ax: Any, trajectories: Sequence[Trajectory], colors: Sequence[Any], labels: Sequence[str]) -> None:
+    r"""The gap $f_t - f^\star$ against the step, on a log scale, for each trajectory."""
+    for trajectory, color, label in zip(trajectories, colors, labels):
+        if trajectory.skipped is not None or len(trajectory.values) == 0:
+            continue
+        objective = OBJECTIVES[trajectory.objective]
+        gap = (trajectory.values - objective.minimum_value).clamp(min=1e-16).numpy()
+        ax.semilogy(np.arange(len(gap)), gap, color=color, linewidth=1.0, label=label)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("step")
+    ax.set_ylabel(r"$f - f^\star$")
+    ax.grid(True, which="major", linewidth=0.3)
+
+
+def panel_title(trajectory: Trajectory, name: str) -> str:
+    lr = trajectory.config.get("lr")
+    setting = f"lr={lr:.3g}" if lr is not None else "defaults"
+    if not trajectory.tuned:
+        setting += ", untuned"
+    return f"{name}\n{setting}"
+
+
+def trajectories_figure(trajectories: Sequence[Trajectory], title: str) -> Any:
+    r"""
+    One optimizer on every objective: a panel per objective with its path over the contours, and a
+    last panel with the gap to the minimum against the step.
+    """
+    columns = 3
+    rows = -(-(len(trajectories) + 1) // columns)
+    figure = Figure(figsize=(3.2 * columns, 3.0 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    axes = axes.ravel()
+    for ax, trajectory in zip(axes, trajectories):
+        objective = OBJECTIVES[trajectory.objective]
+        draw_surface(ax, objective)
+        draw_path(ax, trajectory, OBJECTIVE_COLORS.get(objective.name, "tab:blue"))
+        if trajectory.skipped is not None:
+            draw_note(ax, f"skipped: {trajectory.skipped}")
+        ax.set_title(panel_title(trajectory, objective.title), fontsize=9)
+    gap_ax = axes[len(trajectories)]
+    draw_gaps(gap_ax, trajectories, [OBJECTIVE_COLORS.get(t.objective, "tab:blue") for t in trajectories],
+              [OBJECTIVES[t.objective].title for t in trajectories])
+    gap_ax.legend(fontsize=7)
+    gap_ax.set_title("gap to the minimum", fontsize=9)
+    for ax in axes[len(trajectories) + 1:]:
+        ax.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def gallery_figure(objective: Objective, trajectories: Sequence[Trajectory], columns: int = 4) -> Any:
+    r"""
+    Every optimizer on one objective: small multiples, one panel per optimizer, and a last panel
+    comparing the gap to the minimum of all of them.
+    """
+    rows = -(-(len(trajectories) + 1) // columns)
+    figure = Figure(figsize=(2.6 * columns, 2.6 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    axes = axes.ravel()
+    for ax, trajectory in zip(axes, trajectories):
+        draw_surface(ax, objective, levels=10)
+        draw_path(ax, trajectory, color_of(trajectory.optimizer))
+        if trajectory.skipped is not None:
+            draw_note(ax, f"skipped: {trajectory.skipped}")
+        ax.set_title(panel_title(trajectory, label_of(trajectory.optimizer)), fontsize=8)
+    gap_ax = axes[len(trajectories)]
+    draw_gaps(gap_ax, trajectories, [color_of(t.optimizer) for t in trajectories],
+              [label_of(t.optimizer) for t in trajectories])
+    gap_ax.set_title("gap to the minimum", fontsize=8)
+    gap_ax.tick_params(labelsize=6)
+    for ax in axes[len(trajectories) + 1:]:
+        ax.set_visible(False)
+    figure.suptitle(objective.title)
+    figure.tight_layout()
+    return figure
+
+
+def overlay_figure(objective: Objective, trajectories: Sequence[Trajectory]) -> Any:
+    """Several optimizers on one objective, on one set of contours (the command line's picture)."""
+    figure = Figure(figsize=(10, 4.4))
+    path_ax, gap_ax = figure.subplots(1, 2)
+    draw_surface(path_ax, objective)
+    labels = [f"{label_of(t.optimizer)} ({panel_title(t, '').strip()})" for t in trajectories]
+    for trajectory, label in zip(trajectories, labels):
+        draw_path(path_ax, trajectory, color_of(trajectory.optimizer), label)
+    path_ax.set_title(objective.title)
+    if any(t.skipped is None for t in trajectories):
+        path_ax.legend(fontsize=7, loc="best")
+    draw_gaps(gap_ax, trajectories, [color_of(t.optimizer) for t in trajectories], labels)
+    gap_ax.set_title("gap to the minimum")
+    figure.tight_layout()
+    return figure
+
+
+def draw_losses(ax: Any, result: TaskResult, color: Any, label: str | None = None, **style: Any) -> None:
+    """The moving mean of the training loss of one task run."""
+    if result.skipped is not None or not result.losses:
+        return
+    task = TASKS[result.task]
+    curve = moving_mean(result.losses, task.window).numpy()
+    ax.plot(np.arange(1, len(curve) + 1), curve, color=color, label=label, **style)
+
+
+def loss_axis(ax: Any) -> None:
+    """A log scale for losses, labelled at 1, 2 and 5 times each power of ten (a loss spans few decades)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def losses_figure(task_name: str, results: Sequence[TaskResult], highlight: str | None = None) -> Any:
+    r"""
+    The training-loss curves of several optimizers on one task (log scale), with the target loss as a
+    dashed line. With `highlight`, that optimizer is drawn in colour and the others in grey.
+    """
+    task = TASKS[task_name]
+    figure = Figure(figsize=(6.4, 4.0))
+    ax = figure.subplots()
+    for result in results:
+        if highlight is None:
+            draw_losses(ax, result, color_of(result.optimizer), label_of(result.optimizer), linewidth=1.1)
+        elif result.optimizer != highlight:
+            draw_losses(ax, result, "0.8", linewidth=0.8)
+    if highlight is not None:
+        for result in results:
+            if result.optimizer == highlight:
+                draw_losses(ax, result, color_of(highlight), label_of(highlight), linewidth=1.8)
+    ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8, label="target")
+    loss_axis(ax)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss (mean of {task.window} steps)")
+    ax.set_title(task.title)
+    ax.grid(True, which="major", linewidth=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    return figure
+
+
+def tasks_figure(results_by_task: dict[str, Sequence[TaskResult]], highlight: str) -> Any:
+    """One optimizer on every task, in colour, over every other optimizer in grey."""
+    figure = Figure(figsize=(4.0 * len(results_by_task), 3.4))
+    axes = figure.subplots(1, len(results_by_task), squeeze=False)
+    for ax, (task_name, results) in zip(axes[0], results_by_task.items()):
+        task = TASKS[task_name]
+        for result in results:
+            if result.optimizer != highlight:
+                draw_losses(ax, result, "0.8", linewidth=0.8)
+        mine = [r for r in results if r.optimizer == highlight]
+        for result in mine:
+            draw_losses(ax, result, color_of(highlight), label_of(highlight), linewidth=1.8)
+            if result.skipped is not None:
+                draw_note(ax, f"skipped: {result.skipped}")
+        ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8)
+        loss_axis(ax)
+        ax.set_xlabel("step")
+        ax.set_title(task.title, fontsize=9)
+        ax.grid(True, which="major", linewidth=0.3)
+    axes[0][0].set_ylabel("training loss (moving mean)")
+    figure.tight_layout()
+    return figure
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:6])

@@ -1,0 +1,97 @@
+"""The small real tasks: the digits CNN, the character model, and the task runner's bookkeeping."""
+
+import math
+
+import pytest
+import torch
+
+from annotated_opt import SGD, Adam
+from annotated_opt.digits import cnn, load_digits, train
+from annotated_opt.registry import REGISTRY, OptimizerInfo
+from annotated_opt.toys import charlm
+from annotated_opt.toys.tasks import TASKS, moving_mean, run_task, steps_to_target, task_score
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models: a second thread only adds synchronisation, and on a busy machine a lot of it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_moving_mean_and_steps_to_target_by_hand() -> None:
+    assert moving_mean([4.0, 2.0, 0.0, 2.0], 2).tolist() == [4.0, 3.0, 1.0, 1.0]
+    assert moving_mean([3.0, 1.0, 2.0], 5).tolist() == [3.0, 2.0, 2.0]
+    assert steps_to_target([4.0, 2.0, 0.0, 2.0], 2, 1.0) == 3
+    assert steps_to_target([4.0, 2.0], 2, 1.0) is None
+
+
+def test_cnn_shapes() -> None:
+    model = cnn()
+    assert model(torch.zeros(5, 64)).shape == (5, 10)
+    assert sum(p.numel() for p in model.parameters()) == (16 * 9 + 16) + (32 * 16 * 9 + 32) + (128 * 10 + 10)
+
+
+def test_evaluating_before_the_step_changes_nothing_for_plain_optimizers() -> None:
+    # Both conventions compute the same gradients at the same parameters, so the runs are identical.
+    data = load_digits()
+    runs = [train(cnn(), lambda m: SGD(m.parameters(), lr=0.1, momentum=0.9), data, epochs=1,
+                  evaluate_before_step=before) for before in (True, False)]
+    assert runs[0].losses == runs[1].losses and runs[0].test_accuracy == runs[1].test_accuracy
+
+
+def test_vocabulary_and_windows() -> None:
+    assert len(charlm.VOCABULARY) == 96 and len(set(charlm.VOCABULARY)) == 96
+    ids = charlm.encode("def f():\n\treturn 'é'\n")
+    assert charlm.decode(ids) == "def f():\n?return '?'\n"
+    x, y = charlm.windows(torch.arange(10), torch.tensor([0, 3]), 4)
+    assert x.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6]] and y.tolist() == [4, 7]
+
+
+def test_the_text_is_standard_library_source() -> None:
+    text = charlm.load_text(("bisect",))
+    assert "def bisect_right(" in text and text.startswith('"""')
+    data = charlm.load_chars()
+    assert len(data.train) > 50_000 and abs(len(data.heldout) / (len(data.train) + len(data.heldout)) - 0.1) < 1e-3
+
+
+def test_the_character_model_learns() -> None:
+    result = charlm.train(charlm.charlm(), lambda m: Adam(m.parameters(), lr=1e-2), steps=60)
+    # A uniform guess costs ln 96 = 4.56 nats; sixty steps learn at least the common characters.
+    assert result.losses[0] == pytest.approx(math.log(96), abs=0.3)
+    assert sum(result.losses[-10:]) / 10 < 3.2 and result.heldout_loss < 3.3 and result.heldout_accuracy > 0.15
+
+
+class RefusesModel(torch.optim.SGD):
+    def __init__(self, params, lr: float = 0.1) -> None:
+        raise ValueError("call initialize(model) first")
+
+
+def test_run_task_reports_refusal_divergence_and_results() -> None:
+    refusing = OptimizerInfo(name="RefusesModel", cls=RefusesModel, paper="", url="", year=2000, family="test",
+                             parent=None, state_tensors=0)
+    skipped = run_task(refusing, TASKS["digits-mlp"], {"lr": 0.1}, length=1)
+    assert skipped.skipped == "ValueError: call initialize(model) first"
+    assert task_score(TASKS["digits-mlp"], skipped) == math.inf
+
+    diverged = run_task(REGISTRY["sgd"], TASKS["digits-mlp"], {"lr": 1e4}, length=2)
+    assert diverged.diverged and len(diverged.losses) < 44 and task_score(TASKS["digits-mlp"], diverged) == math.inf
+
+    result = run_task(REGISTRY["adam"], TASKS["digits-mlp"], {"lr": 1e-2}, length=3)
+    assert result.source == "given" and len(result.losses) == 3 * 22 and not result.diverged
+    assert result.final_loss == pytest.approx(sum(result.losses[-22:]) / 22, rel=1e-12)
+    assert result.accuracy > 0.85 and result.heldout_loss < 0.6
+    assert task_score(TASKS["digits-mlp"], result) == pytest.approx(sum(result.losses[-13:]) / 13, rel=1e-12)
+
+
+class IgnoresClosure(torch.optim.SGD):
+    def step(self, closure=None):
+        return super().step()
+
+
+def test_an_optimizer_that_ignores_the_closure_is_an_error_not_a_silent_stale_step() -> None:
+    with pytest.raises(RuntimeError, match="never called the closure"):
+        train(cnn(), lambda m: IgnoresClosure(m.parameters(), lr=0.1), load_digits(), epochs=1,
+              evaluate_before_step=False)
