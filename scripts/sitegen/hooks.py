@@ -29,13 +29,14 @@ for entry in (str(ROOT / "scripts"), str(ROOT)):
         sys.path.remove(entry)
     sys.path.insert(0, entry)
 
-import annotated_opt  # noqa: E402
-from annotated_opt.registry import REGISTRY, OptimizerInfo  # noqa: E402
-from annotated_opt.verification import SEEDS, verify  # noqa: E402
 from mkdocs.config.defaults import MkDocsConfig  # noqa: E402
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 from mkdocs.structure.pages import Page  # noqa: E402
+
+import annotated_opt  # noqa: E402
+from annotated_opt.registry import REGISTRY, OptimizerInfo  # noqa: E402
+from annotated_opt.verification import SEEDS, verify  # noqa: E402
 from sitegen import page as markdown  # noqa: E402
 from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
 from sitegen.katex import KATEX_VERSION, MathError, render_math, render_tex  # noqa: E402

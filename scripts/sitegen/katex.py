@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import re
-from functools import lru_cache
+from functools import cache
 
 import pykatex
 
@@ -34,7 +34,7 @@ class MathError(ValueError):
     """A formula KaTeX cannot render."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def render_tex(tex: str, display: bool) -> str:
     """KaTeX's HTML (with MathML for screen readers) for one formula."""
     try:
@@ -44,6 +44,11 @@ def render_tex(tex: str, display: bool) -> str:
                         f"{error}") from None
     # A named colour follows the theme (a darker orange on white, a lighter one on the dark theme).
     rendered = NAMED_COLOUR.sub(r"color:var(--ao-color-\1, \1)", rendered)
+    # The search index keeps the MathML's text, not the glyph layout nor the TeX source.
+    rendered = rendered.replace('<span class="katex-html" aria-hidden="true">',
+                                '<span class="katex-html" aria-hidden="true" data-search-exclude>')
+    rendered = rendered.replace('<annotation encoding="application/x-tex">',
+                                '<annotation encoding="application/x-tex" data-search-exclude>')
     return f'<div class="ao-math">{rendered}</div>' if display else rendered
 
 

@@ -26,7 +26,7 @@ def code_fence(code: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def row_markdown(section: Section, source_name: str) -> str:
+def row_markdown(section: Section) -> str:
     notes = isolate_display_math(section.notes_text)
     parts = [f'<div class="ao-row" id="{section.anchor}" markdown>', '<div class="ao-notes" markdown>', "", notes,
              "", "</div>", '<div class="ao-code" markdown>', ""]
@@ -47,7 +47,7 @@ def module_markdown(module: AnnotatedModule, *, title: str, source_name: str, he
     for index, section in enumerate(module.sections):
         if index == 0 and section.anchor.startswith("L") and module.sections[0].notes:
             section.anchor = "introduction"
-        parts.append(row_markdown(section, source_name))
+        parts.append(row_markdown(section))
     parts += ["</div>", ""]
     if footer:
         parts += [footer, ""]
@@ -91,7 +91,7 @@ def rewrite_links(markdown: str, resolve: Callable[[str], str | None]) -> str:
     masked = mask_code(markdown)
     out, position = [], 0
     for match in LINK.finditer(masked):
-        text, target, anchor = match.group(1), match.group(2), match.group(3) or ""
+        target, anchor = match.group(2), match.group(3) or ""
         resolved = resolve(target)
         out.append(markdown[position:match.start()])
         if resolved is None:
