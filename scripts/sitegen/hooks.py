@@ -209,7 +209,9 @@ def coloured_math(module: AnnotatedModule) -> list[str]:
             if r"\textcolor" in tex and key not in seen:
                 seen.add(key)
                 formulas.append(tex)
-    return formulas
+    # A formula repeated inside a longer one (a comment quoting part of the docstring's) is shown once.
+    keys = [" ".join(tex.split()) for tex in formulas]
+    return [tex for tex, key in zip(formulas, keys) if not any(key != other and key in other for other in keys)]
 
 
 def verification_markdown(info: OptimizerInfo) -> str:
