@@ -123,6 +123,9 @@ VISIBLE_TEXT = """() => {
     return main.textContent;
 }"""
 
+CLIPPED_FORMULAS = """() => [...document.querySelectorAll('.katex-display')]
+    .filter(e => e.scrollHeight > e.clientHeight).length"""
+
 FIRST_ROW_BOXES = """() => {
     for (const row of document.querySelectorAll('.ao-row')) {
         const notes = row.querySelector('.ao-notes'), code = row.querySelector('.ao-code');
@@ -193,8 +196,7 @@ def test_notes_are_above_the_code_on_a_phone(site: Path, phone: Visit) -> None:
         width = phone.page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         if width[0] > width[1]:
             failures.append(f"/{path}: the page scrolls sideways ({width[0]} px wide on a {width[1]} px screen)")
-        clipped = phone.page.evaluate(
-            "() => [...document.querySelectorAll('.katex-display')].filter(e => e.scrollHeight > e.clientHeight).length")
+        clipped = phone.page.evaluate(CLIPPED_FORMULAS)
         if clipped:
             failures.append(f"/{path}: {clipped} display formulas are cut off at the top or bottom")
         boxes = phone.page.evaluate(FIRST_ROW_BOXES)

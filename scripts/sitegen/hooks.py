@@ -394,7 +394,7 @@ def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files
     return markdown.isolate_display_math(source)
 
 
-ROW = re.compile(r'(<div class="ao-row" id="([^"]+)">)')
+ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
 
 
 def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files) -> str:

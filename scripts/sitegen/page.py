@@ -28,12 +28,16 @@ def code_fence(code: str) -> str:
 
 def row_markdown(section: Section) -> str:
     notes = isolate_display_math(section.notes_text)
-    parts = [f'<div class="ao-row" id="{section.anchor}" markdown>', '<div class="ao-notes" markdown>', "", notes,
-             "", "</div>", '<div class="ao-code" markdown>', ""]
-    for segment in section.segments:
-        fence = code_fence(segment.text)
-        parts += [f'{fence}python linenums="{segment.start}"', segment.text, fence, ""]
-    parts += ["</div>", "</div>", ""]
+    kind = "ao-row" if section.segments else "ao-row ao-notes-only"
+    parts = [f'<div class="{kind}" id="{section.anchor}" markdown>', '<div class="ao-notes" markdown>', "", notes,
+             "", "</div>"]
+    if section.segments:
+        parts += ['<div class="ao-code" markdown>', ""]
+        for segment in section.segments:
+            fence = code_fence(segment.text)
+            parts += [f'{fence}python linenums="{segment.start}"', segment.text, fence, ""]
+        parts += ["</div>"]
+    parts += ["</div>", ""]
     return "\n".join(parts)
 
 
@@ -63,7 +67,7 @@ def figure_markdown(image: str, caption: str) -> str:
     return "\n".join([
         '<figure class="ao-plot" markdown>',
         "",
-        f'![{alt}]({image}){{ loading=lazy }}',
+        f'![{alt}]({image})',
         "",
         '<figcaption markdown>',
         "",
