@@ -39,7 +39,7 @@ from annotated_opt.registry import REGISTRY, OptimizerInfo  # noqa: E402
 from annotated_opt.verification import SEEDS, verify  # noqa: E402
 from sitegen import page as markdown  # noqa: E402
 from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
-from sitegen.katex import KATEX_VERSION, MathError, render_math, render_tex  # noqa: E402
+from sitegen.katex import KATEX_VERSION, MathError, plain_math, render_math, render_tex  # noqa: E402
 
 if Path(annotated_opt.__file__).resolve().parent != ROOT / "annotated_opt":
     raise ImportError(f"annotated_opt was imported from {annotated_opt.__file__}, not from {ROOT}")
@@ -394,6 +394,7 @@ def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files
     return markdown.isolate_display_math(source)
 
 
+INLINE_TEX = re.compile(r"\\\((.*?)\\\)")
 ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
 
 
@@ -402,8 +403,10 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
         content = render_math(content)
         for item in _walk_toc(page.toc):
             if "\\(" in item.title:
-                item.title = re.sub(r"\\\((.*?)\\\)", lambda m: render_tex(html.unescape(m.group(1)), False),
-                                    item.title)
+                item.title = INLINE_TEX.sub(lambda m: render_tex(html.unescape(m.group(1)), False), item.title)
+        if page.title and "\\(" in page.title:
+            # The title goes into <title> and the navigation as text: the math's characters, no markup.
+            page.title = INLINE_TEX.sub(lambda m: plain_math(html.unescape(m.group(1))), page.title)
     except MathError as error:
         raise PluginError(f"docs/{page.file.src_uri}: {error}") from None
     return ROW.sub(r'\1<a class="ao-permalink" href="#\2" title="Link to this section">¶</a>', content)

@@ -52,6 +52,13 @@ def render_tex(tex: str, display: bool) -> str:
     return f'<div class="ao-math">{rendered}</div>' if display else rendered
 
 
+def plain_math(tex: str) -> str:
+    """A formula as plain text (its MathML's characters), for a page title."""
+    mathml = render_tex(tex, False).split('<span class="katex-html"')[0]
+    mathml = re.sub(r"<annotation.*?</annotation>", "", mathml, flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", "", mathml))
+
+
 def render_math(page_html: str) -> str:
     """Replace every formula that arithmatex marked in `page_html` by its KaTeX rendering."""
 
