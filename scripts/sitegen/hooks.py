@@ -394,6 +394,7 @@ def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files
     return markdown.isolate_display_math(source)
 
 
+PERMALINK = r'\1<a class="ao-permalink" href="#\2" title="Link to this section" data-search-exclude>¶</a>'
 INLINE_TEX = re.compile(r"\\\((.*?)\\\)")
 ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
 
@@ -409,7 +410,7 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
             page.title = INLINE_TEX.sub(lambda m: plain_math(html.unescape(m.group(1))), page.title)
     except MathError as error:
         raise PluginError(f"docs/{page.file.src_uri}: {error}") from None
-    return ROW.sub(r'\1<a class="ao-permalink" href="#\2" title="Link to this section">¶</a>', content)
+    return ROW.sub(PERMALINK, content)
 
 
 def _walk_toc(items):

@@ -44,12 +44,39 @@ def render_tex(tex: str, display: bool) -> str:
                         f"{error}") from None
     # A named colour follows the theme (a darker orange on white, a lighter one on the dark theme).
     rendered = NAMED_COLOUR.sub(r"color:var(--ao-color-\1, \1)", rendered)
-    # The search index keeps the MathML's text, not the glyph layout nor the TeX source.
-    rendered = rendered.replace('<span class="katex-html" aria-hidden="true">',
-                                '<span class="katex-html" aria-hidden="true" data-search-exclude>')
+    rendered = _exclude_layout_from_search(rendered)
+    return f'<div class="ao-math">{rendered}</div>' if display else rendered
+
+
+SPAN_TAG = re.compile(r"<span\b|</span>")
+
+
+def _exclude_layout_from_search(rendered: str) -> str:
+    """
+    Keep one copy of a formula in the search index: the MathML's text, not also the glyph layout
+    (`.katex-html`) and the TeX source (`<annotation>`).
+
+    The search plugin skips an element marked `data-search-exclude`, but it matches elements by tag
+    name, so the first nested `</span>` ends the skip. The layout's outer `<span>` therefore becomes
+    `<ao-katex-html>`, a custom element (inline, like a span); KaTeX's stylesheet selects it by class.
+    """
     rendered = rendered.replace('<annotation encoding="application/x-tex">',
                                 '<annotation encoding="application/x-tex" data-search-exclude>')
-    return f'<div class="ao-math">{rendered}</div>' if display else rendered
+    start = rendered.find('<span class="katex-html"')
+    if start < 0:
+        return rendered
+    depth = 0
+    for tag in SPAN_TAG.finditer(rendered, start):
+        depth += 1 if tag.group(0) == "<span" else -1
+        if depth == 0:
+            end = tag.start()
+            break
+    else:
+        raise MathError(f"unbalanced <span> in KaTeX's output: {rendered[:80]}")
+    opening = rendered[start:].split(">", 1)[0]
+    inner = rendered[start + len(opening) + 1:end]
+    replacement = opening.replace("<span", "<ao-katex-html", 1) + " data-search-exclude>" + inner + "</ao-katex-html>"
+    return rendered[:start] + replacement + rendered[end + len("</span>"):]
 
 
 def plain_math(tex: str) -> str:
