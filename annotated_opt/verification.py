@@ -224,7 +224,8 @@ class VerificationSummary:
     def sentence(self) -> str:
         verdict = "matches" if self.passed else "DOES NOT match"
         return (f"{verdict} `{self.reference}`: max relative error {self.error:.1e} over {self.steps} "
-                f"steps, {self.configs} configurations x {self.seeds} seeds, float64, "
+                f"steps, {self.configs} configuration{'s' * (self.configs != 1)} x {self.seeds} "
+                f"seed{'s' * (self.seeds != 1)}, float64, "
                 f"every parameter and state tensor compared after every step")
 
 

@@ -1,0 +1,419 @@
+r"""The MkDocs hook that builds the annotated site (named under `hooks:` in `mkdocs.yml`).
+
+* `on_config` builds the navigation: every optimizer by family, the guides in `docs/guides/`, the other
+  pages in `docs/`, and every module of the package in a "Library" section.
+* `on_files` generates one page per module of `annotated_opt/` (optimizer pages also run their
+  verification) and adds KaTeX's stylesheet and fonts to the site.
+* `on_page_markdown` fills in the optimizer table, the `<!-- plot: page/slug -->` figures, and module
+  links such as `[Adam](adam.md)` written on pages outside the package folder.
+* `on_page_content` renders the math with KaTeX and adds the section permalinks.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# `mkdocs` runs as a console script whose sys.path starts with the virtual environment's bin folder:
+# put this checkout first, so the pages describe this checkout's package and nobody else's.
+for entry in (str(ROOT / "scripts"), str(ROOT)):
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+
+from mkdocs.config.defaults import MkDocsConfig  # noqa: E402
+from mkdocs.exceptions import PluginError  # noqa: E402
+from mkdocs.structure.files import File, Files  # noqa: E402
+from mkdocs.structure.pages import Page  # noqa: E402
+
+import annotated_opt  # noqa: E402
+from annotated_opt.registry import REGISTRY, OptimizerInfo  # noqa: E402
+from annotated_opt.verification import SEEDS, verify  # noqa: E402
+from sitegen import page as markdown  # noqa: E402
+from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
+from sitegen.katex import KATEX_VERSION, MathError, plain_math, render_math, render_tex  # noqa: E402
+
+if Path(annotated_opt.__file__).resolve().parent != ROOT / "annotated_opt":
+    raise ImportError(f"annotated_opt was imported from {annotated_opt.__file__}, not from {ROOT}")
+
+log = logging.getLogger("mkdocs.hooks.annotated_opt")
+
+PACKAGE = ROOT / "annotated_opt"
+DOCS = ROOT / "docs"
+PLOTS = "generated/plots"
+KATEX_DIST = ROOT / "node_modules" / "katex" / "dist"
+# The build checks each optimizer with one seed, to keep it quick; the tests run all of them.
+BUILD_SEEDS = (0,)
+TABLE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*optimizer-table[ \t]*-->[ \t]*$", re.MULTILINE)
+# Guides whose place in the navigation is known; any other guide comes after these, by name, and
+# "How the pages are made" comes last.
+GUIDE_ORDER = ("momentum", "weight-decay", "schedules", "composable")
+LAST_GUIDE = "how-pages-are-made"
+
+
+@dataclass
+class Module:
+    """One module of the package and its page."""
+
+    path: Path
+    dotted: str
+    src_uri: str
+    infos: list[OptimizerInfo] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.dotted.rpartition(".")[2]
+
+    @property
+    def source_name(self) -> str:
+        return self.path.relative_to(ROOT).as_posix()
+
+    @property
+    def folder(self) -> tuple[str, ...]:
+        """The subpackage path inside `annotated_opt` (empty for top-level modules)."""
+        parts = self.path.relative_to(PACKAGE).parts[:-1]
+        return tuple(parts)
+
+
+def discover_modules() -> list[Module]:
+    """Every module of the package, each with the registry entries whose class it defines."""
+    modules = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(ROOT).with_suffix("")
+        parts = list(relative.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            src_uri = "/".join(parts) + "/index.md"
+        else:
+            src_uri = "/".join(parts) + ".md"
+        modules.append(Module(path, ".".join(parts), src_uri))
+    by_dotted = {module.dotted: module for module in modules}
+    for info in REGISTRY.values():
+        module = by_dotted.get(info.module)
+        if module is None:
+            raise PluginError(f"registry entry {info.name}: its class lives in {info.module}, outside annotated_opt")
+        module.infos.append(info)
+    return modules
+
+
+MODULES: list[Module] = []
+
+
+def module_for(name: str) -> Module | None:
+    return next((m for m in MODULES if m.dotted == name), None)
+
+
+def page_of_optimizer(name: str) -> Module | None:
+    info = REGISTRY.get(name.lower())
+    return module_for(info.module) if info else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Navigation
+
+
+def _markdown_pages(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.md") if p.is_file())
+
+
+def _guide_key(path: Path) -> tuple[int, int, str]:
+    if path.stem == LAST_GUIDE:
+        return (2, 0, "")
+    if path.stem in GUIDE_ORDER:
+        return (0, GUIDE_ORDER.index(path.stem), "")
+    return (1, 0, path.stem)
+
+
+def build_nav() -> list:
+    nav: list = [{"Home": "index.md"}]
+
+    families: dict[str, list[OptimizerInfo]] = {}
+    for info in REGISTRY.values():
+        families.setdefault(info.family, []).append(info)
+    optimizers = []
+    for family, infos in families.items():
+        infos = sorted(infos, key=lambda i: (i.year, list(REGISTRY).index(i.key)))
+        entries = [{info.name: module_for(info.module).src_uri} for info in infos]
+        optimizers.append({f"{family} family" if len(entries) > 1 else family: entries})
+    nav.append({"Optimizers": optimizers})
+
+    guides = sorted(_markdown_pages(DOCS / "guides"), key=_guide_key) if (DOCS / "guides").is_dir() else []
+    if guides:
+        nav.append({"Guides": [f"guides/{p.name}" for p in guides]})
+    nav += [p.name for p in _markdown_pages(DOCS) if p.name != "index.md"]
+
+    nav.append({"Library": _library_nav(())})
+    return nav
+
+
+def _library_nav(folder: tuple[str, ...]) -> list:
+    """The modules (not optimizer pages) of one folder of the package, then its subpackages."""
+    entries: list = []
+    index = next((m for m in MODULES if m.folder == folder and m.path.name == "__init__.py"), None)
+    if index is not None:
+        entries.append({".".join(("annotated_opt",) + folder): index.src_uri})
+    for module in MODULES:
+        if module.folder == folder and module.path.name != "__init__.py" and not module.infos:
+            entries.append({module.name: module.src_uri})
+    subfolders = sorted({m.folder[: len(folder) + 1] for m in MODULES if len(m.folder) > len(folder)
+                         and m.folder[: len(folder)] == folder})
+    for sub in subfolders:
+        entries.append({sub[-1]: _library_nav(sub)})
+    return entries
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    MODULES[:] = discover_modules()
+    if config.nav is None:
+        config.nav = build_nav()
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated pages
+
+
+def plot_files(page: str) -> list[tuple[str, str]]:
+    """(path relative to docs, caption) of every plot of `page`, by name."""
+    folder = DOCS / PLOTS / page
+    plots = []
+    for svg in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
+        caption_file = svg.with_suffix(".txt")
+        caption = caption_file.read_text().strip() if caption_file.is_file() else ""
+        if not caption:
+            log.warning(f"plot {PLOTS}/{page}/{svg.name} has no caption ({caption_file.name} is missing or empty)")
+        plots.append((f"{PLOTS}/{page}/{svg.name}", caption))
+    return plots
+
+
+def coloured_math(module: AnnotatedModule) -> list[str]:
+    r"""The formulas of a module's notes that colour a term (`\textcolor`): what differs from the parent."""
+    formulas: list[str] = []
+    seen: set[str] = set()
+    for block in module.notes:
+        masked = markdown.mask_code(block)
+        for match in re.finditer(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<![\\$])\$([^$\n]+?)(?<!\\)\$", masked, re.DOTALL):
+            start, end = match.span(1) if match.group(1) is not None else match.span(2)
+            tex = block[start:end].strip()
+            key = " ".join(tex.split())
+            if r"\textcolor" in tex and key not in seen:
+                seen.add(key)
+                formulas.append(tex)
+    # A formula repeated inside a longer one (a comment quoting part of the docstring's) is shown once.
+    keys = [" ".join(tex.split()) for tex in formulas]
+    return [tex for tex, key in zip(formulas, keys) if not any(key != other and key in other for other in keys)]
+
+
+def verification_markdown(info: OptimizerInfo) -> str:
+    if info.reference is None:
+        return ("No independent implementation is registered to run at build time; the tests show how "
+                f"{info.name} is checked.")
+    start = time.perf_counter()
+    try:
+        summary = verify(info, seeds=BUILD_SEEDS)
+    except Exception as error:  # the page says what went wrong, and the strict build fails
+        log.warning(f"verification of {info.name} could not run: {type(error).__name__}: {error}")
+        return f'<span class="ao-fail">✗</span> The verification could not run: `{type(error).__name__}: {error}`'
+    seconds = time.perf_counter() - start
+    log.info(f"verified {info.name} against {info.reference.target} in {seconds:.1f} s: error {summary.error:.1e}")
+    if not summary.passed:
+        log.warning(f"{info.name} {summary.sentence()}")
+    mark = '<span class="ao-pass">✓</span>' if summary.passed else '<span class="ao-fail">✗</span>'
+    seeds = ", ".join(str(s) for s in SEEDS)
+    return (f"{mark} {info.name} {summary.sentence()}. Run when this page was built, with seed "
+            f"{', '.join(str(s) for s in BUILD_SEEDS)}; the tests run seeds {seeds}.")
+
+
+def facts_markdown(module: Module, annotated: AnnotatedModule) -> str:
+    """The card at the top of an optimizer page."""
+    parts = ['<div class="ao-facts" markdown>', ""]
+    for info in module.infos:
+        if len(module.infos) > 1:
+            parts += [f"### {info.name}", ""]
+        parts += ["Paper", f":   [{info.paper}]({info.url}), {info.year}", ""]
+        parent = page_of_optimizer(info.parent) if info.parent else None
+        if info.parent and parent is not None:
+            link = f"[{info.parent}]({markdown.relative(parent.src_uri, module.src_uri)})"
+        else:
+            link = info.parent
+        formulas = coloured_math(annotated)
+        if info.parent is None:
+            parts += ["Parent", f":   none: {info.name} is the root of the {info.family} family", ""]
+        elif formulas:
+            parts += ["Parent", f":   {link}; what changes is coloured:", ""]
+            for tex in formulas:
+                parts += ["    $$", *("    " + line for line in tex.splitlines()), "    $$", ""]
+        else:
+            parts += ["Parent", f":   {link}; the notes below say what changes", ""]
+        plural = "tensor" if info.state_tensors == 1 else "tensors"
+        parts += ["State", f":   {info.state_tensors} {plural} the size of the parameter: "
+                  f"{info.state_bytes_per_param} bytes per float32 parameter", ""]
+        parts += ["Verified", f":   {verification_markdown(info)}", ""]
+        if plot_files(info.key):
+            parts += ["Plots", f":   [below](#plots-{info.key})", ""]
+    parts += ["</div>"]
+    return "\n".join(parts)
+
+
+def plots_markdown(module: Module) -> str:
+    parts = []
+    for info in module.infos:
+        parts += [f"## Plots of {info.name} {{ #plots-{info.key} }}", ""]
+        plots = plot_files(info.key)
+        for path, caption in plots:
+            parts += [markdown.figure_markdown(markdown.relative(path, module.src_uri), caption), ""]
+        if not plots:
+            parts += [f"There are no plots of {info.name} yet.", ""]
+    return "\n".join(parts)
+
+
+def module_page(module: Module) -> str:
+    annotated = annotate(module.path.read_text())
+    for line in annotated.cooked_docstrings:
+        log.warning(f"{module.source_name}:{line}: a docstring with a backslash is not raw (write r\"\"\"): "
+                    "Python reads it differently from what the page shows")
+    if module.infos:
+        title = annotated.title or module.infos[0].name
+        header, footer = facts_markdown(module, annotated), plots_markdown(module)
+    else:
+        title = annotated.title or f"`{module.dotted}`"
+        header = footer = ""
+    return markdown.module_markdown(annotated, title=title, source_name=module.source_name, header=header,
+                                    footer=footer)
+
+
+def katex_assets() -> Iterable[tuple[str, Path]]:
+    """(site path, file) of KaTeX's stylesheet and fonts, from the pinned npm package."""
+    package = KATEX_DIST.parent / "package.json"
+    if not package.is_file():
+        raise PluginError("KaTeX's stylesheet and fonts are missing: run `npm ci` (make site does)")
+    version = json.loads(package.read_text())["version"]
+    if version != KATEX_VERSION:
+        raise PluginError(f"node_modules has KaTeX {version}, but the math is rendered by KaTeX {KATEX_VERSION}: "
+                          "run `npm ci`")
+    yield "assets/katex/katex.min.css", KATEX_DIST / "katex.min.css"
+    for font in sorted((KATEX_DIST / "fonts").iterdir()):
+        yield f"assets/katex/fonts/{font.name}", font
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    start = time.perf_counter()
+    for module in MODULES:
+        if files.get_file_from_path(module.src_uri) is not None:
+            raise PluginError(f"docs/{module.src_uri} would hide the generated page of {module.source_name}")
+        files.append(File.generated(config, module.src_uri, content=module_page(module)))
+    for site_path, path in katex_assets():
+        files.append(File.generated(config, site_path, abs_src_path=str(path)))
+    log.info(f"generated {len(MODULES)} module pages in {time.perf_counter() - start:.1f} s")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Every page
+
+
+def optimizer_table(page_src_uri: str) -> str:
+    rows = ["| Optimizer | Family | Paper | Parent | State per parameter | Verified against |",
+            "|---|---|---|---|---:|---|"]
+    for info in REGISTRY.values():
+        module = module_for(info.module)
+        name = f"[{info.name}]({markdown.relative(module.src_uri, page_src_uri)})"
+        parent_page = page_of_optimizer(info.parent) if info.parent else None
+        if parent_page is not None:
+            parent = f"[{info.parent}]({markdown.relative(parent_page.src_uri, page_src_uri)})"
+        else:
+            parent = info.parent or "none"
+        reference = f"`{info.reference.target}`" if info.reference else "the tests"
+        paper = info.paper.replace("|", "\\|")
+        rows.append(f"| {name} | {info.family} | [{paper}]({info.url}), {info.year} | {parent} "
+                    f"| {info.state_bytes_per_param} bytes | {reference} |")
+    return "\n".join(rows)
+
+
+def plot_figure(page: Page, plot_page: str, slug: str) -> str:
+    svg = DOCS / PLOTS / plot_page / f"{slug}.svg"
+    if not svg.is_file():
+        raise PluginError(f"docs/{page.file.src_uri}: the marker <!-- plot: {plot_page}/{slug} --> names "
+                          f"docs/{PLOTS}/{plot_page}/{slug}.svg, which does not exist (run "
+                          "`python scripts/make_plots.py`, or fix the name)")
+    caption_file = svg.with_suffix(".txt")
+    caption = caption_file.read_text().strip() if caption_file.is_file() else ""
+    return markdown.figure_markdown(markdown.relative(f"{PLOTS}/{plot_page}/{slug}.svg", page.file.src_uri), caption)
+
+
+def link_resolver(page: Page, files: Files):
+    """Resolve `name.md` links: existing pages as they are, then module pages by name."""
+    generated = page.file.src_uri.startswith("annotated_opt/")
+    here = page.file.src_uri.rpartition("/")[0]
+
+    def resolve(target: str) -> str | None:
+        if "://" in target or target.startswith("/"):
+            return target
+        joined = _normalise(f"{here}/{target}" if here else target)
+        if files.get_file_from_path(joined) is not None:
+            return target
+        stem = target.rpartition("/")[2][: -len(".md")]
+        candidates = [m for m in MODULES if m.name == stem or m.src_uri.endswith("/" + target)]
+        candidates.sort(key=lambda m: len(m.folder))
+        if candidates:
+            return markdown.relative(candidates[0].src_uri, page.file.src_uri)
+        if generated and "/" not in target:
+            # A module that links a module not written yet: keep the words, drop the link.
+            log.info(f"{page.file.src_uri}: no module page {target} yet; its link is shown as text")
+            return None
+        return target
+
+    return resolve
+
+
+def _normalise(path: str) -> str:
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/".join(parts)
+
+
+def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    source = TABLE_MARKER.sub(lambda _: optimizer_table(page.file.src_uri), source)
+    source = markdown.replace_plot_markers(source, lambda plot_page, slug: plot_figure(page, plot_page, slug))
+    source = markdown.rewrite_links(source, link_resolver(page, files))
+    return markdown.isolate_display_math(source)
+
+
+PERMALINK = r'\1<a class="ao-permalink" href="#\2" title="Link to this section" data-search-exclude>¶</a>'
+INLINE_TEX = re.compile(r"\\\((.*?)\\\)")
+ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
+
+
+def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    try:
+        content = render_math(content)
+        for item in _walk_toc(page.toc):
+            if "\\(" in item.title:
+                item.title = INLINE_TEX.sub(lambda m: render_tex(html.unescape(m.group(1)), False), item.title)
+        if page.title and "\\(" in page.title:
+            # The title goes into <title> and the navigation as text: the math's characters, no markup.
+            page.title = INLINE_TEX.sub(lambda m: plain_math(html.unescape(m.group(1))), page.title)
+    except MathError as error:
+        raise PluginError(f"docs/{page.file.src_uri}: {error}") from None
+    return ROW.sub(PERMALINK, content)
+
+
+def _walk_toc(items):
+    for item in items:
+        yield item
+        yield from _walk_toc(item.children)

@@ -1,0 +1,240 @@
+"""The site, built for real and opened in headless Chromium over http on 127.0.0.1.
+
+The site is built once (plots, then `mkdocs build --strict`) into a temporary folder and served from
+a thread. One browser opens every page and checks what a reader would see: the math rendered, the
+notes beside the code (or above it on a phone), no errors, and no request to any other host.
+
+Without `/usr/bin/chromium` these tests are skipped, unless `ANNOTATED_OPT_REQUIRE_BROWSER=1` (set by
+CI), which turns the skip into a failure.
+"""
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from annotated_opt.registry import REGISTRY
+
+from .site_server import CHROMIUM, CHROMIUM_ARGS, build_site, page_paths, serve
+
+REQUIRE_BROWSER = os.environ.get("ANNOTATED_OPT_REQUIRE_BROWSER") == "1"
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Raw TeX a reader should never see: `$x$`, `$$`, `\(`, `\)`, `\[`.
+RAW_MATH = re.compile(r"\$[^\s$][^$]*\$|\$\$|\\\(|\\\)|\\\[")
+
+pytestmark = pytest.mark.xdist_group("site")
+
+
+def optimizer_pages() -> dict[str, list]:
+    """URL path of each optimizer page -> the registry entries it shows."""
+    pages: dict[str, list] = {}
+    for info in REGISTRY.values():
+        parts = info.module.split(".")
+        path = "/".join(parts) + "/"
+        pages.setdefault(path, []).append(info)
+    return pages
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site_dir = tmp_path_factory.mktemp("site")
+    build_site(site_dir)
+    return site_dir
+
+
+@pytest.fixture(scope="session")
+def base_url(site: Path) -> Iterator[str]:
+    with serve(site) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is not installed (apt-get install chromium)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as error:
+            problem = f"playwright is not installed: {error}"
+    if problem:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"browser tests are required but cannot run: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A browser tab that records, per page, console errors, failed requests and the hosts asked."""
+
+    def __init__(self, browser, base_url: str, viewport: dict, color_scheme: str = "light") -> None:
+        self.base_url = base_url
+        self.context = browser.new_context(viewport=viewport, color_scheme=color_scheme)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} ({r.failure})"))
+        self.page.on("request", self._check_host)
+        self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
+
+    def _check_host(self, request) -> None:
+        url = urlparse(request.url)
+        if url.scheme in ("data", "blob", "about"):
+            return
+        if url.hostname != "127.0.0.1":
+            self.problems.append(f"request to another host: {request.url}")
+
+    def open(self, path: str, wait_until: str = "networkidle") -> list[str]:
+        """Open `path`, wait (by default until the network is idle), and return the problems it caused."""
+        self.problems = []
+        self.page.goto(self.base_url + path, wait_until=wait_until)
+        return self.problems
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="session")
+def desktop(browser, base_url: str) -> Iterator[Visit]:
+    visit = Visit(browser, base_url, DESKTOP)
+    yield visit
+    visit.close()
+
+
+@pytest.fixture(scope="session")
+def phone(browser, base_url: str) -> Iterator[Visit]:
+    visit = Visit(browser, base_url, PHONE)
+    yield visit
+    visit.close()
+
+
+VISIBLE_TEXT = """() => {
+    const main = document.querySelector('.md-main').cloneNode(true);
+    main.querySelectorAll('pre, code, .katex, script, style').forEach(e => e.remove());
+    return main.textContent;
+}"""
+
+CLIPPED_FORMULAS = """() => [...document.querySelectorAll('.katex-display')]
+    .filter(e => e.scrollHeight > e.clientHeight).length"""
+
+FIRST_ROW_BOXES = """() => {
+    for (const row of document.querySelectorAll('.ao-row')) {
+        const notes = row.querySelector('.ao-notes'), code = row.querySelector('.ao-code');
+        if (notes && code && notes.textContent.trim() && code.textContent.trim()) {
+            const n = notes.getBoundingClientRect(), c = code.getBoundingClientRect();
+            return {notes: [n.left, n.top, n.right, n.bottom], code: [c.left, c.top, c.right, c.bottom]};
+        }
+    }
+    return null;
+}"""
+
+
+def test_the_site_builds_strict(site: Path) -> None:
+    """`mkdocs build --strict` passed (the fixture raises otherwise); every module has its page."""
+    paths = page_paths(site)
+    for info in REGISTRY.values():
+        assert "/".join(info.module.split(".")) + "/" in paths
+    assert (site / "assets" / "katex" / "katex.min.css").is_file()
+    assert any((site / "assets" / "katex" / "fonts").glob("*.woff2"))
+
+
+@pytest.mark.browser
+def test_every_page_renders_its_math_offline_without_errors(site: Path, desktop: Visit) -> None:
+    optimizers = optimizer_pages()
+    failures = []
+    for path in page_paths(site):
+        problems = list(desktop.open(path))
+        page = desktop.page
+        katex = page.locator(".md-content .katex").count()
+        if path in optimizers and katex < 1:
+            problems.append("no rendered math (.katex) on an optimizer page")
+        if page.locator(".katex-error").count():
+            problems.append(f"{page.locator('.katex-error').count()} .katex-error elements")
+        raw = RAW_MATH.findall(page.evaluate(VISIBLE_TEXT))
+        if raw:
+            problems.append(f"raw TeX in the visible text: {raw[:5]}")
+        for info in optimizers.get(path, []):
+            facts = page.locator(".ao-facts").inner_text()
+            if info.reference and f"matches {info.reference.target}" not in facts:
+                problems.append(f"no verification result for {info.name} in the facts: {facts[:200]!r}")
+        failures += [f"/{path}: {problem}" for problem in problems]
+    assert not failures, "\n".join(failures)
+
+
+def module_pages(site: Path) -> list[str]:
+    return [p for p in page_paths(site) if p.startswith("annotated_opt/")]
+
+
+@pytest.mark.browser
+def test_notes_are_left_of_the_code_on_a_desktop(site: Path, desktop: Visit) -> None:
+    failures = []
+    for path in module_pages(site):
+        desktop.open(path, wait_until="load")
+        boxes = desktop.page.evaluate(FIRST_ROW_BOXES)
+        if boxes is None:
+            continue
+        notes, code = boxes["notes"], boxes["code"]
+        if not (notes[2] <= code[0] + 1 and abs(notes[1] - code[1]) < 2 and code[2] - code[0] > notes[2] - notes[0]):
+            failures.append(f"/{path}: notes {notes} and code {code} are not side by side")
+    assert module_pages(site) and not failures, "\n".join(failures)
+
+
+@pytest.mark.browser
+def test_notes_are_above_the_code_on_a_phone(site: Path, phone: Visit) -> None:
+    failures = []
+    for path in module_pages(site) + [""]:
+        phone.open(path, wait_until="load")
+        width = phone.page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        if width[0] > width[1]:
+            failures.append(f"/{path}: the page scrolls sideways ({width[0]} px wide on a {width[1]} px screen)")
+        clipped = phone.page.evaluate(CLIPPED_FORMULAS)
+        if clipped:
+            failures.append(f"/{path}: {clipped} display formulas are cut off at the top or bottom")
+        boxes = phone.page.evaluate(FIRST_ROW_BOXES)
+        if boxes is None:
+            continue
+        notes, code = boxes["notes"], boxes["code"]
+        if not (notes[3] <= code[1] + 1 and code[2] - code[0] >= PHONE["width"] - 40):
+            failures.append(f"/{path}: notes {notes} are not stacked above code {code}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.browser
+def test_the_dark_mode_toggle_switches_the_palette(desktop: Visit) -> None:
+    assert not desktop.open("")
+    page = desktop.page
+
+    def scheme() -> tuple[str, str]:
+        return page.evaluate("""() => [document.body.getAttribute('data-md-color-scheme'),
+                                      getComputedStyle(document.body).backgroundColor]""")
+
+    light = scheme()
+    assert light[0] == "default"
+    page.locator("form[data-md-component=palette] label:visible").first.click()
+    page.wait_for_function("() => document.body.getAttribute('data-md-color-scheme') === 'slate'")
+    dark = scheme()
+    assert dark[1] != light[1], "the background did not change colour"
+    page.locator("form[data-md-component=palette] label:visible").first.click()
+    page.wait_for_function("() => document.body.getAttribute('data-md-color-scheme') === 'default'")
+    assert scheme() == light
+
+
+@pytest.mark.browser
+def test_search_finds_adamw(desktop: Visit) -> None:
+    assert not desktop.open("")
+    page = desktop.page
+    page.locator(".md-search__input").click()
+    page.locator(".md-search__input").press_sequentially("AdamW")
+    first = page.locator(".md-search-result__item a").first
+    first.wait_for(timeout=10_000)
+    assert "annotated_opt/adamw/" in first.get_attribute("href")
+    assert "AdamW" in first.inner_text()
