@@ -53,6 +53,7 @@ KATEX_DIST = ROOT / "node_modules" / "katex" / "dist"
 # The build checks each optimizer with one seed, to keep it quick; the tests run all of them.
 BUILD_SEEDS = (0,)
 TABLE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*optimizer-table[ \t]*-->[ \t]*$", re.MULTILINE)
+INCLUDE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*include:[ \t]*(generated/[\w./-]+\.md)[ \t]*-->[ \t]*$", re.MULTILINE)
 # Guides whose place in the navigation is known; any other guide comes after these, by name, and
 # "How the pages are made" comes last.
 GUIDE_ORDER = ("momentum", "weight-decay", "schedules", "composable")
@@ -340,6 +341,15 @@ def optimizer_table(page_src_uri: str) -> str:
     return "\n".join(rows)
 
 
+def included_markdown(page: Page, path: str) -> str:
+    """The text of `docs/<path>`, a page fragment written by a plot script (the gallery, the results)."""
+    fragment = DOCS / path
+    if not fragment.is_file():
+        raise PluginError(f"docs/{page.file.src_uri}: the marker <!-- include: {path} --> names docs/{path}, "
+                          "which does not exist (run `python scripts/make_plots.py`)")
+    return fragment.read_text()
+
+
 def plot_figure(page: Page, plot_page: str, slug: str) -> str:
     svg = DOCS / PLOTS / plot_page / f"{slug}.svg"
     if not svg.is_file():
@@ -389,6 +399,8 @@ def _normalise(path: str) -> str:
 
 def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     source = TABLE_MARKER.sub(lambda _: optimizer_table(page.file.src_uri), source)
+    # Fragments first: they carry plot markers of their own.
+    source = INCLUDE_MARKER.sub(lambda m: included_markdown(page, m.group(1)), source)
     source = markdown.replace_plot_markers(source, lambda plot_page, slug: plot_figure(page, plot_page, slug))
     source = markdown.rewrite_links(source, link_resolver(page, files))
     return markdown.isolate_display_math(source)
