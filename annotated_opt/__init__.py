@@ -12,11 +12,14 @@ from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
 from .base import GenericAdaptiveOptimizer
+from .lookahead import Lookahead
 from .options import learning_rate, param_groups_without_decay, param_option
 from .registry import REGISTRY, OptimizerInfo, Reference
 from .rmsprop import RMSprop
+from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
 from .sgd import SGD
 from .weight_decay import WeightDecay
+from .wrapper import OptimizerWrapper
 
 __all__ = [
     "REGISTRY",
@@ -27,11 +30,17 @@ __all__ = [
     "Adam",
     "AdamW",
     "GenericAdaptiveOptimizer",
+    "Lookahead",
     "OptimizerInfo",
+    "OptimizerWrapper",
     "RMSprop",
     "Reference",
+    "SAM",
     "WeightDecay",
+    "disable_running_stats",
+    "enable_running_stats",
     "learning_rate",
     "param_groups_without_decay",
     "param_option",
+    "running_stats_frozen",
 ]

@@ -1,0 +1,119 @@
+r"""
+# Lookahead: k steps forward, one step back
+
+[Zhang, Lucas, Hinton & Ba, 2019](https://arxiv.org/abs/1907.08610) wrap any optimizer in a second,
+slower loop. The base optimizer moves the **fast weights** $\theta$ for $k$ steps, exploring ahead; then
+the **slow weights** $\phi$ move only a fraction $\alpha$ of the way towards where the fast ones
+ended, and the fast weights start again from there:
+
+$$\theta_{t,0} = \phi_{t-1} \qquad
+  \theta_{t,i} = \theta_{t,i-1} + \mathrm{BaseStep}(\theta_{t,i-1}),\; i = 1..k \qquad
+  \phi_t = \phi_{t-1} + \alpha\,(\theta_{t,k} - \phi_{t-1}).$$
+
+Two readings of the last line. It is an exponential moving average of the points the fast weights
+reach at the end of each inner loop, so the noise of the inner steps is damped. And along a direction
+where the fast weights oscillate (a high-curvature valley wall), the slow weights land near the middle,
+where plain steps would keep bouncing. The cost is one extra copy of the weights and one interpolation
+every $k$ steps; with $\alpha = 1$ the wrapper is the base optimizer again.
+
+The base keeps its own state (momentum, moments) across the synchronisation, as in the paper: only the
+weights are pulled back.
+
+## Details
+
+* The slow weights start as the weights at the **first step**, not when the wrapper is built, so a
+  model whose weights are loaded after the optimizer is created is not pulled back to its random
+  initialisation. Only parameters with `requires_grad` get a slow copy.
+* Every parameter with slow weights is synchronised, including one that happens to have no gradient
+  on the synchronising step: it may well have moved during the other $k-1$. (`pytorch_optimizer`'s
+  `Lookahead` skips such a parameter, leaving its fast and slow weights apart until its next
+  synchronisation with a gradient; the tests show the difference.)
+* $k$, $\alpha$ and the step counter live in each parameter group (`lookahead_k`, `lookahead_alpha`,
+  `lookahead_step`), so a checkpoint carries them and a group added later counts its own steps.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .wrapper import OptimizerWrapper
+
+
+class Lookahead(OptimizerWrapper):
+    r"""
+    ## Hyper-parameters
+
+    * `base_optimizer` is an optimizer already built over the parameters: `Lookahead(Adam(params), ...)`.
+    * `k` is the number of fast steps per synchronisation (default $5$; the paper uses $5$ or $10$).
+    * `alpha` is $\alpha \in (0, 1]$, how far the slow weights move (default $0.5$; the paper finds
+      $0.5$ and $0.8$ both robust).
+
+    `param_groups` are shared with the base (a scheduler on either drives both); `state` holds only the
+    slow weights, and `state_dict` nests the base's checkpoint under `base_optimizer`.
+    """
+
+    def __init__(self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
+        if not isinstance(base_optimizer, torch.optim.Optimizer):
+            raise ValueError(
+                f"Invalid base_optimizer: {base_optimizer!r} (expected an optimizer instance, "
+                "e.g. Lookahead(Adam(model.parameters()), k=5, alpha=0.5))"
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"Invalid k: {k} (must be an integer >= 1)")
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"Invalid alpha: {alpha} (must be in (0, 1])")
+        super().__init__(base_optimizer, {"lookahead_k": k, "lookahead_alpha": alpha, "lookahead_step": 0})
+
+    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""$\phi_0 = \theta_0$, a copy of the weights before the first step."""
+        state["slow_param"] = param.detach().clone()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        r"""
+        ### One fast step, and every $k$-th a synchronisation
+
+        Lookahead overrides `step`: its work is the whole base step plus, now and then, an update of
+        every parameter at once.
+        """
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.requires_grad and param not in self.state:
+                    self.init_state(self.state[param], group, param)
+
+        # $$\theta_{t,i} = \theta_{t,i-1} + \mathrm{BaseStep}(\theta_{t,i-1})$$
+        # The closure, if any, is the base's to evaluate (a base such as SAM needs it).
+        loss = self.base_optimizer.step() if closure is None else self.base_optimizer.step(closure)
+
+        for group in self.param_groups:
+            group["lookahead_step"] += 1
+            if group["lookahead_step"] < group["lookahead_k"]:
+                continue
+            group["lookahead_step"] = 0
+            for param in group["params"]:
+                if param not in self.state:
+                    continue
+                slow = self.state[param]["slow_param"]
+                # $$\phi_t = \phi_{t-1} + \alpha\,(\theta_{t,k} - \phi_{t-1})$$
+                slow.lerp_(param, group["lookahead_alpha"])
+                # $$\theta_{t+1,0} = \phi_t$$
+                param.copy_(slow)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        r"""
+        ### Checkpoint
+
+        The slow weights, numbered like the base's parameters, and the base's own checkpoint (whose
+        groups carry $k$, $\alpha$ and the counter). Plain tensors, numbers and dictionaries, so it
+        loads with `torch.load(weights_only=True)`.
+        """
+        return {"state": super().state_dict()["state"], "base_optimizer": self.base_optimizer.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        base = state_dict["base_optimizer"]
+        self.load_base_state_dict(base)
+        # The slow weights are matched to the parameters through the (shared) groups.
+        super().load_state_dict({"state": state_dict["state"], "param_groups": base["param_groups"]})
+        self.link_to_base()
