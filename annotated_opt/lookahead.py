@@ -21,9 +21,11 @@ weights are pulled back.
 
 ## Details
 
-* The slow weights start as the weights at the **first step**, not when the wrapper is built, so a
-  model whose weights are loaded after the optimizer is created is not pulled back to its random
-  initialisation. Only parameters with `requires_grad` get a slow copy.
+* The slow weights of a parameter start as its weights just before its **first step**, not when the
+  wrapper is built, so a model whose weights are loaded after the optimizer is created is not pulled
+  back to its random initialisation. A parameter that never gets a gradient keeps no slow copy.
+* A step in which no parameter has a gradient is no step: nothing changes and it is not counted, as
+  for every `torch.optim` optimizer.
 * Every parameter with slow weights is synchronised, including one that happens to have no gradient
   on the synchronising step: it may well have moved during the other $k-1$. (`pytorch_optimizer`'s
   `Lookahead` skips such a parameter, leaving its fast and slow weights apart until its next
@@ -32,6 +34,7 @@ weights are pulled back.
   `lookahead_step`), so a checkpoint carries them and a group added later counts its own steps.
 """
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -65,10 +68,6 @@ class Lookahead(OptimizerWrapper):
             raise ValueError(f"Invalid alpha: {alpha} (must be in (0, 1])")
         super().__init__(base_optimizer, {"lookahead_k": k, "lookahead_alpha": alpha, "lookahead_step": 0})
 
-    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
-        r"""$\phi_0 = \theta_0$, a copy of the weights before the first step."""
-        state["slow_param"] = param.detach().clone()
-
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""
@@ -77,14 +76,30 @@ class Lookahead(OptimizerWrapper):
         Lookahead overrides `step`: its work is the whole base step plus, now and then, an update of
         every parameter at once.
         """
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.requires_grad and param not in self.state:
-                    self.init_state(self.state[param], group, param)
+        # $\phi_0 = \theta_0$: a parameter's slow weights are its weights before the first step it takes
+        # part in. Its gradient may only appear inside the base's step (from the closure), so every
+        # trainable parameter without slow weights is copied first, and the copy kept if it took part.
+        params = [param for group in self.param_groups for param in group["params"]]
+        before = {param: param.detach().clone() for param in params
+                  if param.requires_grad and param not in self.state}
+        took_part = {param for param in params if param.grad is not None}
+
+        def observed_closure() -> Any:
+            loss = closure()
+            took_part.update(param for param in params if param.grad is not None)
+            return loss
 
         # $$\theta_{t,i} = \theta_{t,i-1} + \mathrm{BaseStep}(\theta_{t,i-1})$$
-        # The closure, if any, is the base's to evaluate (a base such as SAM needs it).
-        loss = self.base_optimizer.step() if closure is None else self.base_optimizer.step(closure)
+        # The closure, if any, is the base's to evaluate (a base such as SAM needs it); it is watched
+        # to see which parameters get gradients.
+        loss = self.base_optimizer.step() if closure is None else self.base_optimizer.step(observed_closure)
+
+        # Without a gradient anywhere the base did nothing, and neither does Lookahead.
+        if not took_part:
+            return loss
+        for param in took_part:
+            if param not in self.state and param in before:
+                self.state[param]["slow_param"] = before[param]
 
         for group in self.param_groups:
             group["lookahead_step"] += 1
@@ -101,7 +116,11 @@ class Lookahead(OptimizerWrapper):
                 param.copy_(slow)
         return loss
 
-    def state_dict(self) -> dict[str, Any]:
+    def parameters_in_order(self) -> list[torch.Tensor]:
+        r"""Every parameter, numbered as `torch.optim` numbers them in a checkpoint."""
+        return [param for group in self.param_groups for param in group["params"]]
+
+    def wrapped_state_dict(self) -> dict[str, Any]:
         r"""
         ### Checkpoint
 
@@ -109,11 +128,16 @@ class Lookahead(OptimizerWrapper):
         groups carry $k$, $\alpha$ and the counter). Plain tensors, numbers and dictionaries, so it
         loads with `torch.load(weights_only=True)`.
         """
-        return {"state": super().state_dict()["state"], "base_optimizer": self.base_optimizer.state_dict()}
+        slow = {index: {"slow_param": self.state[param]["slow_param"]}
+                for index, param in enumerate(self.parameters_in_order()) if param in self.state}
+        return {"state": slow, "base_optimizer": self.base_optimizer.state_dict()}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        base = state_dict["base_optimizer"]
-        self.load_base_state_dict(base)
-        # The slow weights are matched to the parameters through the (shared) groups.
-        super().load_state_dict({"state": state_dict["state"], "param_groups": base["param_groups"]})
-        self.link_to_base()
+    def load_wrapped_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.load_base_state_dict(state_dict["base_optimizer"])
+        self.state = defaultdict(dict)
+        for index, param in enumerate(self.parameters_in_order()):
+            saved = state_dict["state"].get(index)
+            if saved is not None:
+                # A copy, in the parameter's dtype and on its device.
+                slow = saved["slow_param"].detach().to(device=param.device, dtype=param.dtype, copy=True)
+                self.state[param]["slow_param"] = slow

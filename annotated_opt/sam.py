@@ -10,7 +10,7 @@ weights but the worst loss in a ball of radius $\rho$ around them:
 $$\min_w \; L^{\mathrm{SAM}}(w) \qquad L^{\mathrm{SAM}}(w) = \max_{\lVert\epsilon\rVert_2 \le \rho} L(w + \epsilon).$$
 
 A sharp minimum is a poor minimum of $L^{\mathrm{SAM}}$, because its walls are within reach of
-$\epsilon$; a flat one is a good minimum of both. The figure below shows this on a one-dimensional
+$\epsilon$; a flat one is a good minimum of both. The first figure on this page shows this on a one-dimensional
 loss.
 
 ## The two passes
@@ -57,8 +57,10 @@ perturbed, but it is still trained.)
 
 ## Using it
 
-The closure is the **second** pass. The gradient at $w$ must already be there when `step` is called,
-as in the training loop of the reference code:
+`step(closure)` needs a closure that computes the loss and its gradients at the current weights. When
+`step` is called the gradients at $w$ may already be there, as in the training loop of the reference
+code; SAM then uses them and evaluates the closure once, for the second pass. When there are none,
+SAM evaluates the closure for the first pass too:
 
 ```python
 def closure():
@@ -72,9 +74,12 @@ with running_stats_frozen(model):     # the second pass must not update BatchNor
     optimizer.step(closure)           # perturb, second pass, restore, base step
 ```
 
-`step` returns what the closure returned, the loss at the perturbed point $L(w + \hat\epsilon)$,
-which estimates $L^{\mathrm{SAM}}(w)$. The pieces are also there to call by hand: `first_step`, your
-own second pass, `second_step`.
+Either way, `step` leaves the gradients cleared (`None`): those it ends with belong to the perturbed
+point, not to any weights, and clearing them is how the next step knows whether its first pass has
+been done. `step` returns what the second pass of the closure returned, the loss at the perturbed point
+$L(w + \hat\epsilon)$, which estimates $L^{\mathrm{SAM}}(w)$. A step in which no parameter has a
+gradient changes nothing, as in `torch.optim`. The pieces are also there to call by hand:
+`first_step`, your own second pass, `second_step`.
 
 **BatchNorm.** The second forward pass runs in training mode, so every BatchNorm layer would fold the
 statistics of the *perturbed* network into its running averages, and count the batch twice.
@@ -86,7 +91,7 @@ not finite: $0 \cdot \infty$ is NaN) but still adds one to `num_batches_tracked`
 changes the averages of layers built with `momentum=None` (a cumulative average, weighted by that
 count).
 
-**Differences from the reference code** (besides the BatchNorm helper): the restore covers every
+**Differences from the reference code** (besides BatchNorm): the restore covers every
 perturbed weight even if it gets no gradient in the second pass (the reference skips those and leaves
 them perturbed for good); with `maximize=True` the perturbation goes *down* the objective, the worst
 case for a maximiser; and the checkpoint holds the base's state, which the reference's `state_dict`
@@ -136,45 +141,44 @@ class SAM(OptimizerWrapper):
         self.state = self.base_optimizer.state
 
     @torch.no_grad()
-    def first_step(self, zero_grad: bool = False) -> None:
+    def first_step(self, zero_grad: bool = False) -> bool:
         r"""
         ### First pass: climb to $w + \hat\epsilon(w)$
 
         Uses the gradients already in `param.grad`. They go through `params_with_grads`, like every
         optimizer's: parameters without a gradient are left alone, sparse gradients are refused, and a
-        group with `maximize=True` hands over $-g$.
+        group with `maximize=True` hands over $-g$. Returns whether any weight was moved (`False` when no
+        parameter has a gradient).
         """
-        climbs = [(group, param, grad, state)
-                  for group in self.param_groups
-                  for param, grad, state in self.params_with_grads(group)]
-        if not climbs:
-            raise RuntimeError(
-                "SAM found no gradients at the current weights: compute the loss and call backward() "
-                "before step(closure); the closure is the second pass, at the perturbed weights"
-            )
-
         # One norm over every parameter of every group,
         # $$N = \Big(\sum_i \lVert \textcolor{orange}{T_{w_i}}\, g_i \rVert_2^2\Big)^{1/2}$$
         # with $T_w = \lvert w\rvert$ for ASAM and $1$ for SAM. The per-tensor norms are gathered on one
         # device, in case the model is spread over several.
-        device = climbs[0][1].device
-        norms = [torch.linalg.vector_norm(param.abs() * grad if group["sam_adaptive"] else grad).to(device)
-                 for group, param, grad, _ in climbs]
-        norm = torch.linalg.vector_norm(torch.stack(norms))
+        norms = [torch.linalg.vector_norm(param.abs() * grad if group["sam_adaptive"] else grad)
+                 for group in self.param_groups
+                 for param, grad, _ in self.params_with_grads(group)]
+        if not norms:
+            return False
+        device = norms[0].device
+        norm = torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
 
-        for group, param, grad, state in climbs:
-            # Save $w$ exactly, to be copied back in `second_step`.
-            state[SAVED] = param.clone()
-            # $$\hat\epsilon = \rho\,\frac{\textcolor{orange}{T_w^2}\, g}{N + 10^{-12}}$$
-            # The $10^{-12}$ keeps a zero gradient from dividing by zero.
-            perturbation = grad * (group["sam_rho"] / (norm + PERTURBATION_EPS)).to(param)
-            if group["sam_adaptive"]:
-                perturbation.mul_(param).mul_(param)
-            # $$w \leftarrow w + \hat\epsilon$$
-            param.add_(perturbation)
+        # The second walk moves each parameter as it is reached (an ordinary `for` loop), so every
+        # parameter is at $w + \hat\epsilon$ when the loop ends.
+        for group in self.param_groups:
+            for param, grad, state in self.params_with_grads(group):
+                # Save $w$ exactly, to be copied back in `second_step`.
+                state[SAVED] = param.clone()
+                # $$\hat\epsilon = \rho\,\frac{\textcolor{orange}{T_w^2}\, g}{N + 10^{-12}}$$
+                # The $10^{-12}$ keeps a zero gradient from dividing by zero.
+                perturbation = grad * (group["sam_rho"] / (norm + PERTURBATION_EPS)).to(param)
+                if group["sam_adaptive"]:
+                    perturbation.mul_(param).mul_(param)
+                # $$w \leftarrow w + \hat\epsilon$$
+                param.add_(perturbation)
 
         if zero_grad:
             self.zero_grad(set_to_none=True)
+        return True
 
     @torch.no_grad()
     def restore(self) -> bool:
@@ -190,11 +194,14 @@ class SAM(OptimizerWrapper):
                 state = self.state.get(param)
                 if state is None or SAVED not in state:
                     continue
-                param.copy_(state.pop(SAVED))
+                saved = state.pop(SAVED)
+                # A complex parameter perturbed through its real view is restored through it.
+                target = torch.view_as_real(param) if param.is_complex() and not saved.is_complex() else param
+                target.copy_(saved)
                 restored = True
                 with_gradient = with_gradient or param.grad is not None
         if not restored:
-            raise RuntimeError("SAM.second_step called without first_step: there are no saved weights")
+            raise RuntimeError("SAM.second_step called without a first_step that moved the weights")
         return with_gradient
 
     @torch.no_grad()
@@ -216,6 +223,9 @@ class SAM(OptimizerWrapper):
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
+    def has_gradients(self) -> bool:
+        return any(param.grad is not None for group in self.param_groups for param in group["params"])
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""
@@ -228,24 +238,29 @@ class SAM(OptimizerWrapper):
         """
         if closure is None:
             raise RuntimeError(
-                "SAM.step needs a closure that recomputes the loss and its gradients (the second pass); "
-                "compute the first gradients before calling step(closure)"
+                "SAM.step needs a closure that computes the loss and its gradients: SAM evaluates it at "
+                "the perturbed weights (and first at the current ones, unless their gradients are there)"
             )
-        self.first_step(zero_grad=True)
+        loss = None
+        if not self.has_gradients():
+            with torch.enable_grad():
+                loss = closure()
+        if not self.first_step(zero_grad=True):
+            return loss
         try:
             with torch.enable_grad():
                 loss = closure()
         except BaseException:
             self.restore()
             raise
-        self.second_step()
+        self.second_step(zero_grad=True)
         return loss
 
-    def state_dict(self) -> dict[str, Any]:
+    def wrapped_state_dict(self) -> dict[str, Any]:
         r"""The base's checkpoint: it holds the shared groups, with `sam_rho` and `sam_adaptive`."""
         return self.base_optimizer.state_dict()
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_wrapped_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.load_base_state_dict(state_dict)
 
 

@@ -22,7 +22,12 @@ own `alpha`.
 
 Sharing has one cost: whatever replaces the list (loading a checkpoint does) must **re-link** the two,
 or the wrapper and the base silently drift apart, one reading the loaded learning rates and the other
-the old ones. `link_to_base` does that, and every subclass calls it after loading.
+the old ones. `link_to_base` does that after every load, and fills in any of the wrapper's keys that a
+checkpoint lacks (one saved by the base alone, or before a key existed).
+
+A checkpoint is the wrapper's business as a whole: `state_dict` and `load_state_dict` run the hooks
+registered on the wrapper, as torch runs them, around the subclass's `wrapped_state_dict` and
+`load_wrapped_state_dict`.
 
 Wrappers extend [`GenericAdaptiveOptimizer`](base.md) so they are checked like every other optimizer
 and treat gradients the same way (`params_with_grads`), but they override `step`: their work happens
@@ -108,8 +113,11 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
         self.link_to_base()
 
     def link_to_base(self) -> None:
-        r"""Point the wrapper at the base's current list of groups (after anything replaced it)."""
+        r"""Point the wrapper at the base's current list of groups, each with the wrapper's keys."""
         self.param_groups = self.base_optimizer.param_groups
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         r"""
@@ -130,11 +138,48 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "base_optimizer": self.base_optimizer}
 
+    def state_dict(self) -> dict[str, Any]:
+        r"""
+        ### Checkpoints
+
+        The wrapper's own hooks fire around the subclass's `wrapped_state_dict`, in torch's order
+        (the base's hooks fire inside, when the base's part is taken).
+        """
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        state_dict = self.wrapped_state_dict()
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r"""
+        Loading: a pre-hook may replace the dictionary; then the subclass loads it, the groups are
+        re-linked, and the post-hooks fire.
+        """
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self.load_wrapped_state_dict(state_dict)
+        self.link_to_base()
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+    def wrapped_state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_wrapped_state_dict(self, state_dict: dict[str, Any]) -> None:
+        raise NotImplementedError
+
     def load_base_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""
         Load the base's part of a checkpoint. A deep copy first, so that, like every optimizer of this
         library, the loaded one never shares tensors with the dictionary it came from (a `torch.optim`
-        base would otherwise keep them), then re-link the groups.
+        base would otherwise keep them).
         """
         self.base_optimizer.load_state_dict(copy.deepcopy(state_dict))
         self.link_to_base()

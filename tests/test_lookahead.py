@@ -75,18 +75,38 @@ def test_a_parameter_without_gradient_on_the_sync_step_is_synchronised() -> None
     """pytorch_optimizer leaves it out of the synchronisation; the paper (and we) pull every weight back."""
     from pytorch_optimizer import Lookahead as TheirLookahead
 
-    ours_p = torch.zeros(2, dtype=DTYPE, requires_grad=True)
-    their_p = torch.zeros(2, dtype=DTYPE, requires_grad=True)
-    ours = Lookahead(torch.optim.SGD([ours_p], lr=1.0), k=2, alpha=0.5)
-    theirs = TheirLookahead(torch.optim.SGD([their_p], lr=1.0), k=2, alpha=0.5)
-    for p, optimizer in ((ours_p, ours), (their_p, theirs)):
-        p.grad = torch.ones(2, dtype=DTYPE)
+    results = []
+    for make in (Lookahead, TheirLookahead):
+        a = torch.zeros(2, dtype=DTYPE, requires_grad=True)
+        b = torch.zeros(2, dtype=DTYPE, requires_grad=True)
+        optimizer = make(torch.optim.SGD([a, b], lr=1.0), k=2, alpha=0.5)
+        a.grad, b.grad = torch.ones(2, dtype=DTYPE), torch.ones(2, dtype=DTYPE)
         optimizer.step()
-        p.grad = None
+        # The synchronising step: only b has a gradient.
+        a.grad = None
         optimizer.step()
-    # One step of -1, then the synchronisation: halfway back to the start.
-    assert torch.equal(ours_p.detach(), torch.full((2,), -0.5, dtype=DTYPE))
-    assert torch.equal(their_p.detach(), torch.full((2,), -1.0, dtype=DTYPE))
+        results.append(a.detach())
+    # a moved by -1 on the first step; the synchronisation takes it halfway back to the start.
+    assert torch.equal(results[0], torch.full((2,), -0.5, dtype=DTYPE))
+    assert torch.equal(results[1], torch.full((2,), -1.0, dtype=DTYPE))
+
+
+def test_a_step_without_any_gradient_changes_nothing_and_is_not_counted() -> None:
+    p = torch.zeros(2, dtype=DTYPE, requires_grad=True)
+    optimizer = Lookahead(SGD([p], lr=1.0), k=2, alpha=0.5)
+    p.grad = torch.ones(2, dtype=DTYPE)
+    optimizer.step()
+    p.grad = None
+    before = copy.deepcopy(optimizer.state_dict())
+    optimizer.step()
+    assert torch.equal(p.detach(), torch.full((2,), -1.0, dtype=DTYPE))
+    assert optimizer.param_groups[0]["lookahead_step"] == before["base_optimizer"]["param_groups"][0][
+        "lookahead_step"] == 1
+    frozen = torch.zeros(3, dtype=DTYPE, requires_grad=True)
+    optimizer.add_param_group({"params": [frozen]})
+    p.grad = torch.ones(2, dtype=DTYPE)
+    optimizer.step()
+    assert frozen not in optimizer.state
 
 
 def test_slow_weights_start_at_the_first_step_not_at_construction() -> None:
@@ -172,3 +192,31 @@ def test_invalid_arguments_raise(kwargs, message) -> None:
     with pytest.raises(ValueError) as raised:
         Lookahead(**arguments)
     assert message in str(raised.value)
+
+
+def checkpoint_hook_events(optimizer) -> list[str]:
+    events = []
+    optimizer.register_state_dict_pre_hook(lambda opt: events.append("state_dict pre"))
+    optimizer.register_state_dict_post_hook(lambda opt, state: events.append("state_dict post"))
+    optimizer.register_load_state_dict_pre_hook(lambda opt, state: events.append("load pre"))
+    optimizer.register_load_state_dict_post_hook(lambda opt: events.append("load post"))
+    optimizer.load_state_dict(optimizer.state_dict())
+    return events
+
+
+def test_checkpoint_hooks_of_the_wrappers_fire_as_in_torch() -> None:
+    expected = checkpoint_hook_events(torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1))
+    assert expected == ["state_dict pre", "state_dict post", "load pre", "load post"]
+    lookahead = Lookahead(SGD([torch.zeros(2, requires_grad=True)], lr=0.1))
+    sam = SAM([torch.zeros(2, requires_grad=True)], SGD, lr=0.1)
+    assert checkpoint_hook_events(lookahead) == expected
+    assert checkpoint_hook_events(sam) == expected
+
+
+def test_a_checkpoint_without_the_wrapper_keys_loads_with_their_defaults() -> None:
+    """A checkpoint of the base alone (or one saved before a key existed) gets the wrapper's defaults."""
+    p = torch.zeros(2, requires_grad=True)
+    sam = SAM([p], SGD, lr=0.1, rho=0.3)
+    state = SGD([torch.zeros(2, requires_grad=True)], lr=0.2).state_dict()
+    sam.load_state_dict(state)
+    assert sam.param_groups[0]["sam_rho"] == 0.3 and sam.param_groups[0]["lr"] == 0.2

@@ -225,6 +225,29 @@ def test_an_instance_works_as_the_base_and_shares_everything() -> None:
     assert "momentum_buffer" in from_instance.state[next(twin.parameters())]
 
 
+def test_a_closure_only_loop_equals_the_loop_that_computes_the_first_gradient() -> None:
+    """Without gradients at the call, SAM evaluates the closure for the first pass too; after a step the
+    gradients are cleared, so the next step knows it must."""
+    model, batches = regression_problem(5)
+    twin = copy.deepcopy(model)
+    first_outside = SAM(model.parameters(), SGD, lr=0.05, momentum=0.9, rho=0.1)
+    closure_only = SAM(twin.parameters(), SGD, lr=0.05, momentum=0.9, rho=0.1)
+    for x, y in batches[:8]:
+        closure = closure_for(model, first_outside, x, y)
+        closure()
+        first_outside.step(closure)
+        calls = []
+
+        def counted(x=x, y=y, calls=calls):
+            calls.append(torch.is_grad_enabled())
+            return closure_for(twin, closure_only, x, y)()
+
+        closure_only.step(counted)
+        assert calls == [True, True]
+        assert all(p.grad is None for p in twin.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters()))
+
+
 def test_scheduler_acts_on_the_shared_groups() -> None:
     model, batches = regression_problem()
     optimizer = SAM(model.parameters(), SGD, lr=0.1, momentum=0.9)
@@ -328,8 +351,9 @@ def test_step_without_closure_or_gradients_raises_and_leaves_weights_alone() -> 
     optimizer = SAM([p], SGD, lr=0.1)
     with pytest.raises(RuntimeError, match="needs a closure"):
         optimizer.step()
-    with pytest.raises(RuntimeError, match="found no gradients"):
-        optimizer.step(lambda: None)
+    # No gradient before the step, none from the closure: nothing to do, as in torch.optim.
+    assert optimizer.step(lambda: None) is None
+    assert torch.equal(p.detach(), torch.ones(3)) and not optimizer.state.get(p)
     p.grad = torch.ones(3)
     with pytest.raises(RuntimeError, match="produced no gradients"):
         optimizer.step(lambda: None)
@@ -342,7 +366,7 @@ def test_step_without_closure_or_gradients_raises_and_leaves_weights_alone() -> 
     with pytest.raises(KeyError):
         optimizer.step(failing)
     assert torch.equal(p.detach(), torch.ones(3))
-    with pytest.raises(RuntimeError, match="without first_step"):
+    with pytest.raises(RuntimeError, match="without a first_step"):
         optimizer.second_step()
 
 
@@ -389,7 +413,7 @@ def test_second_pass_leaves_batchnorm_statistics_unchanged() -> None:
             assert torch.equal(value, snapshot[key]), key
         assert int(frozen_model[1].num_batches_tracked) == step
         free_snapshot = batchnorm_step(free_model, free, x, y, freeze=False)
-        # Without the helper the second pass does move them: the test can fail.
+        # Without freezing them the second pass does move them: the test can fail.
         assert not torch.equal(free_model[1].running_mean, free_snapshot["running_mean"])
         assert int(free_model[1].num_batches_tracked) == 2 * step
     # The second pass still normalised with the batch's statistics, as in training: the weights of
@@ -400,7 +424,7 @@ def test_second_pass_leaves_batchnorm_statistics_unchanged() -> None:
 
 
 def test_zero_momentum_trick_still_counts_batches_and_skews_a_cumulative_average() -> None:
-    """The reference code's helper sets momentum to 0: the count still grows, which matters when
+    """The reference code sets momentum to 0: the count still grows, which matters when
     momentum=None (the running statistics are then a cumulative average weighted by that count)."""
     ours_model, theirs_model = batchnorm_model(momentum=None), batchnorm_model(momentum=None)
     ours = SAM(ours_model.parameters(), SGD, lr=0.1, rho=0.1)
@@ -425,7 +449,7 @@ def test_zero_momentum_trick_still_counts_batches_and_skews_a_cumulative_average
     assert not torch.allclose(ours_model[1].running_mean, theirs_model[1].running_mean, rtol=1e-6, atol=0)
 
 
-def test_running_stats_helpers_restore_each_layer_setting() -> None:
+def test_running_stats_switches_restore_each_layer_setting() -> None:
     model = nn.Sequential(nn.BatchNorm1d(3), nn.BatchNorm2d(3, track_running_stats=False), nn.Linear(3, 3))
     disable_running_stats(model)
     disable_running_stats(model)
