@@ -53,7 +53,7 @@ class Lookahead(OptimizerWrapper):
       $0.5$ and $0.8$ both robust).
 
     `param_groups` are shared with the base (a scheduler on either drives both); `state` holds only the
-    slow weights, and `state_dict` nests the base's checkpoint under `base_optimizer`.
+    slow weights, and `state_dict` is the base's checkpoint with the slow weights added to each entry.
     """
 
     def __init__(self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
@@ -68,6 +68,11 @@ class Lookahead(OptimizerWrapper):
             raise ValueError(f"Invalid alpha: {alpha} (must be in (0, 1])")
         super().__init__(base_optimizer, {"lookahead_k": k, "lookahead_alpha": alpha, "lookahead_step": 0})
 
+    @staticmethod
+    def weights(param: torch.Tensor) -> torch.Tensor:
+        r"""The weights as real numbers: a complex parameter is its real view, as for every optimizer here."""
+        return torch.view_as_real(param) if param.is_complex() else param
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""
@@ -80,9 +85,11 @@ class Lookahead(OptimizerWrapper):
         # part in. Its gradient may only appear inside the base's step (from the closure), so every
         # trainable parameter without slow weights is copied first, and the copy kept if it took part.
         params = [param for group in self.param_groups for param in group["params"]]
-        before = {param: param.detach().clone() for param in params
+        before = {param: self.weights(param).detach().clone() for param in params
                   if param.requires_grad and param not in self.state}
-        took_part = {param for param in params if param.grad is not None}
+        # Which parameters take part: those with a gradient now, or, when there is a closure, those the
+        # closure gives one (it recomputes them; a base such as SAM may call it more than once).
+        took_part = set()
 
         def observed_closure() -> Any:
             loss = closure()
@@ -90,9 +97,11 @@ class Lookahead(OptimizerWrapper):
             return loss
 
         # $$\theta_{t,i} = \theta_{t,i-1} + \mathrm{BaseStep}(\theta_{t,i-1})$$
-        # The closure, if any, is the base's to evaluate (a base such as SAM needs it); it is watched
-        # to see which parameters get gradients.
-        loss = self.base_optimizer.step() if closure is None else self.base_optimizer.step(observed_closure)
+        if closure is None:
+            took_part.update(param for param in params if param.grad is not None)
+            loss = self.base_optimizer.step()
+        else:
+            loss = self.base_optimizer.step(observed_closure)
 
         # Without a gradient anywhere the base did nothing, and neither does Lookahead.
         if not took_part:
@@ -109,35 +118,43 @@ class Lookahead(OptimizerWrapper):
             for param in group["params"]:
                 if param not in self.state:
                     continue
-                slow = self.state[param]["slow_param"]
+                slow, fast = self.state[param]["slow_param"], self.weights(param)
                 # $$\phi_t = \phi_{t-1} + \alpha\,(\theta_{t,k} - \phi_{t-1})$$
-                slow.lerp_(param, group["lookahead_alpha"])
+                slow.lerp_(fast, group["lookahead_alpha"])
                 # $$\theta_{t+1,0} = \phi_t$$
-                param.copy_(slow)
+                fast.copy_(slow)
         return loss
-
-    def parameters_in_order(self) -> list[torch.Tensor]:
-        r"""Every parameter, numbered as `torch.optim` numbers them in a checkpoint."""
-        return [param for group in self.param_groups for param in group["params"]]
 
     def wrapped_state_dict(self) -> dict[str, Any]:
         r"""
         ### Checkpoint
 
-        The slow weights, numbered like the base's parameters, and the base's own checkpoint (whose
-        groups carry $k$, $\alpha$ and the counter). Plain tensors, numbers and dictionaries, so it
-        loads with `torch.load(weights_only=True)`.
+        The base's checkpoint, in torch's format (its groups carry $k$, $\alpha$ and the counter), with
+        each parameter's slow weights added to its entry under `slow_param`. Plain tensors, numbers
+        and dictionaries, so it loads with `torch.load(weights_only=True)`.
         """
-        slow = {index: {"slow_param": self.state[param]["slow_param"]}
-                for index, param in enumerate(self.parameters_in_order()) if param in self.state}
-        return {"state": slow, "base_optimizer": self.base_optimizer.state_dict()}
+        state_dict = self.base_optimizer.state_dict()
+        entries = {**state_dict["state"]}
+        params = [param for group in self.param_groups for param in group["params"]]
+        for index, param in enumerate(params):
+            if param in self.state:
+                entries[index] = {**entries.get(index, {}), "slow_param": self.state[param]["slow_param"]}
+        return {**state_dict, "state": entries}
 
     def load_wrapped_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.load_base_state_dict(state_dict["base_optimizer"])
+        r"""The slow weights are taken out of the entries; the rest is the base's checkpoint."""
+        base_entries, slow = {}, {}
+        for index, entry in state_dict["state"].items():
+            entry = dict(entry)
+            if "slow_param" in entry:
+                slow[index] = entry.pop("slow_param")
+            if entry:
+                base_entries[index] = entry
+        self.load_base_state_dict({**state_dict, "state": base_entries})
+        params = [param for group in self.param_groups for param in group["params"]]
         self.state = defaultdict(dict)
-        for index, param in enumerate(self.parameters_in_order()):
-            saved = state_dict["state"].get(index)
-            if saved is not None:
-                # A copy, in the parameter's dtype and on its device.
-                slow = saved["slow_param"].detach().to(device=param.device, dtype=param.dtype, copy=True)
-                self.state[param]["slow_param"] = slow
+        for index, value in slow.items():
+            param = params[index]
+            # A copy, in the parameter's dtype and on its device.
+            weights = self.weights(param)
+            self.state[param]["slow_param"] = value.detach().to(device=weights.device, dtype=weights.dtype, copy=True)

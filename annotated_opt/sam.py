@@ -74,12 +74,12 @@ with running_stats_frozen(model):     # the second pass must not update BatchNor
     optimizer.step(closure)           # perturb, second pass, restore, base step
 ```
 
-Either way, `step` leaves the gradients cleared (`None`): those it ends with belong to the perturbed
-point, not to any weights, and clearing them is how the next step knows whether its first pass has
-been done. `step` returns what the second pass of the closure returned, the loss at the perturbed point
-$L(w + \hat\epsilon)$, which estimates $L^{\mathrm{SAM}}(w)$. A step in which no parameter has a
-gradient changes nothing, as in `torch.optim`. The pieces are also there to call by hand:
-`first_step`, your own second pass, `second_step`.
+Either way, `step` leaves the gradients cleared (`None`), also when it raises: those it ends with
+belong to the perturbed point, not to any weights, and clearing them is how the next step knows whether
+its first pass has been done. `step` returns what the second pass of the closure returned, the loss at
+the perturbed point $L(w + \hat\epsilon)$, which estimates $L^{\mathrm{SAM}}(w)$. A step in which no
+parameter has a gradient changes nothing, as in `torch.optim`. The pieces are also there to call by
+hand: `first_step`, your own second pass, `second_step`.
 
 **BatchNorm.** The second forward pass runs in training mode, so every BatchNorm layer would fold the
 statistics of the *perturbed* network into its running averages, and count the batch twice.
@@ -241,20 +241,24 @@ class SAM(OptimizerWrapper):
                 "SAM.step needs a closure that computes the loss and its gradients: SAM evaluates it at "
                 "the perturbed weights (and first at the current ones, unless their gradients are there)"
             )
-        loss = None
-        if not self.has_gradients():
-            with torch.enable_grad():
-                loss = closure()
-        if not self.first_step(zero_grad=True):
-            return loss
         try:
-            with torch.enable_grad():
-                loss = closure()
-        except BaseException:
-            self.restore()
-            raise
-        self.second_step(zero_grad=True)
-        return loss
+            loss = None
+            if not self.has_gradients():
+                with torch.enable_grad():
+                    loss = closure()
+            if not self.first_step(zero_grad=True):
+                return loss
+            try:
+                with torch.enable_grad():
+                    loss = closure()
+            except BaseException:
+                self.restore()
+                raise
+            self.second_step()
+            return loss
+        finally:
+            # Whatever happened (a step, a skipped step, an error), the gradients left are spent.
+            self.zero_grad(set_to_none=True)
 
     def wrapped_state_dict(self) -> dict[str, Any]:
         r"""The base's checkpoint: it holds the shared groups, with `sam_rho` and `sam_adaptive`."""

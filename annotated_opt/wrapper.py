@@ -42,6 +42,7 @@ for users:
 """
 
 import copy
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,8 +108,11 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
     def __init__(self, base_optimizer: torch.optim.Optimizer, defaults: dict[str, Any]) -> None:
         # `torch.optim.Optimizer.__init__` registers the base's group dictionaries, the same objects,
         # filling in our defaults with `setdefault`. It appends them to a list of its own, which is
-        # then replaced by the base's list itself.
-        super().__init__(base_optimizer.param_groups, {**base_optimizer.defaults, **defaults})
+        # then replaced by the base's list itself. (The base has already warned about a parameter
+        # given twice in a group; the warning is not repeated.)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="optimizer contains a parameter group with duplicate")
+            super().__init__(base_optimizer.param_groups, {**base_optimizer.defaults, **defaults})
         self.base_optimizer = base_optimizer
         self.link_to_base()
 

@@ -100,8 +100,7 @@ def test_a_step_without_any_gradient_changes_nothing_and_is_not_counted() -> Non
     before = copy.deepcopy(optimizer.state_dict())
     optimizer.step()
     assert torch.equal(p.detach(), torch.full((2,), -1.0, dtype=DTYPE))
-    assert optimizer.param_groups[0]["lookahead_step"] == before["base_optimizer"]["param_groups"][0][
-        "lookahead_step"] == 1
+    assert optimizer.param_groups[0]["lookahead_step"] == before["param_groups"][0]["lookahead_step"] == 1
     frozen = torch.zeros(3, dtype=DTYPE, requires_grad=True)
     optimizer.add_param_group({"params": [frozen]})
     p.grad = torch.ones(2, dtype=DTYPE)
@@ -220,3 +219,31 @@ def test_a_checkpoint_without_the_wrapper_keys_loads_with_their_defaults() -> No
     state = SGD([torch.zeros(2, requires_grad=True)], lr=0.2).state_dict()
     sam.load_state_dict(state)
     assert sam.param_groups[0]["sam_rho"] == 0.3 and sam.param_groups[0]["lr"] == 0.2
+
+
+def test_checkpoint_is_the_base_format_with_slow_weights_in_each_entry() -> None:
+    model, batches = problem()
+    optimizer = Lookahead(Adam(model.parameters(), lr=0.01), k=3)
+    train_on(model, optimizer, batches[:2])
+    state = optimizer.state_dict()
+    assert set(state["param_groups"][0]) >= {"lookahead_k", "lookahead_alpha", "lookahead_step", "lr"}
+    first = next(model.parameters())
+    assert set(state["state"][0]) == {"step", "exp_avg", "exp_avg_sq", "slow_param"}
+    assert torch.equal(state["state"][0]["slow_param"], optimizer.state[first]["slow_param"])
+    assert "slow_param" not in optimizer.base_optimizer.state_dict()["state"][0]
+
+
+def test_a_complex_parameter_is_its_real_view() -> None:
+    generator = torch.Generator().manual_seed(9)
+    z = torch.randn(4, generator=generator, dtype=torch.complex128).requires_grad_()
+    x = torch.view_as_real(z.detach()).clone().requires_grad_()
+    complex_run = Lookahead(torch.optim.SGD([z], lr=0.1, momentum=0.9), k=2, alpha=0.5)
+    real_run = Lookahead(torch.optim.SGD([x], lr=0.1, momentum=0.9), k=2, alpha=0.5)
+    for _ in range(6):
+        noise = torch.randn(4, 2, generator=generator, dtype=DTYPE)
+        z.grad = torch.view_as_complex(noise.clone())
+        x.grad = noise.clone()
+        complex_run.step()
+        real_run.step()
+    assert torch.equal(torch.view_as_real(z.detach()), x.detach())
+    assert torch.equal(complex_run.state[z]["slow_param"], real_run.state[x]["slow_param"])

@@ -2,7 +2,8 @@ r"""
 Lookahead written out directly from the paper's Algorithm 1, over `torch.optim`'s Adam or SGD.
 
 The slow weights are copies of the weights when the wrapper is built; after every $k$-th base step,
-$\phi \leftarrow \phi + \alpha(\theta - \phi)$ and $\theta \leftarrow \phi$ for every parameter. The
+$\phi \leftarrow \phi + \alpha(\theta - \phi)$ and $\theta \leftarrow \phi$ for every parameter
+(complex ones as their real views). The
 base's `param_groups` are reused so a scheduler drives it; `state` holds only the slow weights, under
 the same key as ours, so the harness compares them.
 """
@@ -10,6 +11,10 @@ the same key as ours, so the harness compares them.
 from collections import defaultdict
 
 import torch
+
+
+def real(tensor):
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
 class Lookahead(torch.optim.Optimizer):
@@ -21,7 +26,7 @@ class Lookahead(torch.optim.Optimizer):
         self.state = defaultdict(dict)
         for group in self.param_groups:
             for p in group["params"]:
-                self.state[p]["slow_param"] = p.detach().clone()
+                self.state[p]["slow_param"] = real(p).detach().clone()
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -30,6 +35,6 @@ class Lookahead(torch.optim.Optimizer):
         if self.steps % self.k == 0:
             for p, state in self.state.items():
                 slow = state["slow_param"]
-                slow += self.alpha * (p - slow)
-                p.copy_(slow)
+                slow.lerp_(real(p), self.alpha)
+                real(p).copy_(slow)
         return loss

@@ -1,14 +1,19 @@
 r"""
 SAM and ASAM written out directly from the equations, over `torch.optim`'s SGD or Adam.
 
-One function of the step does all of it, in the order of the paper: the gradient at $w$ is already in
-`p.grad`; $\epsilon = \rho\, T^2 g / \lVert T g\rVert$ with one norm over every parameter ($T = |w|$ for
-ASAM, $1$ for SAM, and $g$ negated for a maximising group); move to $w + \epsilon$; recompute the
-gradient there with the closure; put $w$ back; take the base step. The base is `torch.optim`'s own,
-so `state` is torch's state and the harness compares it with ours.
+One function of the step does all of it, in the order of the paper: the gradient $g$ at $w$ (computed
+by the closure unless it is already there); $\epsilon = \rho\, T^2 g / (N + 10^{-12})$ with one norm
+$N = \lVert T g\rVert$ over every parameter ($T = |w|$ for ASAM, $1$ for SAM, and $g$ negated for a
+maximising group); move to $w + \epsilon$; recompute the gradient there with the closure; put $w$ back;
+take the base step; clear the gradients. Complex parameters are handled as their real views. The base is
+`torch.optim`'s own, so `state` is torch's state and the harness compares it with ours.
 """
 
 import torch
+
+
+def real(tensor):
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
 class TwoPassSAM:
@@ -18,29 +23,44 @@ class TwoPassSAM:
         self.rho = rho
         self.adaptive = adaptive
 
+    def clear_gradients(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
     @torch.no_grad()
     def step(self, closure):
-        gradients = []
+        loss = None
+        if all(p.grad is None for group in self.param_groups for p in group["params"]):
+            with torch.enable_grad():
+                loss = closure()
+
+        pairs = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
                     g = -p.grad if group.get("maximize", False) else p.grad
-                    gradients.append((p, g, p.abs() if self.adaptive else torch.ones_like(p)))
+                    pairs.append((p, real(p), real(g)))
+        if not pairs:
+            self.clear_gradients()
+            return loss
 
-        norm = torch.sqrt(sum(((t * g) ** 2).sum() for p, g, t in gradients))
-        saved = [p.clone() for p, _, _ in gradients]
-        for p, g, t in gradients:
-            p.add_(self.rho * t * t * g / (norm + 1e-12))
+        norms = [torch.linalg.vector_norm(w.abs() * g if self.adaptive else g) for _, w, g in pairs]
+        norm = torch.linalg.vector_norm(torch.stack(norms))
+        saved = [w.clone() for _, w, _ in pairs]
+        for _, w, g in pairs:
+            epsilon = g * (self.rho / (norm + 1e-12))
+            if self.adaptive:
+                epsilon = epsilon * w * w
+            w.add_(epsilon)
 
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
+        self.clear_gradients()
         with torch.enable_grad():
             loss = closure()
-
-        for (p, _, _), w in zip(gradients, saved):
-            p.copy_(w)
+        for (_, w, _), original in zip(pairs, saved):
+            w.copy_(original)
         super().step()
+        self.clear_gradients()
         return loss
 
 
