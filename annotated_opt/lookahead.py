@@ -13,8 +13,9 @@ $$\theta_{t,0} = \phi_{t-1} \qquad
 Two readings of the last line. It is an exponential moving average of the points the fast weights
 reach at the end of each inner loop, so the noise of the inner steps is damped. And along a direction
 where the fast weights oscillate (a high-curvature valley wall), the slow weights land near the middle,
-where plain steps would keep bouncing. The cost is one extra copy of the weights and one interpolation
-every $k$ steps; with $\alpha = 1$ the wrapper is the base optimizer again.
+where plain steps would keep bouncing; the figure on this page shows it for SGD with heavy momentum on
+a narrow quadratic valley. The cost is one extra copy of the weights and one interpolation every $k$
+steps; with $\alpha = 1$ the wrapper is the base optimizer again.
 
 The base keeps its own state (momentum, moments) across the synchronisation, as in the paper: only the
 weights are pulled back.
@@ -30,6 +31,7 @@ weights are pulled back.
   on the synchronising step: it may well have moved during the other $k-1$. (`pytorch_optimizer`'s
   `Lookahead` skips such a parameter, leaving its fast and slow weights apart until its next
   synchronisation with a gradient; the tests show the difference.)
+* A closure given to `step` is handed to the base, so Lookahead wraps [SAM](sam.md) too.
 * $k$, $\alpha$ and the step counter live in each parameter group (`lookahead_k`, `lookahead_alpha`,
   `lookahead_step`), so a checkpoint carries them and a group added later counts its own steps.
 """

@@ -10,8 +10,8 @@ weights but the worst loss in a ball of radius $\rho$ around them:
 $$\min_w \; L^{\mathrm{SAM}}(w) \qquad L^{\mathrm{SAM}}(w) = \max_{\lVert\epsilon\rVert_2 \le \rho} L(w + \epsilon).$$
 
 A sharp minimum is a poor minimum of $L^{\mathrm{SAM}}$, because its walls are within reach of
-$\epsilon$; a flat one is a good minimum of both. The first figure on this page shows this on a one-dimensional
-loss.
+$\epsilon$; a flat one is a good minimum of both. The first figure on this page shows this on a
+one-dimensional loss.
 
 ## The two passes
 
@@ -25,8 +25,8 @@ The gradient of $L^{\mathrm{SAM}}$ is then approximated by the gradient of $L$ a
 (dropping the term that differentiates $\hat\epsilon$ itself, a second-order term the paper shows does
 not help), and *that* gradient is given to the base optimizer, **at the original weights**:
 
-1. **first pass** (`first_step`): with $g = \nabla L(w)$ already computed, save $w$ and move to
-   $w + \hat\epsilon(w)$;
+1. **first pass**: compute $g = \nabla L(w)$ (unless it is already there); then `first_step` saves $w$
+   and moves to $w + \hat\epsilon(w)$;
 2. **second pass** (the closure): compute $g^{\mathrm{SAM}} = \nabla L(w + \hat\epsilon)$;
 3. `second_step`: put back the saved $w$ and let the base optimizer step with $g^{\mathrm{SAM}}$.
 
@@ -50,10 +50,10 @@ $$\hat\epsilon(w) = \rho\,\frac{\textcolor{orange}{T_w^2}\, g}{\lVert \textcolor
  = \rho\,\frac{\textcolor{orange}{w^2} \odot g}{\lVert \textcolor{orange}{\lvert w\rvert} \odot g \rVert_2}.$$
 
 With `adaptive=True` a large weight is perturbed more than a small one. The radius is then relative,
-so it is much larger: about $\rho = 2$ where SAM uses $0.05$. (The ASAM paper adds a small $\eta$ to
-$\lvert w\rvert$, so that weights at exactly zero are perturbed too, and leaves biases out; we follow
-the form of the widely used reference code, $\eta = 0$ on every parameter. A zero weight is then not
-perturbed, but it is still trained.)
+so it is much larger: the reference code suggests $\rho = 2$ where SAM uses $0.05$. (The ASAM paper
+adds a small $\eta$ to $\lvert w\rvert$, so that weights at exactly zero are perturbed too, and its
+official code perturbs weights but not biases; we follow the form of the widely used reference code,
+$\eta = 0$ on every parameter. A zero weight is then not perturbed, but it is still trained.)
 
 ## Using it
 
@@ -123,7 +123,8 @@ class SAM(OptimizerWrapper):
       the same parameters (then `params` may be `None`). The original paper uses SGD with momentum.
     * `rho` is $\rho$, the radius of the neighbourhood (default $0.05$; the paper tunes it in
       $\{0.01, 0.02, 0.05, 0.1, 0.2, 0.5\}$). Kept in each group as `sam_rho`.
-    * `adaptive` switches to ASAM (kept as `sam_adaptive`); use a larger `rho` with it, around $2$.
+    * `adaptive` switches to ASAM (kept as `sam_adaptive`); use a much larger `rho` with it (the reference
+      code suggests $2$; on the digits $1$ works).
 
     `param_groups` and `state` *are* those of the base optimizer, so `optimizer.state[p]` shows the
     base's momentum, and `state_dict` is the base's (with the SAM keys in its groups).
