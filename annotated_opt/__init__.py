@@ -15,6 +15,7 @@ from .amsgrad import AMSGrad
 from .base import GenericAdaptiveOptimizer
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
+from .lookahead import Lookahead
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
@@ -23,8 +24,10 @@ from .options import learning_rate, param_groups_without_decay, param_option
 from .radam import RAdam
 from .registry import REGISTRY, OptimizerInfo, Reference
 from .rmsprop import RMSprop
+from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
 from .sgd import SGD
 from .weight_decay import WeightDecay
+from .wrapper import OptimizerWrapper
 
 __all__ = [
     "REGISTRY",
@@ -47,10 +50,17 @@ __all__ = [
     "NonFiniteGradientError",
     "OptimizerInfo",
     "RAdam",
+    "Lookahead",
+    "OptimizerInfo",
+    "OptimizerWrapper",
     "RMSprop",
     "Reference",
+    "SAM",
     "WeightDecay",
+    "disable_running_stats",
+    "enable_running_stats",
     "learning_rate",
     "param_groups_without_decay",
     "param_option",
+    "running_stats_frozen",
 ]

@@ -30,11 +30,13 @@ from .adamw import AdamW
 from .amsgrad import AMSGrad
 from .lamb import LAMB
 from .lars import LARS
+from .lookahead import Lookahead
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .sam import SAM
 from .sgd import SGD
 from .tuned import TunedHparams, tuned_hparams
 
@@ -326,4 +328,53 @@ register(OptimizerInfo(
         {"lr": 0.01, "max_norm": 2.0, "fixed_norm": False, "weight_decay": 0.01, "l2_regularization": 0.01},
     ),
     factory=NeroPlus.initialize_and_create,
+))
+
+
+WRAPPER_BASES: dict[str, type] = {"SGD": SGD, "Adam": Adam}
+
+
+def build_sam(params: Any, base: str = "SGD", **config: Any) -> SAM:
+    r"""SAM over one of our optimizers, named by `base`; over SGD, momentum defaults to 0.9 (the paper's)."""
+    if base == "SGD":
+        config.setdefault("momentum", 0.9)
+    return SAM(params, WRAPPER_BASES[base], **config)
+
+
+def build_lookahead(params: Any, base: str = "Adam", k: int = 5, alpha: float = 0.5, **config: Any) -> Lookahead:
+    r"""Lookahead over one of our optimizers, named by `base`, built over `params` with `config`."""
+    return Lookahead(WRAPPER_BASES[base](params, **config), k=k, alpha=alpha)
+
+
+register(OptimizerInfo(
+    name="SAM", cls=SAM, family="Wrapper", parent=None, year=2021,
+    # The base's state (SGD's momentum) and the saved weights, held during the step.
+    state_tensors=2,
+    paper="Sharpness-Aware Minimization for Efficiently Improving Generalization; ASAM: Kwon et al. 2021",
+    url="https://arxiv.org/abs/2010.01412",
+    reference=Reference("tests.references.sam.SAM"),
+    configs=(
+        {"lr": 0.05, "momentum": 0.9, "rho": 0.05},
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01, "rho": 0.2},
+        {"lr": 0.05, "momentum": 0.9, "rho": 1.0, "adaptive": True},
+        {"lr": 0.05, "momentum": 0.5, "rho": 0.1, "maximize": True},
+        {"base": "Adam", "lr": 0.01, "rho": 0.05},
+        {"base": "Adam", "lr": 0.01, "weight_decay": 0.05, "rho": 0.5, "adaptive": True},
+    ),
+    factory=build_sam,
+    requires_closure=True,
+))
+register(OptimizerInfo(
+    name="Lookahead", cls=Lookahead, family="Wrapper", parent=None, year=2019,
+    # The base's state (Adam's two moments) and the slow weights.
+    state_tensors=3,
+    paper="Lookahead Optimizer: k steps forward, 1 step back", url="https://arxiv.org/abs/1907.08610",
+    reference=Reference("tests.references.lookahead.Lookahead"),
+    configs=(
+        {"lr": 0.01, "k": 5, "alpha": 0.5},
+        {"lr": 0.01, "k": 3, "alpha": 0.8, "weight_decay": 0.05},
+        {"base": "SGD", "lr": 0.05, "momentum": 0.9, "k": 4, "alpha": 0.5},
+        {"base": "SGD", "lr": 0.05, "k": 1, "alpha": 0.3, "maximize": True},
+    ),
+    factory=build_lookahead,
 ))

@@ -1,9 +1,14 @@
 """Verify every registered optimizer against its reference and print one line each."""
 
+import sys
 import time
+from pathlib import Path
 
-from annotated_opt.registry import REGISTRY
-from annotated_opt.verification import verify
+# The repository root: some references are plain implementations kept in `tests/references`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from annotated_opt.registry import REGISTRY  # noqa: E402
+from annotated_opt.verification import verify  # noqa: E402
 
 
 def main() -> int:

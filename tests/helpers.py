@@ -28,12 +28,21 @@ def toy_problem(seed: int = 0, dtype: torch.dtype = torch.float64) -> tuple[torc
 
 def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
                 targets: torch.Tensor, steps: int, scheduler=None) -> list[float]:
+    """
+    `steps` training steps. Each computes the gradient, then hands `step` a closure that recomputes it,
+    as a loop written for any optimizer does: the closure re-evaluates the same loss for most, and is
+    the second pass of the ones that need it (SAM).
+    """
     losses = []
     for _ in range(steps):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(inputs), targets)
+            loss.backward()
+            return loss
+
+        loss = closure()
+        optimizer.step(closure)
         if scheduler is not None:
             scheduler.step()
         losses.append(loss.item())

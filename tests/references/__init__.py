@@ -1,0 +1,1 @@
+"""Plain, independent implementations written straight from the papers' equations, for the harness."""
