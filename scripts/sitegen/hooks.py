@@ -220,6 +220,10 @@ def verification_markdown(info: OptimizerInfo) -> str:
         return ("No independent implementation is registered to run at build time; the tests show how "
                 f"{info.name} is checked.")
     start = time.perf_counter()
+    # MkDocs restores sys.path after loading this hook; references written for the tests
+    # (`tests.references...`) are imported from this checkout while the check runs.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     try:
         summary = verify(info, seeds=BUILD_SEEDS)
     except Exception as error:  # the page says what went wrong, and the strict build fails

@@ -115,6 +115,24 @@ def mask_code(text: str) -> str:
     return "".join(shadow)
 
 
+LIST_ITEM = re.compile(r"[*+-]|\d+[.)]")
+
+
+def list_item_indent(text: str, line_start: int, indent: str) -> str:
+    """
+    The indentation a formula needs to stay where it is once a blank line separates it. Python-Markdown
+    continues a list item only with four spaces, so a formula indented by one to three spaces under a
+    list item (the usual way to write it) is given four; outside a list such an indentation means
+    nothing to Markdown but would hide the formula from arithmatex, so it is dropped.
+    """
+    if not 0 < len(indent.expandtabs(4)) < 4:
+        return indent
+    for line in reversed(text[:line_start].split("\n")):
+        if line.strip() and not line[0].isspace():
+            return "    " if LIST_ITEM.match(line.split(maxsplit=1)[0]) else ""
+    return ""
+
+
 def isolate_display_math(text: str) -> str:
     r"""
     Put every `$$...$$` formula in a paragraph of its own.
@@ -130,7 +148,7 @@ def isolate_display_math(text: str) -> str:
     for match in DISPLAY.finditer(masked):
         start, end = match.span()
         line_start = text.rfind("\n", 0, start) + 1
-        indent = re.match(r"[ \t]*", text[line_start:]).group(0)
+        indent = list_item_indent(text, line_start, re.match(r"[ \t]*", text[line_start:]).group(0))
         if text[line_start:start].strip():
             # Text before the formula on its line: the formula moves to a paragraph of its own.
             out.append(text[position:start].rstrip(" \t"))
