@@ -313,10 +313,17 @@ def test_native_dtypes(info, config, dtype) -> None:
     assert_finite(low_optimizer, low)
     assert all(p.dtype == dtype for p in low)
     # Parameter-sized state (moments, buffers) is kept in the parameter's dtype, as torch.optim keeps it;
-    # smaller statistics (a step count, per-row norms) may be kept more precisely.
+    # smaller statistics (a step count, per-row norms, NAdam's product of momentum coefficients) may be
+    # kept more precisely. A 0-d parameter has the shape of every scalar statistic, so for it the entries
+    # checked are those that are parameter-sized for the other parameters.
+    def floating(value):
+        return isinstance(value, torch.Tensor) and value.is_floating_point()
+
+    sized = {key for p in low if p.ndim > 0 for key, value in low_optimizer.state[p].items()
+             if floating(value) and value.shape == p.shape}
     for p in low:
         for key, value in low_optimizer.state[p].items():
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.shape == p.shape:
+            if floating(value) and (value.shape == p.shape if p.ndim > 0 else key in sized):
                 assert value.dtype == dtype, key
     scale = max(p.abs().max().item() for p in exact)
     error = max((p.double() - q).abs().max().item() for p, q in zip(low, exact))
