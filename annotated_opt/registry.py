@@ -82,10 +82,10 @@ class Reference:
       form, such as Adam's folded bias correction, and are left out of the reference's arguments).
     * `tolerance` is the largest relative error accepted in float64.
     * `same_rounding` (for a `torch.optim` reference) says that ours performs the reference's
-      floating-point operations in the same order, so that in a parameter's own half precision the two round alike and agree bit for bit.
-      It is `False` where ours writes the same formula in another order (RAdam folds its step size
-      into one number, torch multiplies tensor by tensor): equal in float64 to `tolerance`, but not
-      rounding for rounding in `bfloat16`.
+      floating-point operations in the same order, so that in a parameter's own half precision the
+      two round alike and agree bit for bit. It is `False` where ours writes the same formula in
+      another order (RAdam folds its step size into one number, torch multiplies tensor by tensor):
+      equal in float64 to `tolerance`, but not rounding for rounding in `bfloat16`.
     """
 
     target: str
@@ -303,6 +303,8 @@ register(OptimizerInfo(
     # and scalars neither adapted nor decayed (our defaults), torch momentum without dampening.
     reference=Reference("pytorch_optimizer.LARS", ours_only=("eps",)),
     configs=LARS_CONFIGS,
+    # -1 switches the dimension rules off (the paper's and MXNet's conventions adapt and decay everything).
+    negative_args=("max_ndim_without_adaptation", "max_ndim_without_decay"),
 ))
 # pytorch_optimizer's Lamb without its default first-moment correction outside the ratio
 # (adam_debias=True), with the decay inside the update (weight_decouple=False), an eps in the ratio
