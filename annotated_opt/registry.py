@@ -110,7 +110,13 @@ class OptimizerInfo:
     * `toy_hparams` maps a toy objective's name to constructor arguments set by hand; the searched
       ones live in `tuned_hparams.json` and win over these. Read both through `tuned(target)`.
     * `factory`, when set, builds the optimizer instead of `cls(params, **config)`: a wrapper that
-      needs a base optimizer, or one that must prepare its parameters first. Use `build` everywhere.
+      needs a base optimizer. Use `build` everywhere.
+    * `prepare`, when set, readies parameters for the optimizer in place and returns them in a form
+      the constructor takes, given the constructor arguments: Nero projects each neuron onto its
+      constraints, and refuses parameters that are not projected. `build` calls it first; parameters
+      added later with `add_param_group` go through `prepared`. It must leave parameters that are
+      already prepared exactly as they are, so that building twice over the same parameters (a
+      checkpoint restored into a fresh optimizer) changes nothing.
     * `requires_closure` says that `step` must be given a closure (SAM's two passes).
     * `exemptions` maps a property of `PROPERTIES` that does not hold for this optimizer to the reason
       why (the algorithm, not the implementation, must be the reason). Empty by default: everything holds.
@@ -130,13 +136,18 @@ class OptimizerInfo:
     configs: tuple[Mapping[str, Any], ...] = ({},)
     toy_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     factory: Callable[..., Any] | None = None
+    prepare: Callable[..., Any] | None = None
     requires_closure: bool = False
     exemptions: Mapping[str, str] = field(default_factory=dict)
     negative_args: tuple[str, ...] = ()
 
     def build(self, params: Any, **config: Any) -> Any:
         """A new optimizer over `params` with the constructor arguments `config`."""
-        return (self.factory or self.cls)(params, **config)
+        return (self.factory or self.cls)(self.prepared(params, **config), **config)
+
+    def prepared(self, params: Any, **config: Any) -> Any:
+        """`params` (tensors or groups) made ready for an optimizer built with `config`; see `prepare`."""
+        return self.prepare(params, **config) if self.prepare is not None else params
 
     def tuned(self, target: str) -> TunedHparams:
         """The hyper-parameters to use on a toy objective or small task (see [tuned](tuned.md))."""
@@ -325,12 +336,17 @@ register(OptimizerInfo(
 ))
 # No installable implementation matches Nero or NeroPlus under the shared harness (pytorch_optimizer's
 # Nero counts steps per group, ALF is not a package): their tests compare with transcriptions of the
-# official code. Both need projected parameters, so the registry builds them through `initialize`.
+# official code. Both need projected parameters, so the registry prepares them with `initialize_missing`.
+NERO_EXEMPTIONS = {
+    "zero_grad_is_noop": "the projection after every step re-centres and re-normalises each constrained "
+                         "neuron; after a zero step it moves an already projected neuron by rounding errors",
+}
 register(OptimizerInfo(
     name="Nero", cls=Nero, family="Nero", parent=None, year=2021, state_tensors=0,
     paper="Learning by Turning: Neural Architecture Aware Optimisation", url="https://arxiv.org/abs/2102.07227",
     configs=({"lr": 0.01}, {"lr": 0.01, "beta": 0.99, "constraints": False}),
-    factory=Nero.initialize_and_create,
+    prepare=Nero.initialize_missing,
+    exemptions=NERO_EXEMPTIONS,
 ))
 register(OptimizerInfo(
     name="NeroPlus", cls=NeroPlus, family="Nero", parent="Nero", year=2022, state_tensors=2,
@@ -341,5 +357,6 @@ register(OptimizerInfo(
         {"lr": 0.01, "normalizing_grad_by_norm": True, "betas": (0.0, 0.999)},
         {"lr": 0.01, "max_norm": 2.0, "fixed_norm": False, "weight_decay": 0.01, "l2_regularization": 0.01},
     ),
-    factory=NeroPlus.initialize_and_create,
+    prepare=NeroPlus.initialize_missing,
+    exemptions=NERO_EXEMPTIONS,
 ))
