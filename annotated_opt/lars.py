@@ -65,6 +65,8 @@ behaves like MXNet; the tests check each against an independent computation.
   `param_names` in each group, so the state dict stays a plain picklable dictionary), the number of
   dimensions (`max_ndim_without_adaptation`, `max_ndim_without_decay`), or the decay
   (`adapt_without_decay=False` adapts only what is decayed, the bolts and SimCLR convention).
+  A complex parameter is optimised as its real view, as everywhere in this library, and the dimension
+  rules see that view: a complex vector counts as a matrix (its view has a last dimension of 2).
 * **LARC's clip mode** ([NVIDIA apex](https://github.com/NVIDIA/apex/blob/master/apex/parallel/LARC.py))
   caps the local rate at the global one: the effective rate is $\min(\lambda, \gamma)$, i.e. the
   direction is scaled by $\min(\lambda/\gamma, 1)$ (`larc_clip=True`; its default $\eta$ is $0.02$).
