@@ -65,6 +65,8 @@ behaves like MXNet; the tests check each against an independent computation.
   `param_names` in each group, so the state dict stays a plain picklable dictionary), the number of
   dimensions (`max_ndim_without_adaptation`, `max_ndim_without_decay`), or the decay
   (`adapt_without_decay=False` adapts only what is decayed, the bolts and SimCLR convention).
+  A complex parameter is optimised as its real view, as everywhere in this library, and the dimension
+  rules see that view: a complex vector counts as a matrix (its view has a last dimension of 2).
 * **LARC's clip mode** ([NVIDIA apex](https://github.com/NVIDIA/apex/blob/master/apex/parallel/LARC.py))
   caps the local rate at the global one: the effective rate is $\min(\lambda, \gamma)$, i.e. the
   direction is scaled by $\min(\lambda/\gamma, 1)$ (`larc_clip=True`; its default $\eta$ is $0.02$).
@@ -88,12 +90,13 @@ run both paths on every configuration and check they agree.
 ## Master weights for half precision
 
 With $\eta = 10^{-3}$ a layer changes by about $\gamma\eta$ of its norm per step, often less than the
-resolution of bfloat16 ($2^{-8}$) or float16 ($2^{-11}$): the update rounds away. With
-`multi_precision=True` (MXNet's name) a float16 or bfloat16 parameter gets a float32 copy in its
-state, `master_weight`; the gradient is cast up, the norms, ratio, momentum and update are computed on
-the copy in float32, and the parameter receives the rounded result after every step. (MXNet takes the
-norms of the float16 weights instead; the difference is below float16's resolution.) Loading a state
-dict keeps the copy and its buffer in float32, where torch would cast them to the parameter's dtype.
+resolution of bfloat16 ($2^{-8}$) or float16 ($2^{-11}$): the update rounds away. Every optimizer here
+can keep float32 master weights ([master weights](precision.md), the group option `master_weights`);
+`multi_precision=True` is MXNet's name for it and switches it on for every group. The norms, ratio,
+momentum and update are then computed on the float32 master, which `params_with_grads` hands to this
+class in place of the parameter, and the parameter receives the rounded result. (MXNet takes the norms
+of the float16 weights instead; the difference is below float16's resolution.) The master and the
+momentum buffer stay float32 across a checkpoint, as for every optimizer.
 """
 
 from collections.abc import Callable
@@ -106,7 +109,6 @@ from .options import learning_rate, param_option
 from .sgd import SGD
 from .validation import check_non_negative
 
-LOW_PRECISION = (torch.float16, torch.bfloat16)
 TRUST_RATIO_NORMS = ("gradient", "update")
 
 # The choices of each well-known implementation, as keyword arguments of `LARS`.
@@ -150,11 +152,6 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
     return torch.where(usable, ratio, torch.ones_like(ratio))
 
 
-def parameter_names(group: dict[str, Any]) -> dict[int, str]:
-    r"""`{id(param): name}` for a group built from named parameters (empty otherwise)."""
-    return {id(p): name for p, name in zip(group["params"], group.get("param_names", ()))}
-
-
 class LARS(SGD):
     r"""
     ## Hyper-parameters
@@ -177,7 +174,9 @@ class LARS(SGD):
     * `lr_in_momentum` (default `False`): keep $\gamma$ inside the buffer as the paper and MXNet do,
       $v_t = \mu v_{t-1} - \gamma d_t$, $w_t = w_{t-1} + v_t$; no dampening then.
     * `rescale_grad` (default 1) and `clip_gradient` (default `None`): MXNet's gradient pre-processing.
-    * `multi_precision` (default `False`): float32 master weights for float16/bfloat16 parameters.
+    * `multi_precision` (default `False`): float32 master weights for float16/bfloat16 parameters, the
+      `master_weights` option of every optimizer here under MXNet's name (a group may set
+      `master_weights` itself).
     * `foreach` (default `False`): the aggregated multi-tensor path.
 
     Every option lives in the parameter groups, so it can differ per group; `lr`, `lr_scale` and
@@ -209,6 +208,8 @@ class LARS(SGD):
         foreach: bool = False,
         maximize: bool = False,
     ) -> None:
+        if multi_precision is not True and multi_precision is not False:
+            raise ValueError(f"Invalid multi_precision: {multi_precision!r} (must be True or False)")
         if not isinstance(weight_decay, (int, float)):
             raise ValueError(
                 f"Invalid weight_decay: {weight_decay!r} (LARS applies the decay inside the scaled "
@@ -227,7 +228,7 @@ class LARS(SGD):
             lr_in_momentum=lr_in_momentum,
             rescale_grad=rescale_grad,
             clip_gradient=clip_gradient,
-            multi_precision=multi_precision,
+            master_weights=multi_precision,
             foreach=foreach,
         )
         super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize)
@@ -236,12 +237,12 @@ class LARS(SGD):
         r"""
         ### Checking every group
 
-        The LARS options are merged into the defaults here (the constructor of [SGD](sgd.md) does not
-        know them), and each group is checked as it is added, so a later `add_param_group` with a
-        bad value fails just as the constructor would.
+        The LARS options join the defaults when the constructor adds its first group (the constructor
+        of [SGD](sgd.md) does not know them), and each group is checked as it is added, so a later
+        `add_param_group` with a bad value fails just as the constructor would.
         """
-        for name, value in getattr(self, "lars_defaults", {}).items():
-            self.defaults.setdefault(name, value)
+        if not self.param_groups:
+            self.defaults.update(self.lars_defaults)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
@@ -259,6 +260,11 @@ class LARS(SGD):
             check_non_negative(name, group[name])
         if group["clip_gradient"] is not None:
             check_non_negative("clip_gradient", group["clip_gradient"])
+        # A number of dimensions, or $-1$ to switch the rule off; the only negative value that means something.
+        for name in ("max_ndim_without_adaptation", "max_ndim_without_decay"):
+            value = group[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+                raise ValueError(f"Invalid {name}: {value!r} (a number of dimensions, or -1 for none)")
         if group["trust_ratio_norm"] not in TRUST_RATIO_NORMS:
             raise ValueError(f"Invalid trust_ratio_norm: {group['trust_ratio_norm']!r} "
                              f"(expected one of {TRUST_RATIO_NORMS})")
@@ -271,33 +277,6 @@ class LARS(SGD):
                 "Invalid no_adaptation_suffixes/no_decay_suffixes: excluding by name needs named "
                 "parameters, e.g. LARS(model.named_parameters(), ...)"
             )
-
-    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
-        r"""
-        The momentum buffer is created at the first step (as in [SGD](sgd.md)); a half-precision
-        parameter under `multi_precision` gets its float32 master copy now.
-        """
-        if group["multi_precision"] and param.dtype in LOW_PRECISION:
-            state["master_weight"] = param.detach().to(torch.float32, copy=True)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        r"""
-        ### Loading master weights without rounding them
-
-        `torch.optim.Optimizer.load_state_dict` casts every floating-point state tensor to its
-        parameter's dtype, which would round a float32 master weight (and its float32 momentum) to
-        float16. The float32 entries of parameters that have a master weight are put back as saved.
-        """
-        super().load_state_dict(state_dict)
-        saved_ids = [index for group in state_dict["param_groups"] for index in group["params"]]
-        params = [param for group in self.param_groups for param in group["params"]]
-        for index, param in zip(saved_ids, params):
-            entries = state_dict["state"].get(index, {})
-            if "master_weight" not in entries:
-                continue
-            for key, value in entries.items():
-                if torch.is_tensor(value) and value.dtype == torch.float32:
-                    self.state[param][key] = value.detach().to(param.device, copy=True)
 
     def weight_decay_of(self, group: dict[str, Any], param: torch.Tensor, name: str | None) -> float:
         r"""$\beta$ for this parameter: zero when a decay-exclusion rule matches it."""
@@ -322,34 +301,43 @@ class LARS(SGD):
 
         LARS overrides the template step only to hand each parameter its name, and to send a group
         with `foreach=True` to the aggregated path as a whole. The parameters still come from
-        `params_with_grads`, so gradients are treated exactly as for every other optimizer.
+        `params_with_grads`, so gradients, complex parameters and master weights are treated exactly
+        as for every other optimizer.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            names = parameter_names(group)
             items = list(self.params_with_grads(group))
+            names = self.parameter_names(group)
             if group["foreach"]:
                 self.step_group_aggregated(group, items, names)
                 continue
             for param, grad, state in items:
-                self.step_param(state, group, grad, param, name=names.get(id(param)))
+                self.step_param(state, group, grad, param, name=names.get(id(state)))
         return loss
+
+    def parameter_names(self, group: dict[str, Any]) -> dict[int, str]:
+        r"""
+        `{id(state): name}` for the parameters of a group built from named parameters (empty
+        otherwise). The name is found through the parameter's state because the tensor
+        `params_with_grads` yields may be another one (a real view, a float32 master); the state it
+        yields is always the parameter's own. Only parameters that already have state are listed.
+        """
+        names = group.get("param_names", ())
+        return {id(self.state[p]): name for p, name in zip(group["params"], names) if p in self.state}
 
     def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
                    name: str | None = None) -> None:
         r"""
         ### One layer
 
-        `name` is the parameter's name when the group has names; `step` passes it.
+        `name` is the parameter's name when the group has names; `step` passes it. `param` is $w$
+        (under master weights, its float32 master).
         """
         if name is None and "param_names" in group:
-            name = parameter_names(group).get(id(param))
-        # Under `multi_precision` the arithmetic runs on the float32 copy, $w$ below.
-        weight = state.get("master_weight", param)
-        grad = grad.to(weight.dtype)
+            name = self.parameter_names(group).get(id(state))
         lr = learning_rate(group, param)
 
         # MXNet's pre-processing, $g \leftarrow \text{rescale}\cdot g$; the ratio's
@@ -363,18 +351,15 @@ class LARS(SGD):
 
         weight_decay = self.weight_decay_of(group, param, name)
         # The decayed gradient $u = g + \beta w$.
-        update = grad.add(weight, alpha=weight_decay) if weight_decay != 0 else grad
+        update = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
 
         if self.adapts(group, param, name, weight_decay):
             norm = grad_norm if group["trust_ratio_norm"] == "gradient" else torch.linalg.vector_norm(update)
-            ratio = trust_ratio(group, torch.linalg.vector_norm(weight), norm, weight_decay, lr)
+            ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
             # $$\textcolor{orange}{d_t = \lambda\,(g_t + \beta w_{t-1})}$$
             update = update * ratio
 
-        self.apply_update(state, group, update, weight, lr)
-        if weight is not param:
-            # The half-precision parameter receives the rounded master weight.
-            param.copy_(weight)
+        self.apply_update(state, group, update, param, lr)
 
     def apply_update(self, state: dict[str, Any], group: dict[str, Any], update: torch.Tensor,
                      weight: torch.Tensor, lr: float) -> None:
@@ -420,12 +405,11 @@ class LARS(SGD):
         """
         if not items:
             return
-        params = [param for param, _, _ in items]
+        weights = [param for param, _, _ in items]
+        grads = [grad for _, grad, _ in items]
         states = [state for _, _, state in items]
-        weights = [state.get("master_weight", param) for param, _, state in items]
-        grads = [grad.to(weight.dtype) for (_, grad, _), weight in zip(items, weights)]
-        lrs = [learning_rate(group, param) for param in params]
-        param_names = [names.get(id(param)) for param in params]
+        lrs = [learning_rate(group, weight) for weight in weights]
+        param_names = [names.get(id(state)) for state in states]
 
         if group["rescale_grad"] != 1:
             grads = torch._foreach_mul(grads, group["rescale_grad"])
@@ -434,14 +418,14 @@ class LARS(SGD):
             grads = torch._foreach_clamp_max(grads, group["clip_gradient"])
             torch._foreach_clamp_min_(grads, -group["clip_gradient"])
 
-        decays = [self.weight_decay_of(group, p, n) for p, n in zip(params, param_names)]
+        decays = [self.weight_decay_of(group, w, n) for w, n in zip(weights, param_names)]
         # $u = g + \beta w$ for the whole group; a tensor with $\beta = 0$ is left as $g$, as above.
         updates = [
             grad.add(weight, alpha=decay) if decay != 0 else grad
             for grad, weight, decay in zip(grads, weights, decays)
         ]
 
-        adapted = [i for i, (p, n, d) in enumerate(zip(params, param_names, decays)) if self.adapts(group, p, n, d)]
+        adapted = [i for i, (w, n, d) in enumerate(zip(weights, param_names, decays)) if self.adapts(group, w, n, d)]
         if adapted:
             weight_norms = torch.stack(torch._foreach_norm([weights[i] for i in adapted]))
             if group["trust_ratio_norm"] == "gradient":
@@ -460,9 +444,6 @@ class LARS(SGD):
                 updates[i] = update
 
         self.apply_updates_aggregated(group, states, updates, weights, lrs)
-        low_precision = [(param, weight) for param, weight in zip(params, weights) if weight is not param]
-        if low_precision:
-            torch._foreach_copy_([p for p, _ in low_precision], [w for _, w in low_precision])
 
     def apply_updates_aggregated(self, group: dict[str, Any], states: list, updates: list, weights: list,
                                  lrs: list) -> None:

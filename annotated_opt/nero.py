@@ -30,7 +30,10 @@ ones.
 Vectors (biases, the gains of normalisation layers) and scalars are not constrained: every element is
 its own "neuron", with $\lVert g_i\rVert = |g_i|$, and $\sigma$ is the mean $|w|$ at the first step
 ($0.01$ when that is zero, as for a freshly zeroed bias). Each element of a vector then moves by about
-$\eta$ times the vector's mean magnitude per step, like Adam without momentum.
+$\eta$ times the vector's mean magnitude per step, like Adam without momentum. Nor is a matrix whose
+neurons have a single weight each (a linear layer with one input): a one-element row with zero mean
+is zero, so it cannot have unit norm. Such a parameter is left free like a vector (its rows are its
+elements, so it is updated exactly like one).
 
 ## Initialisation is part of the method
 
@@ -41,6 +44,21 @@ Here that is an explicit call, `Nero.initialize(model)` (the name and the idea a
 [NeroPlus](nero_plus.md)'s), and the constructor refuses parameters that do not satisfy the constraints
 (mean within $0.01$ of 0, norm within $1\%$ of 1) with a message that says so.
 
+Projecting is not exactly idempotent: a row that already has zero mean and unit norm comes back
+changed by rounding errors. So `initialize` is for a fresh model, and `initialize_missing` for one
+that may already be constrained, a model resumed from a checkpoint: it projects only the parameters
+the constructor would refuse, and leaves the others exactly as they are, so that training continues
+bit for bit.
+
+## Complex parameters
+
+Complex parameters are refused, with a clear error. Every other optimizer here treats a complex
+parameter as its real view (a last dimension holding the real and imaginary parts), but for Nero the
+real view changes what a neuron is. A complex vector's view is a matrix whose rows are the pairs
+(real, imaginary), so every element would be pinned to $(a, -a)$ with $a = \pm 1/\sqrt 2$; a complex
+matrix's rows would be centred over their real and imaginary parts together, which is not the mean of
+the complex row. Constraints for complex weights would be another algorithm.
+
 ## Differences from the official code
 
 * A 0/0 (a neuron whose gradient has always been exactly zero) gives a zero step, as in the official
@@ -48,6 +66,8 @@ Here that is an explicit call, `Nero.initialize(model)` (the name and the idea a
 * The official code projects in its constructor and fails on parameters added later
   (`add_param_group`) or on non-contiguous tensors (it uses `view`); neither happens here.
 * $\sigma$ is NaN in the official code for a parameter with no elements; here it is $0.01$.
+* A matrix whose neurons have one weight each becomes NaN in the official code (its rows are
+  centred to zero, then divided by their zero norm); here it is left unconstrained (see above).
 * pytorch_optimizer's `Nero` adds an $\epsilon$ ($10^{-8}$) to both the denominator and the
   projection, projects lazily at a parameter's first step, and counts steps per *group*, so a
   parameter that skips a step gets the wrong bias correction. With `eps=0` and a gradient on every
@@ -73,8 +93,16 @@ INITIALISATION_TOLERANCE = 0.01
 
 
 def neuron_rows(x: torch.Tensor) -> torch.Tensor:
-    r"""A parameter as a matrix with one row per neuron (output), or one row for a vector or scalar."""
-    return x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+    r"""
+    A parameter as a matrix with one row per neuron (output), or one row for a vector or scalar. (The
+    row length is spelled out: `reshape(0, -1)` of a parameter with no neurons is ambiguous.)
+    """
+    return x.reshape(x.shape[0], math.prod(x.shape[1:])) if x.ndim > 1 else x.reshape(1, x.numel())
+
+
+def has_neurons_with_several_weights(x: torch.Tensor) -> bool:
+    r"""A matrix or convolution whose rows have more than one weight: the parameters that can be constrained."""
+    return x.ndim > 1 and math.prod(x.shape[1:]) > 1
 
 
 def row_shape(x: torch.Tensor) -> tuple[int, ...]:
@@ -158,6 +186,8 @@ class Nero(GenericAdaptiveOptimizer):
 
     # The constraint options `initialize` accepts, with their defaults.
     constraint_defaults: dict[str, Any] = {"constraints": True}
+    # The constraints have no meaning for complex weights (see above).
+    supports_complex = False
 
     def __init__(self, params: ParamsT, lr: float = 0.01, beta: float = 0.999, *, constraints: bool = True,
                  maximize: bool = False) -> None:
@@ -169,9 +199,10 @@ class Nero(GenericAdaptiveOptimizer):
     def constraint(cls, group: dict[str, Any], param: torch.Tensor) -> tuple[float, bool, bool]:
         r"""
         The constraint of one parameter as `(max_norm, fixed_norm, zero_mean)`: unit norm and zero
-        mean per neuron for a matrix or convolution when `constraints` is on, none otherwise.
+        mean per neuron for a matrix or convolution (with more than one weight per neuron) when
+        `constraints` is on, none otherwise.
         """
-        if param.ndim > 1 and param_option(group, param, "constraints"):
+        if has_neurons_with_several_weights(param) and param_option(group, param, "constraints"):
             return 1.0, True, True
         return math.inf, False, False
 
@@ -194,18 +225,33 @@ class Nero(GenericAdaptiveOptimizer):
         Returns the parameters as a list of groups, ready for the constructor, so that a generator
         such as `model.parameters()` is not consumed twice.
         """
-        groups = parameter_groups(params)
-        for group in groups:
-            settings = {**cls.constraint_defaults, **options, **group}
-            for param in group_tensors(group):
-                project(param, *cls.constraint(settings, param))
-        return groups
+        return cls._project(params, options, only_missing=False)
 
     @classmethod
-    def initialize_and_create(cls, params: nn.Module | Iterable[Any], **config: Any) -> "Nero":
-        r"""`initialize` with the constraint options found in `config`, then the optimizer."""
+    def initialize_missing(cls, params: nn.Module | Iterable[Any], **config: Any) -> list[dict[str, Any]]:
+        r"""
+        ### Initialising only what needs it
+
+        `initialize` for the parameters the constructor would refuse; those that already satisfy their
+        constraints are left exactly as they are. `config` may be a whole constructor configuration:
+        the constraint options are read from it. Use it on a model that may already be constrained (one
+        resumed from a checkpoint); the registry builds every Nero through it.
+        """
         options = {name: config[name] for name in cls.constraint_defaults if name in config}
-        return cls(cls.initialize(params, **options), **config)
+        return cls._project(params, options, only_missing=True)
+
+    @classmethod
+    def _project(cls, params: Any, options: dict[str, Any], only_missing: bool) -> list[dict[str, Any]]:
+        groups = parameter_groups(params)
+        settings = [{**cls.constraint_defaults, **options, **group} for group in groups]
+        # Complex parameters are refused before anything is changed.
+        if not cls.supports_complex and any(torch.is_complex(p) for group in groups for p in group_tensors(group)):
+            raise ValueError(f"{cls.__name__} does not support complex parameters")
+        for group, setting in zip(groups, settings):
+            for param in group_tensors(group):
+                if not (only_missing and cls.initialisation_problem(setting, param) is None):
+                    project(param, *cls.constraint(setting, param))
+        return groups
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         r"""
@@ -216,35 +262,42 @@ class Nero(GenericAdaptiveOptimizer):
         """
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        try:
-            for index, param in enumerate(group["params"]):
-                self.check_initialised(group, param, index)
-        except ValueError:
-            self.param_groups.pop()
-            raise
+        for index, param in enumerate(group["params"]):
+            problem = self.initialisation_problem(group, param)
+            if problem is not None:
+                self.param_groups.pop()
+                raise ValueError(f"{type(self).__name__}: parameter {index} of shape {tuple(param.shape)} "
+                                 f"is not initialised: {problem}")
 
-    def check_initialised(self, group: dict[str, Any], param: torch.Tensor, index: int) -> None:
-        max_norm, fixed_norm, zero_mean = self.constraint(group, param)
+    @classmethod
+    def initialisation_problem(cls, group: dict[str, Any], param: torch.Tensor) -> str | None:
+        r"""
+        What keeps `param` from satisfying its constraints (within the tolerance) and what to do about
+        it, or `None` when it satisfies them.
+        """
+        max_norm, fixed_norm, zero_mean = cls.constraint(group, param)
         if param.numel() == 0 or (math.isinf(max_norm) and not zero_mean):
-            return
-        name = type(self).__name__
-        where = f"parameter {index} of shape {tuple(param.shape)}"
-        advice = f"call {name}.initialize(model) (or on the parameters) before building the optimizer"
+            return None
+        advice = f"call {cls.__name__}.initialize(model) (or on the parameters) before building the optimizer"
         with torch.no_grad():
             if zero_mean and param.ndim > 0:
                 worst = row_means(param).abs().max().item()
                 if not worst < INITIALISATION_TOLERANCE:
-                    raise ValueError(f"{name}: {where} is not initialised: a neuron has mean {worst:.3g} "
-                                     f"(must be 0); {advice}")
+                    return f"a neuron has mean {worst:.3g} (must be 0); {advice}"
             if not math.isinf(max_norm):
-                deviation = row_norms(param) / max_norm - 1
+                norms = row_norms(param)
+                if fixed_norm and not (norms > 0).all():
+                    # Projecting cannot help: a zero row has no direction to rescale.
+                    return ("a neuron's weights are all zero, and projecting cannot give it a norm; initialise "
+                            "the layer randomly, or leave it unconstrained through its opt_args")
+                deviation = norms / max_norm - 1
                 if fixed_norm:
                     deviation = deviation.abs()
                 worst = deviation.max().item()
                 if not worst < INITIALISATION_TOLERANCE:
                     target = f"be {max_norm}" if fixed_norm else f"not exceed {max_norm}"
-                    raise ValueError(f"{name}: {where} is not initialised: a neuron's norm is off by "
-                                     f"{worst:.1%} (it must {target}); {advice}")
+                    return f"a neuron's norm is off by {worst:.1%} (it must {target}); {advice}"
+        return None
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""

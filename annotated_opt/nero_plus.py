@@ -44,13 +44,17 @@ Vectors and scalars (biases, gains) are unconstrained by default whatever the gr
 (`zero_mean=False`, `fixed_norm=False`, `max_norm=inf`); their own `opt_args` can still constrain
 them, and then the whole vector is one neuron. ALF applies that default to vectors only: a *scalar*
 parameter there gets the group's constraints, so with the defaults it is pinned to $\pm 1$. Here
-scalars are treated like vectors.
+scalars are treated like vectors, and so is a matrix whose neurons have a single weight each (a linear
+layer with one input), which the group's zero mean would set to zero and ALF then refuses as not
+initialised.
 
 ## Initialisation
 
 As in ALF, `NeroPlus.initialize(model)` projects the model first, and the constructor (and
 `add_param_group`) refuses a constrained parameter that is not within $0.01$ of zero mean and $1\%$ of
-its norm, with a message that says what to call.
+its norm, with a message that says what to call. `NeroPlus.initialize_missing(model)` projects only the
+parameters that are not, for a model resumed from a checkpoint (see [Nero](nero.md)). Complex
+parameters are refused, as in Nero.
 
 ## Why NeroPlus extends Nero, and not the reverse
 
@@ -69,7 +73,7 @@ from typing import Any
 import torch
 
 from .base import GenericAdaptiveOptimizer, ParamsT
-from .nero import Nero, project, row_norms
+from .nero import Nero, has_neurons_with_several_weights, project, row_norms
 from .options import learning_rate, param_option
 from .validation import check_betas, check_non_negative
 from .weight_decay import WeightDecay
@@ -135,9 +139,10 @@ class NeroPlus(Nero):
     def constraint(cls, group: dict[str, Any], param: torch.Tensor) -> tuple[float, bool, bool]:
         r"""
         `(max_norm, fixed_norm, zero_mean)` for one parameter: the parameter's `opt_args`, else the
-        group's values for a matrix or convolution, else no constraint for a vector or scalar.
+        group's values for a matrix or convolution (with more than one weight per neuron), else no
+        constraint (a vector, a scalar, or a matrix of one-weight neurons).
         """
-        if param.ndim > 1:
+        if has_neurons_with_several_weights(param):
             return (param_option(group, param, "max_norm"), param_option(group, param, "fixed_norm"),
                     param_option(group, param, "zero_mean"))
         return (param_option({}, param, "max_norm", math.inf), param_option({}, param, "fixed_norm", False),

@@ -83,12 +83,23 @@ class Reference:
     * `ours_only` names our options that the reference does not take (they select an equivalent
       form, such as Adam's folded bias correction, and are left out of the reference's arguments).
     * `tolerance` is the largest relative error accepted in float64.
+    * `same_rounding` (for a `torch.optim` reference) says that ours performs the reference's
+      floating-point operations in the same order, so that in a parameter's own half precision the
+      two round alike and agree bit for bit. It is `False` where ours writes the same formula in
+      another order (RAdam folds its step size into one number, torch multiplies tensor by tensor):
+      equal in float64 to `tolerance`, but not rounding for rounding in `bfloat16`.
     """
 
     target: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     ours_only: tuple[str, ...] = ()
     tolerance: float = 1e-10
+    same_rounding: bool = True
+
+    @property
+    def is_torch_optim(self) -> bool:
+        """Whether the reference is one of `torch.optim`'s own optimizers."""
+        return self.target.startswith("torch.optim.")
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,13 @@ class OptimizerInfo:
     * `toy_hparams` maps a toy objective's name to constructor arguments set by hand; the searched
       ones live in `tuned_hparams.json` and win over these. Read both through `tuned(target)`.
     * `factory`, when set, builds the optimizer instead of `cls(params, **config)`: a wrapper that
-      needs a base optimizer, or one that must prepare its parameters first. Use `build` everywhere.
+      needs a base optimizer. Use `build` everywhere.
+    * `prepare`, when set, readies parameters for the optimizer in place and returns them in a form
+      the constructor takes, given the constructor arguments: Nero projects each neuron onto its
+      constraints, and refuses parameters that are not projected. `build` calls it first; parameters
+      added later with `add_param_group` go through `prepared`. It must leave parameters that are
+      already prepared exactly as they are, so that building twice over the same parameters (a
+      checkpoint restored into a fresh optimizer) changes nothing.
     * `requires_closure` says that `step` must be given a closure (SAM's two passes).
     * `exemptions` maps a property of `PROPERTIES` that does not hold for this optimizer to the reason
       why (the algorithm, not the implementation, must be the reason). Empty by default: everything holds.
@@ -121,13 +138,18 @@ class OptimizerInfo:
     configs: tuple[Mapping[str, Any], ...] = ({},)
     toy_hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     factory: Callable[..., Any] | None = None
+    prepare: Callable[..., Any] | None = None
     requires_closure: bool = False
     exemptions: Mapping[str, str] = field(default_factory=dict)
     negative_args: tuple[str, ...] = ()
 
     def build(self, params: Any, **config: Any) -> Any:
         """A new optimizer over `params` with the constructor arguments `config`."""
-        return (self.factory or self.cls)(params, **config)
+        return (self.factory or self.cls)(self.prepared(params, **config), **config)
+
+    def prepared(self, params: Any, **config: Any) -> Any:
+        """`params` (tensors or groups) made ready for an optimizer built with `config`; see `prepare`."""
+        return self.prepare(params, **config) if self.prepare is not None else params
 
     def tuned(self, target: str) -> TunedHparams:
         """The hyper-parameters to use on a toy objective or small task (see [tuned](tuned.md))."""
@@ -241,7 +263,10 @@ register(OptimizerInfo(
 register(OptimizerInfo(
     name="RAdam", cls=RAdam, family="Adam", parent="AMSGrad", year=2020, state_tensors=2,
     paper="On the Variance of the Adaptive Learning Rate and Beyond", url="https://arxiv.org/abs/1908.03265",
-    reference=Reference("torch.optim.RAdam", ours_only=("rectify_threshold", "degenerated_to_sgd")),
+    # torch computes the rectified step as a product of tensors, m/c_1 * lr * sqrt(c_2)/(sqrt(v)+eps) * r_t,
+    # each rounded; ours multiplies m/(sqrt(v)+eps) by one step size computed in float64.
+    reference=Reference("torch.optim.RAdam", ours_only=("rectify_threshold", "degenerated_to_sgd"),
+                        same_rounding=False),
     configs=(
         {"lr": 0.01},
         {"lr": 0.01, "weight_decay": 0.05},
@@ -291,6 +316,8 @@ register(OptimizerInfo(
     # and scalars neither adapted nor decayed (our defaults), torch momentum without dampening.
     reference=Reference("pytorch_optimizer.LARS", ours_only=("eps",)),
     configs=LARS_CONFIGS,
+    # -1 switches the dimension rules off (the paper's and MXNet's conventions adapt and decay everything).
+    negative_args=("max_ndim_without_adaptation", "max_ndim_without_decay"),
 ))
 # pytorch_optimizer's Lamb without its default first-moment correction outside the ratio
 # (adam_debias=True), with the decay inside the update (weight_decouple=False), an eps in the ratio
@@ -311,12 +338,17 @@ register(OptimizerInfo(
 ))
 # No installable implementation matches Nero or NeroPlus under the shared harness (pytorch_optimizer's
 # Nero counts steps per group, ALF is not a package): their tests compare with transcriptions of the
-# official code. Both need projected parameters, so the registry builds them through `initialize`.
+# official code. Both need projected parameters, so the registry prepares them with `initialize_missing`.
+NERO_EXEMPTIONS = {
+    "zero_grad_is_noop": "the projection after every step re-centres and re-normalises each constrained "
+                         "neuron; after a zero step it moves an already projected neuron by rounding errors",
+}
 register(OptimizerInfo(
     name="Nero", cls=Nero, family="Nero", parent=None, year=2021, state_tensors=0,
     paper="Learning by Turning: Neural Architecture Aware Optimisation", url="https://arxiv.org/abs/2102.07227",
     configs=({"lr": 0.01}, {"lr": 0.01, "beta": 0.99, "constraints": False}),
-    factory=Nero.initialize_and_create,
+    prepare=Nero.initialize_missing,
+    exemptions=NERO_EXEMPTIONS,
 ))
 register(OptimizerInfo(
     name="NeroPlus", cls=NeroPlus, family="Nero", parent="Nero", year=2022, state_tensors=2,
@@ -327,7 +359,8 @@ register(OptimizerInfo(
         {"lr": 0.01, "normalizing_grad_by_norm": True, "betas": (0.0, 0.999)},
         {"lr": 0.01, "max_norm": 2.0, "fixed_norm": False, "weight_decay": 0.01, "l2_regularization": 0.01},
     ),
-    factory=NeroPlus.initialize_and_create,
+    prepare=NeroPlus.initialize_missing,
+    exemptions=NERO_EXEMPTIONS,
 ))
 
 

@@ -351,9 +351,11 @@ def test_zero_norm_layers_move_like_sgd() -> None:
     zero.grad = torch.ones(3, 4, dtype=DT)
     LARS([zero], lr=0.1, momentum=0.9).step()
     torch.testing.assert_close(zero.detach(), torch.full((3, 4), -0.1, dtype=DT))
+    # A NaN ratio falls back to 1 as well (MXNet's rule). A NaN gradient only reaches the ratio when
+    # the group applies non-finite gradients, as torch.optim does (the default refuses them).
     nan_grad = torch.ones(2, 2, dtype=DT, requires_grad=True)
     nan_grad.grad = torch.full((2, 2), float("nan"), dtype=DT)
-    optimizer = LARS([nan_grad], lr=0.1, momentum=0.0)
+    optimizer = LARS([{"params": [nan_grad], "nonfinite": "ignore"}], lr=0.1, momentum=0.0)
     optimizer.step()
     assert torch.isnan(nan_grad).all()
 
@@ -475,6 +477,15 @@ def test_invalid_arguments(kwargs, message) -> None:
         LARS([torch.nn.Parameter(torch.zeros(2, 2))], **kwargs)
 
 
+@pytest.mark.parametrize("value", [-2, 1.5, True])
+def test_dimension_rules_take_a_number_of_dimensions_or_minus_one(value) -> None:
+    for name in ("max_ndim_without_adaptation", "max_ndim_without_decay"):
+        with pytest.raises(ValueError, match=f"Invalid {name}: {value}"):
+            LARS([torch.nn.Parameter(torch.zeros(2, 2))], **{name: value})
+        # -1 switches the rule off: a vector is then adapted (or decayed) like a matrix.
+        assert LARS([torch.nn.Parameter(torch.zeros(2))], **{name: -1}).param_groups[0][name] == -1
+
+
 def test_a_bad_group_added_later_is_refused_and_not_kept() -> None:
     optimizer = LARS([torch.nn.Parameter(torch.zeros(2, 2))])
     with pytest.raises(ValueError, match="Invalid eps"):
@@ -505,11 +516,34 @@ def test_master_weights_follow_float32_exactly(dtype, foreach) -> None:
         ref_opt.step()
         half_opt.step()
         for p, q in zip(reference, half):
-            master = half_opt.state[q]["master_weight"]
+            master = half_opt.state[q]["master_param"]
             assert master.dtype == torch.float32
             assert torch.equal(master, p.detach())
             assert torch.equal(q.detach(), p.detach().to(dtype))
         assert half_opt.state[half[0]]["momentum_buffer"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_name_rules_apply_under_master_weights(foreach) -> None:
+    """The step works on a bfloat16 parameter's float32 master, yet the name rules still find the
+    parameter's name: named bfloat16 parameters follow the float32 run of the same tensors bit for bit
+    (had a bias lost its name, it would have been adapted, and moved differently)."""
+    params = named_tensors()
+    grads = [[g.to(torch.bfloat16) for g in step_grads] for step_grads in gradient_sequence(params)]
+    start = [(n, p.detach().to(torch.bfloat16).float()) for n, p in params]
+    full = [(n, s.clone().requires_grad_()) for n, s in start]
+    half = [(n, s.to(torch.bfloat16).requires_grad_()) for n, s in start]
+    config = dict(lr=2.0, momentum=0.9, weight_decay=0.01, trust_coefficient=0.01, foreach=foreach,
+                  **LARS_CONVENTIONS["mxnet"])
+    full_opt, half_opt = LARS(full, **config), LARS(half, multi_precision=True, **config)
+    for step_grads in grads:
+        for (_, p), (_, q), g in zip(full, half, step_grads):
+            p.grad, q.grad = g.float(), g.clone()
+        full_opt.step()
+        half_opt.step()
+    for (_, p), (_, q) in zip(full, half):
+        assert torch.equal(half_opt.state[q]["master_param"], p.detach())
+        assert torch.equal(q.detach(), p.detach().to(torch.bfloat16))
 
 
 def test_without_master_weights_small_updates_round_away() -> None:
@@ -526,7 +560,7 @@ def test_without_master_weights_small_updates_round_away() -> None:
         for grad in grads:
             p.grad = grad.to(dtype)
             optimizer.step()
-        runs[name] = optimizer.state[p]["master_weight"] if multi else p.detach().float()
+        runs[name] = optimizer.state[p]["master_param"] if multi else p.detach().float()
     moved = (runs["fp32"] - start).norm()
     assert torch.equal(runs["master"], runs["fp32"])
     assert (runs["bf16"] - runs["fp32"]).norm() > 0.3 * moved
@@ -557,10 +591,10 @@ def test_master_weights_survive_a_state_dict_round_trip(through_file) -> None:
     second = [p.detach().clone().requires_grad_() for p in first]
     twin = LARS(second, multi_precision=True, weight_decay=1e-3)
     twin.load_state_dict(state)
-    assert twin.state[second[0]]["master_weight"].dtype == torch.float32
+    assert twin.state[second[0]]["master_param"].dtype == torch.float32
     assert twin.state[second[0]]["momentum_buffer"].dtype == torch.float32
     for step_grads in grads[5:]:
         run(first, optimizer, step_grads)
         run(second, twin, step_grads)
     for p, q in zip(first, second):
-        assert torch.equal(optimizer.state[p]["master_weight"], twin.state[q]["master_weight"])
+        assert torch.equal(optimizer.state[p]["master_param"], twin.state[q]["master_param"])

@@ -212,6 +212,82 @@ def test_uninitialised_parameters_are_refused_clearly(cls) -> None:
         optimizer.add_param_group({"params": [("scaled", scaled)]})
 
 
+@pytest.mark.parametrize("cls", [Nero, NeroPlus])
+def test_zero_gradients_move_constrained_rows_by_rounding_only(cls) -> None:
+    """The registry's reason for exempting Nero from "zero gradients change nothing": the step is zero,
+    and only the projection moves a constrained row, by a few roundings; a free vector does not move."""
+    params = tensors()
+    optimizer = cls(cls.initialize(params), lr=0.05)
+    before = copies(params)
+    for _ in range(5):
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+    assert any(not torch.equal(p, q) for p, q in zip(params, before) if p.ndim > 1)
+    for p, q in zip(params, before):
+        if p.ndim > 1:
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-15)
+        else:
+            assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("cls", [Nero, NeroPlus])
+def test_initialize_missing_leaves_constrained_parameters_exactly_as_they_are(cls) -> None:
+    """Resuming: a model whose rows were projected at its last step is not projected again (which would
+    move it by rounding), so a restored optimizer continues bit for bit; a fresh parameter is projected."""
+    params = tensors()
+    optimizer = cls(cls.initialize(params), lr=0.05)
+    for step in range(1, 4):
+        set_grads(params, step)
+        optimizer.step()
+    resumed = copies(params)
+    reprojected = copies(params)
+    cls.initialize(reprojected)
+    assert any(not torch.equal(p, q) for p, q in zip(params, reprojected))
+    restored = cls(cls.initialize_missing(resumed, lr=0.05), lr=0.05)
+    assert all(torch.equal(p, q) for p, q in zip(params, resumed))
+    restored.load_state_dict(optimizer.state_dict())
+    for step in range(4, 7):
+        set_grads(params, step)
+        set_grads(resumed, step)
+        optimizer.step()
+        restored.step()
+    assert all(torch.equal(p, q) for p, q in zip(params, resumed))
+    fresh = torch.randn(4, 3, dtype=DT, generator=torch.Generator().manual_seed(5)).requires_grad_()
+    cls.initialize_missing([fresh])
+    assert_constrained(fresh)
+
+
+@pytest.mark.parametrize("cls", [Nero, NeroPlus])
+def test_neurons_of_one_weight_and_of_none_are_left_free(cls) -> None:
+    """A one-weight neuron with zero mean would be zero (the official Nero divides 0 by 0 there): a
+    (k, 1) matrix is left unconstrained and trains; (0, k) and (k, 0) parameters are accepted."""
+    column = torch.randn(4, 1, dtype=DT, generator=torch.Generator().manual_seed(6)).requires_grad_()
+    start = column.detach().clone()
+    empty = [torch.zeros(0, 3, dtype=DT, requires_grad=True), torch.zeros(2, 0, dtype=DT, requires_grad=True)]
+    optimizer = cls(cls.initialize([column, *empty]), lr=0.05)
+    assert torch.equal(column.detach(), start)
+    for step in range(1, 4):
+        set_grads([column, *empty], step)
+        optimizer.step()
+    assert torch.isfinite(column).all() and not torch.equal(column.detach(), start)
+    assert [p.shape for p in empty] == [(0, 3), (2, 0)]
+
+
+@pytest.mark.parametrize("cls", [Nero, NeroPlus])
+def test_complex_and_all_zero_parameters_are_refused_clearly(cls) -> None:
+    z = torch.randn(3, 4, dtype=torch.complex128, requires_grad=True)
+    before = z.detach().clone()
+    with pytest.raises(ValueError, match=f"{cls.__name__} does not support complex parameters"):
+        cls.initialize([z])
+    assert torch.equal(z.detach(), before)
+    with pytest.raises(ValueError, match="does not support complex parameters"):
+        cls([z])
+    zero = torch.zeros(3, 4, dtype=DT, requires_grad=True)
+    with pytest.raises(ValueError, match="weights are all zero, and projecting cannot give it a norm"):
+        cls(cls.initialize([zero]))
+
+
 def test_nero_scale_of_zero_and_empty_parameters() -> None:
     zero_bias = torch.zeros(4, dtype=DT, requires_grad=True)
     empty = torch.zeros(0, dtype=DT, requires_grad=True)
