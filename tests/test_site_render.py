@@ -110,7 +110,20 @@ def test_a_docstring_that_is_not_raw_is_reported() -> None:
 def test_display_math_gets_a_paragraph_of_its_own_except_in_code() -> None:
     assert isolate_display_math("$$a$$\nnext line") == "$$a$$\n\nnext line"
     assert isolate_display_math("text $$a$$ more") == "text\n\n$$a$$\n\nmore"
-    assert isolate_display_math("* item\n  $$a$$\n  more") == "* item\n\n  $$a$$\n\n  more"
+    # Python-Markdown continues a list item only with four spaces: the formula gets them.
+    assert isolate_display_math("* item\n  $$a$$\n  more") == "* item\n\n    $$a$$\n\n  more"
+    # Outside a list a shallow indentation means nothing, and would hide the formula from arithmatex.
+    assert isolate_display_math("para\n  $$a$$") == "para\n\n$$a$$"
+
+
+def test_a_formula_under_a_list_item_renders_as_display_math_inside_the_item() -> None:
+    import markdown
+
+    source = isolate_display_math("* **L2** changes the gradient:\n  $$g \\leftarrow g + \\lambda\\theta$$\n* next")
+    html = markdown.markdown(source, extensions=["pymdownx.arithmatex"], extension_configs={
+        "pymdownx.arithmatex": {"generic": True}})
+    item = html.split("<li>")[1]
+    assert '<div class="arithmatex">' in item and "$$" not in html
     assert isolate_display_math("`$$a$$` and\n```\n$$b$$\nc\n```") == "`$$a$$` and\n```\n$$b$$\nc\n```"
 
 
