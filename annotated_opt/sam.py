@@ -91,6 +91,30 @@ not finite: $0 \cdot \infty$ is NaN) but still adds one to `num_batches_tracked`
 changes the averages of layers built with `momentum=None` (a cumulative average, weighted by that
 count).
 
+**Bad gradients.** One SAM step looks at two sets of gradients, and either may hold an `inf` or a
+`NaN`. For the option [`nonfinite`](nonfinite.md) it is still one step, so SAM checks both, each before
+it is used: $g$ before any weight moves, $g^{\mathrm{SAM}}$ after the weights are back at $w$ and before
+the base sees it. Under `"raise"` the error leaves the weights at $w$; under `"skip"` the step is not
+taken at all,
+
+$$w_t = \begin{cases} \mathrm{BaseStep}\big(w_{t-1},\; \nabla L(w_{t-1} + \hat\epsilon)\big)
+  & \text{if } g \text{ and } g^{\mathrm{SAM}} \text{ are finite,} \\
+  w_{t-1} \text{ exactly (the saved copy), the base's state untouched} & \text{otherwise,} \end{cases}$$
+
+and it is counted once, in the count SAM shares with its base ([wrappers](wrapper.md)), which its
+checkpoint saves. A parameter whose first step it was keeps no state from it either. SAM checks the
+second pass itself, so this holds over a `torch.optim` base too, which never checks. (A closure that
+raises is handled the same way: the weights go back before the error propagates.)
+
+**Half precision.** With `master_weights=True` in a group of `bfloat16`/`float16` parameters the base
+keeps a `float32` master $w^{32}$ of each ([master weights](precision.md)), and SAM works on it: the
+perturbation is computed and added in `float32` (the second pass sees the model's rounding of
+$w^{32} + \hat\epsilon$), the saved copy is the master's, and the restore puts back
+$w^{32}$ exactly, the parameter getting its rounding. With the same gradients the run follows `float32`
+training bit for bit. (Restoring the parameter alone would round $w$ at every step, and the base would
+re-seed its master from the rounded value.) The master lives in the shared state, so the base must be
+one of this library's optimizers; over a `torch.optim` base the option is refused.
+
 **Differences from the reference code** (besides BatchNorm): the restore covers every
 perturbed weight even if it gets no gradient in the second pass (the reference skips those and leaves
 them perturbed for good); with `maximize=True` the perturbation goes *down* the objective, the worst
