@@ -31,6 +31,21 @@ weights are pulled back.
   on the synchronising step: it may well have moved during the other $k-1$. (`pytorch_optimizer`'s
   `Lookahead` skips such a parameter, leaving its fast and slow weights apart until its next
   synchronisation with a gradient; the tests show the difference.)
+* A step the base **skips** for a non-finite gradient (`nonfinite="skip"`, see
+  [non-finite gradients](nonfinite.md)) is no step for Lookahead either: the counter does not advance,
+  no slow weights are created and nothing is synchronised, so the $k$ fast steps of an inner loop are
+  $k$ steps that were taken. Lookahead learns of the skip from its base, and the skip is counted once,
+  in the count it shares with the base. (The check is the base's: a `torch.optim` base does not look
+  at its gradients, as `torch.optim` never does.)
+* With **master weights** (`master_weights=True`, see [master weights](precision.md)) the base updates
+  a `float32` master $\theta^{32}$ of each half-precision parameter. The slow weights are then kept in
+  `float32` too, and the synchronisation reads and writes the master, the parameter getting its
+  rounding:
+  $$\phi_t = \phi_{t-1} + \alpha\,(\theta^{32}_{t,k} - \phi_{t-1}) \qquad
+    \theta^{32}_{t+1,0} = \phi_t \qquad \theta_{t+1,0} = \mathrm{round}(\phi_t).$$
+  Given the same gradients the run then follows `float32` training bit for bit. Synchronising the
+  half-precision parameter instead would round $\phi$ at every synchronisation, and the base would
+  re-seed its master from the rounded value.
 * A closure given to `step` is handed to the base, so Lookahead wraps [SAM](sam.md) too.
 * $k$, $\alpha$ and the step counter live in each parameter group (`lookahead_k`, `lookahead_alpha`,
   `lookahead_step`), so a checkpoint carries them and a group added later counts its own steps.
@@ -42,6 +57,7 @@ from typing import Any
 
 import torch
 
+from . import precision
 from .wrapper import OptimizerWrapper
 
 
@@ -54,8 +70,10 @@ class Lookahead(OptimizerWrapper):
     * `alpha` is $\alpha \in (0, 1]$, how far the slow weights move (default $0.5$; the paper finds
       $0.5$ and $0.8$ both robust).
 
-    `param_groups` are shared with the base (a scheduler on either drives both); `state` holds only the
-    slow weights, and `state_dict` is the base's checkpoint with the slow weights added to each entry.
+    `param_groups` are shared with the base (a scheduler on either drives both). `state` holds the slow
+    weights (`slow_param`) and, for a parameter whose base keeps a `float32` master, that master
+    (`master_param`: the base's tensor itself, which the synchronisation reads and writes, not a copy).
+    `state_dict` is the base's checkpoint with the slow weights added to each entry.
     """
 
     def __init__(self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
@@ -75,6 +93,26 @@ class Lookahead(OptimizerWrapper):
         r"""The weights as real numbers: a complex parameter is its real view, as for every optimizer here."""
         return torch.view_as_real(param) if param.is_complex() else param
 
+    def link_master(self, group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""Show the base's `float32` master of `param` in Lookahead's entry, if the base keeps one in use."""
+        state = self.state[param]
+        master = self.base_optimizer.state.get(param, {}).get(precision.MASTER_KEY)
+        if master is not None and precision.uses_master(group, self.weights(param)):
+            state[precision.MASTER_KEY] = master
+        else:
+            state.pop(precision.MASTER_KEY, None)
+
+    def fast_weights(
+        self, group: dict[str, Any], param: torch.Tensor, state: dict[str, Any], reseed: bool = True
+    ) -> torch.Tensor:
+        r"""
+        The fast weights $\theta$ as the synchronisation sees them: the `float32` master when `state`
+        holds one in use, else the parameter (see `precision.current_master` for `reseed`).
+        """
+        weights = self.weights(param)
+        master = precision.current_master(group, state, weights, reseed)
+        return weights if master is None else master
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""
@@ -83,11 +121,15 @@ class Lookahead(OptimizerWrapper):
         Lookahead overrides `step`: its work is the whole base step plus, now and then, an update of
         every parameter at once.
         """
+        self.check_master_weights_supported()
         # $\phi_0 = \theta_0$: a parameter's slow weights are its weights before the first step it takes
-        # part in. Its gradient may only appear inside the base's step (from the closure), so every
-        # trainable parameter without slow weights is copied first, and the copy kept if it took part.
+        # part in (its master's, when the base keeps one). Its gradient may only appear inside the base's
+        # step (from the closure), so every trainable parameter without slow weights is copied first, and
+        # the copy kept if it took part.
         params = [param for group in self.param_groups for param in group["params"]]
-        before = {param: self.weights(param).detach().clone() for param in params
+        base_state = self.base_optimizer.state
+        before = {param: self.fast_weights(group, param, base_state.get(param, {}), reseed=False).clone()
+                  for group in self.param_groups for param in group["params"]
                   if param.requires_grad and param not in self.state}
         # Which parameters take part: those with a gradient now, or, when there is a closure, those the
         # closure gives one (it recomputes them; a base such as SAM may call it more than once).
@@ -99,18 +141,31 @@ class Lookahead(OptimizerWrapper):
             return loss
 
         # $$\theta_{t,i} = \theta_{t,i-1} + \mathrm{BaseStep}(\theta_{t,i-1})$$
+        skipped_before = self.skipped_steps
         if closure is None:
             took_part.update(param for param in params if param.grad is not None)
             loss = self.base_optimizer.step()
         else:
             loss = self.base_optimizer.step(observed_closure)
 
-        # Without a gradient anywhere the base did nothing, and neither does Lookahead.
-        if not took_part:
+        # Without a gradient anywhere the base did nothing, and neither does Lookahead; nor when the base
+        # skipped the step for a non-finite gradient (it counted the skip, in the count we share).
+        if not took_part or self.skipped_steps != skipped_before:
             return loss
-        for param in took_part:
-            if param not in self.state and param in before:
-                self.state[param]["slow_param"] = before[param]
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param in took_part and param in before and param not in self.state:
+                    self.state[param]["slow_param"] = before[param]
+                if param in self.state:
+                    self.link_master(group, param)
+                    # The slow weights are kept in the precision of the fast weights: `float32` while
+                    # the base keeps a master. At a parameter's first step the base makes its master as
+                    # a copy of the parameter, so the conversion is exact; master weights may also be
+                    # switched on or off during training.
+                    state = self.state[param]
+                    fast = state.get(precision.MASTER_KEY, self.weights(param))
+                    if state["slow_param"].dtype != fast.dtype:
+                        state["slow_param"] = state["slow_param"].to(fast.dtype)
 
         for group in self.param_groups:
             group["lookahead_step"] += 1
@@ -120,11 +175,14 @@ class Lookahead(OptimizerWrapper):
             for param in group["params"]:
                 if param not in self.state:
                     continue
-                slow, fast = self.state[param]["slow_param"], self.weights(param)
+                state = self.state[param]
+                fast, slow = self.fast_weights(group, param, state), state["slow_param"]
                 # $$\phi_t = \phi_{t-1} + \alpha\,(\theta_{t,k} - \phi_{t-1})$$
                 slow.lerp_(fast, group["lookahead_alpha"])
                 # $$\theta_{t+1,0} = \phi_t$$
-                fast.copy_(slow)
+                # through the master when there is one: $\theta^{32} \leftarrow \phi_t$,
+                # $\theta \leftarrow \mathrm{round}(\theta^{32})$.
+                precision.assign(self.weights(param), state.get(precision.MASTER_KEY), slow)
         return loss
 
     def wrapped_state_dict(self) -> dict[str, Any]:
@@ -153,10 +211,13 @@ class Lookahead(OptimizerWrapper):
             if entry:
                 base_entries[index] = entry
         self.load_base_state_dict({**state_dict, "state": base_entries})
-        params = [param for group in self.param_groups for param in group["params"]]
+        params = [(group, param) for group in self.param_groups for param in group["params"]]
         self.state = defaultdict(dict)
         for index, value in slow.items():
-            param = params[index]
-            # A copy, in the parameter's dtype and on its device.
-            weights = self.weights(param)
-            self.state[param]["slow_param"] = value.detach().to(device=weights.device, dtype=weights.dtype, copy=True)
+            group, param = params[index]
+            self.link_master(group, param)
+            # A copy, on the parameter's device, in the precision of the fast weights: the master's
+            # (`float32`) when the base keeps one, else the parameter's. Nothing is compared with the
+            # parameter here: the model's weights may well be loaded after the optimizer.
+            fast = self.state[param].get(precision.MASTER_KEY, self.weights(param))
+            self.state[param]["slow_param"] = value.detach().to(device=fast.device, dtype=fast.dtype, copy=True)

@@ -46,7 +46,7 @@ exact option.
 ## Keeping the master and the parameter in agreement
 
 The master is the truth, but the parameter can be changed from outside: a checkpoint loaded into the
-model, weights re-initialised, a wrapper optimizer that perturbs and restores them. Before the master is
+model, weights re-initialised, a `torch.optim` optimizer stepping the same parameters. Before the master is
 used, the parameter's version counter (`param._version`, which every in-place operation increments) is
 compared with the one recorded after our last write. When it differs and the parameter is no longer the
 rounding of the master, the parameter wins and the master is re-seeded from it. (A change made through
@@ -57,6 +57,21 @@ The write-back happens as soon as the optimizer moves on to the next parameter, 
 end of `step` for any master changed after its write-back (an optimizer that collects a whole group
 before updating it). Each master remembers its own version at the time of the write, so nothing is
 written twice.
+
+## Wrappers write through the master
+
+A wrapper optimizer moves the weights outside its base's update: [SAM](sam.md) puts back the weights it
+perturbed, [Lookahead](lookahead.md) pulls the fast weights to the slow ones. Written to the parameter
+alone, such a move would be rounded, and the master, seeing a parameter changed from outside, would be
+re-seeded from the rounded value: the precision the master is for would be lost at every step (SAM) or
+every synchronisation (Lookahead). So a wrapper reads the master (`current_master`) and sets a value
+through it (`assign`): the master takes the value exactly, the parameter its rounding,
+
+$$\theta^{32} \leftarrow v \qquad \theta \leftarrow \mathrm{round}\big(\theta^{32}\big),$$
+
+which is what the base's next step expects to find: a parameter that is the rounding of its master.
+With the same gradients, a wrapped half-precision run then follows the `float32` run bit for bit, as
+an unwrapped one does.
 
 ## Checkpoints
 
@@ -152,11 +167,55 @@ class MasterWeights:
         self.flush()
         self.handed_out.clear()
 
+    def hand_back(self, param: torch.Tensor) -> None:
+        r"""
+        Forget the master of `param` handed out in this step: a wrapper has set it since (SAM's restore,
+        through `assign`), and the base optimizer that steps next writes it back itself. Writing it back
+        again at the end of the step would at best repeat that write, and, over a base that does not
+        keep masters (a `torch.optim` one), undo the base's update.
+        """
+        self.handed_out.pop(param, None)
+
     @staticmethod
     def release(state: dict[str, Any], dtype: torch.dtype) -> None:
         r"""Master weights switched off for a parameter: drop its master and return its state to `dtype`."""
         del state[MASTER_KEY]
         cast_floating_state(state, dtype)
+
+
+@torch.no_grad()
+def current_master(
+    group: dict[str, Any], state: dict[str, Any], weights: torch.Tensor, reseed: bool = True
+) -> torch.Tensor | None:
+    r"""
+    ### For wrappers: the master of a parameter, if it has one
+
+    `weights` is the parameter's floating view and `state` holds its master, if any. Returns `None`
+    when the parameter has no master in use. If the parameter was changed from outside (it is no longer
+    the master's rounding), the parameter wins, as above: the master is re-seeded from it, or, with
+    `reseed=False` (only looking), left alone and `None` returned, the parameter being the truth.
+    """
+    master = state.get(MASTER_KEY)
+    if master is None or not uses_master(group, weights):
+        return None
+    if not torch.equal(master.to(weights.dtype), weights):
+        if not reseed:
+            return None
+        master.copy_(weights)
+    return master
+
+
+@torch.no_grad()
+def assign(weights: torch.Tensor, master: torch.Tensor | None, value: torch.Tensor) -> None:
+    r"""
+    Set a parameter to `value`, through its master when it has one:
+    $$\theta^{32} \leftarrow v \qquad \theta \leftarrow \mathrm{round}\big(\theta^{32}\big)$$
+    """
+    if master is None:
+        weights.copy_(value)
+        return
+    master.copy_(value)
+    weights.copy_(master)
 
 
 def float32_state(state_dict: dict[str, Any]) -> dict[Any, dict[str, torch.Tensor]]:

@@ -91,6 +91,30 @@ not finite: $0 \cdot \infty$ is NaN) but still adds one to `num_batches_tracked`
 changes the averages of layers built with `momentum=None` (a cumulative average, weighted by that
 count).
 
+**Bad gradients.** One SAM step looks at two sets of gradients, and either may hold an `inf` or a
+`NaN`. For the option [`nonfinite`](nonfinite.md) it is still one step, so SAM checks both, each before
+it is used: $g$ before any weight moves, $g^{\mathrm{SAM}}$ after the weights are back at $w$ and before
+the base sees it. Under `"raise"` the error leaves the weights at $w$; under `"skip"` the step is not
+taken at all,
+
+$$w_t = \begin{cases} \mathrm{BaseStep}\big(w_{t-1},\; \nabla L(w_{t-1} + \hat\epsilon)\big)
+  & \text{if } g \text{ and } g^{\mathrm{SAM}} \text{ are finite,} \\
+  w_{t-1} \text{ exactly (the saved copy), the base's state untouched} & \text{otherwise,} \end{cases}$$
+
+and it is counted once, in the count SAM shares with its base ([wrappers](wrapper.md)), which its
+checkpoint saves. A parameter whose first step it was keeps no state from it either. SAM checks the
+second pass itself, so this holds over a `torch.optim` base too, which never checks. (A closure that
+raises is handled the same way: the weights go back before the error propagates.)
+
+**Half precision.** With `master_weights=True` in a group of `bfloat16`/`float16` parameters the base
+keeps a `float32` master $w^{32}$ of each ([master weights](precision.md)), and SAM works on it: the
+perturbation is computed and added in `float32` (the second pass sees the model's rounding of
+$w^{32} + \hat\epsilon$), the saved copy is the master's, and the restore puts back
+$w^{32}$ exactly, the parameter getting its rounding. With the same gradients the run follows `float32`
+training bit for bit. (Restoring the parameter alone would round $w$ at every step, and the base would
+re-seed its master from the rounded value.) The master lives in the shared state, so the base must be
+one of this library's optimizers; over a `torch.optim` base the option is refused.
+
 **Differences from the reference code** (besides BatchNorm): the restore covers every
 perturbed weight even if it gets no gradient in the second pass (the reference skips those and leaves
 them perturbed for good); with `maximize=True` the perturbation goes *down* the objective, the worst
@@ -106,12 +130,14 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .base import ParamsT
+from . import precision
+from .base import GenericAdaptiveOptimizer, ParamsT
 from .validation import check_non_negative
 from .wrapper import OptimizerWrapper, make_base_optimizer
 
 PERTURBATION_EPS = 1e-12
 SAVED = "sam_saved_param"
+FIRST_STEP = "sam_first_step"
 
 
 class SAM(OptimizerWrapper):
@@ -141,6 +167,16 @@ class SAM(OptimizerWrapper):
         super().link_to_base()
         self.state = self.base_optimizer.state
 
+    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""
+        The state is shared, so a parameter's state starts as the base's does: the first pass may be the
+        first to see a parameter (and, with master weights, creates its `float32` master there), and the
+        base must then find its own state complete, in the master's precision. A `torch.optim` base
+        creates its state itself, when it first steps.
+        """
+        if isinstance(self.base_optimizer, GenericAdaptiveOptimizer):
+            self.base_optimizer.init_state(state, group, param)
+
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> bool:
         r"""
@@ -148,9 +184,17 @@ class SAM(OptimizerWrapper):
 
         Uses the gradients already in `param.grad`. They go through `params_with_grads`, like every
         optimizer's: parameters without a gradient are left alone, sparse gradients are refused, and a
-        group with `maximize=True` hands over $-g$. Returns whether any weight was moved (`False` when no
-        parameter has a gradient).
+        group with `maximize=True` hands over $-g$. A non-finite gradient raises or skips the step here,
+        before any weight moves. In a group with master weights, $w$ is the `float32` master (the model's
+        second pass sees its rounding). Returns whether any weight was moved (`False` when no parameter
+        has a gradient, or the step is skipped).
         """
+        self.check_master_weights_supported()
+        # Parameters taking their first step: if the step is not taken after all, the state the walks
+        # below create for them is dropped again (see `restore`).
+        first_steps = [param for group in self.param_groups for param in group["params"]
+                       if param.grad is not None and not self.state.get(param)]
+
         # One norm over every parameter of every group,
         # $$N = \Big(\sum_i \lVert \textcolor{orange}{T_{w_i}}\, g_i \rVert_2^2\Big)^{1/2}$$
         # with $T_w = \lvert w\rvert$ for ASAM and $1$ for SAM. The per-tensor norms are gathered on one
@@ -167,7 +211,8 @@ class SAM(OptimizerWrapper):
         # parameter is at $w + \hat\epsilon$ when the loop ends.
         for group in self.param_groups:
             for param, grad, state in self.params_with_grads(group):
-                # Save $w$ exactly, to be copied back in `second_step`.
+                # Save $w$ exactly (the master itself, with master weights), to be copied back in
+                # `second_step`.
                 state[SAVED] = param.clone()
                 # $$\hat\epsilon = \rho\,\frac{\textcolor{orange}{T_w^2}\, g}{N + 10^{-12}}$$
                 # The $10^{-12}$ keeps a zero gradient from dividing by zero.
@@ -176,34 +221,49 @@ class SAM(OptimizerWrapper):
                     perturbation.mul_(param).mul_(param)
                 # $$w \leftarrow w + \hat\epsilon$$
                 param.add_(perturbation)
+        for param in first_steps:
+            if SAVED in self.state.get(param, {}):
+                self.state[param][FIRST_STEP] = True
 
         if zero_grad:
             self.zero_grad(set_to_none=True)
         return True
 
+    def perturbed(self) -> list[torch.Tensor]:
+        r"""The parameters moved by `first_step` and not yet restored."""
+        return [param for group in self.param_groups for param in group["params"]
+                if SAVED in self.state.get(param, {})]
+
     @torch.no_grad()
-    def restore(self) -> bool:
+    def restore(self, taken: bool = True) -> None:
         r"""
         ### Back to $w$
 
-        Copy every saved weight back and drop the copy. Returns whether any restored parameter has a
-        gradient now, i.e. whether a second pass happened.
+        Copy every saved weight back and drop the copy. With `taken=False` the step will not be taken (it
+        is skipped, or it failed), and nothing may be left of it: a parameter that was taking its first
+        step also loses the state the first pass created for it.
         """
-        restored, with_gradient = False, False
+        if not self.perturbed():
+            raise RuntimeError("SAM.second_step called without a first_step that moved the weights")
         for group in self.param_groups:
             for param in group["params"]:
                 state = self.state.get(param)
                 if state is None or SAVED not in state:
                     continue
                 saved = state.pop(SAVED)
+                first_step = state.pop(FIRST_STEP, False)
                 # A complex parameter perturbed through its real view is restored through it.
                 target = torch.view_as_real(param) if param.is_complex() and not saved.is_complex() else param
-                target.copy_(saved)
-                restored = True
-                with_gradient = with_gradient or param.grad is not None
-        if not restored:
-            raise RuntimeError("SAM.second_step called without a first_step that moved the weights")
-        return with_gradient
+                # With master weights the saved $w$ is the `float32` master: it goes back into the master
+                # exactly, and the parameter gets its rounding,
+                # $$w^{32} \leftarrow w^{32}_{\text{saved}} \qquad w \leftarrow \mathrm{round}\big(w^{32}\big).$$
+                # Copied into the parameter alone, it would be rounded, and the base would re-seed its
+                # master from the rounded value. The master is then the base's to write back.
+                master = state.get(precision.MASTER_KEY) if precision.uses_master(group, target) else None
+                precision.assign(target, master, saved)
+                self._master_weights.hand_back(param)
+                if first_step and not taken:
+                    del self.state[param]
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
@@ -213,14 +273,28 @@ class SAM(OptimizerWrapper):
         A base optimizer must never step on gradients the second pass did not compute: if no restored
         parameter has a gradient, the closure did not call `backward()`, and stepping would feed the
         base zeros (or nothing). That is an error, raised after the weights are back at $w$.
+
+        The second pass's gradients are checked for `inf`/`NaN` here, before the base sees them, and
+        whatever the verdict the weights go back to $w$ first: under `"raise"` the error leaves $w$ as
+        it was, under `"skip"` the base does not step. SAM checks them itself, so its policy holds over
+        any base, a `torch.optim` one included.
         """
-        if not self.restore():
+        second_pass = any(param.grad is not None for param in self.perturbed())
+        try:
+            usable = self._gradients_are_usable()
+        except BaseException:
+            self.restore(taken=False)
+            raise
+        self.restore(taken=second_pass and usable)
+        if not second_pass:
             raise RuntimeError(
                 "SAM's second pass produced no gradients: the closure must compute the loss and call "
                 "backward() at the perturbed weights"
             )
-        # $$w \leftarrow \mathrm{BaseStep}\big(w,\; \nabla L(w + \hat\epsilon)\big)$$
-        self.base_optimizer.step()
+        # $$w_t = \begin{cases} \mathrm{BaseStep}\big(w_{t-1},\; \nabla L(w_{t-1} + \hat\epsilon)\big)
+        #   & g \text{ and } g^{\mathrm{SAM}} \text{ finite} \\ w_{t-1} & \text{otherwise (skipped)} \end{cases}$$
+        if usable:
+            self.base_optimizer.step()
         if zero_grad:
             self.zero_grad(set_to_none=True)
 
@@ -253,7 +327,7 @@ class SAM(OptimizerWrapper):
                 with torch.enable_grad():
                     loss = closure()
             except BaseException:
-                self.restore()
+                self.restore(taken=False)
                 raise
             self.second_step()
             return loss

@@ -29,6 +29,15 @@ A checkpoint is the wrapper's business as a whole: `state_dict` and `load_state_
 registered on the wrapper, as torch runs them, around the subclass's `wrapped_state_dict` and
 `load_wrapped_state_dict`.
 
+The count of steps skipped for [non-finite gradients](nonfinite.md) is shared the same way. A wrapper
+step is one step, whichever of the two noticed the bad gradient: SAM checks both of its passes itself,
+Lookahead learns it from its base, which skipped. So there is one count, the base's,
+
+$$\texttt{wrapper.skipped\_steps} \;=\; \texttt{base.skipped\_steps},$$
+
+saved in the wrapper's checkpoint under `skipped_steps` like every optimizer's. (A `torch.optim` base
+never skips and keeps no count; the wrapper then keeps its own.)
+
 Wrappers extend [`GenericAdaptiveOptimizer`](base.md) so they are checked like every other optimizer
 and treat gradients the same way (`params_with_grads`), but they override `step`: their work happens
 around the base's step, for all parameters at once, not inside a per-parameter update. Two consequences
@@ -116,12 +125,49 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
         self.base_optimizer = base_optimizer
         self.link_to_base()
 
+    @property
+    def skipped_steps(self) -> int:
+        r"""
+        ### One count of skipped steps
+
+        The base's, when the base is one of ours (a wrapper among them); otherwise the wrapper's own.
+        (The base class sets the count before the base exists; that value is the wrapper's own.)
+        """
+        base = self.__dict__.get("base_optimizer")
+        if isinstance(base, GenericAdaptiveOptimizer):
+            return base.skipped_steps
+        return self.__dict__.get("own_skipped_steps", 0)
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        base = self.__dict__.get("base_optimizer")
+        if isinstance(base, GenericAdaptiveOptimizer):
+            base.skipped_steps = value
+        else:
+            self.__dict__["own_skipped_steps"] = value
+
     def link_to_base(self) -> None:
         r"""Point the wrapper at the base's current list of groups, each with the wrapper's keys."""
         self.param_groups = self.base_optimizer.param_groups
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+
+    def check_master_weights_supported(self) -> None:
+        r"""
+        `master_weights` asks the base to keep a `float32` master and update through it, which only this
+        library's optimizers do. A `torch.optim` base updates the parameter itself, so a wrapper over one
+        refuses the option (at its step: groups may be changed at any time) instead of ignoring it.
+        """
+        if isinstance(self.base_optimizer, GenericAdaptiveOptimizer):
+            return
+        for index, group in enumerate(self.param_groups):
+            if group.get("master_weights", False):
+                raise ValueError(
+                    f"Invalid master_weights: True in group {index}, but the base optimizer "
+                    f"{type(self.base_optimizer).__name__} does not keep master weights (use one of "
+                    "annotated_opt's optimizers as the base)"
+                )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         r"""
@@ -147,11 +193,12 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
         ### Checkpoints
 
         The wrapper's own hooks fire around the subclass's `wrapped_state_dict`, in torch's order
-        (the base's hooks fire inside, when the base's part is taken).
+        (the base's hooks fire inside, when the base's part is taken). The count of skipped steps is
+        added, also over a `torch.optim` base, whose checkpoint has none.
         """
         for pre_hook in self._optimizer_state_dict_pre_hooks.values():
             pre_hook(self)
-        state_dict = self.wrapped_state_dict()
+        state_dict = {**self.wrapped_state_dict(), "skipped_steps": self.skipped_steps}
         for post_hook in self._optimizer_state_dict_post_hooks.values():
             result = post_hook(self, state_dict)
             if result is not None:
@@ -161,7 +208,8 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""
         Loading: a pre-hook may replace the dictionary; then the subclass loads it, the groups are
-        re-linked, and the post-hooks fire.
+        re-linked, the count of skipped steps is set (0 for a checkpoint without one), and the
+        post-hooks fire.
         """
         state_dict = state_dict.copy()
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
@@ -170,6 +218,7 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
                 state_dict = result
         self.load_wrapped_state_dict(state_dict)
         self.link_to_base()
+        self.skipped_steps = state_dict.get("skipped_steps", 0)
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 

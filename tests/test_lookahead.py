@@ -247,3 +247,104 @@ def test_a_complex_parameter_is_its_real_view() -> None:
         real_run.step()
     assert torch.equal(torch.view_as_real(z.detach()), x.detach())
     assert torch.equal(complex_run.state[z]["slow_param"], real_run.state[x]["slow_param"])
+
+
+def gradients_for(params, step, bad=None):
+    for index, p in enumerate(params):
+        p.grad = 0.5 * p.detach() + torch.sin(torch.full_like(p, 1.0 + step + index))
+        if bad is not None and index == 0:
+            p.grad.view(-1)[0] = bad
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_a_step_the_base_skips_is_no_step_for_lookahead(bad) -> None:
+    """No slow weights for a parameter whose first step is skipped, no count towards k, no synchronisation;
+    one skip, on the count shared with the base and saved in the checkpoint. Afterwards the run is the run
+    without the bad step."""
+    generator = torch.Generator().manual_seed(31)
+    values = [torch.randn(3, generator=generator, dtype=DTYPE) for _ in range(2)]
+    params = [v.clone().requires_grad_() for v in values]
+    clean = [v.clone().requires_grad_() for v in values]
+    optimizer = Lookahead(SGD([{"params": params, "nonfinite": "skip"}], lr=0.1, momentum=0.9), k=2)
+    reference = Lookahead(SGD(clean, lr=0.1, momentum=0.9), k=2)
+    gradients_for(params, 0, bad)
+    with pytest.warns(RuntimeWarning, match="SGD skipped a step"):
+        optimizer.step()
+    assert not optimizer.state and optimizer.param_groups[0]["lookahead_step"] == 0
+    for step in range(1, 6):
+        gradients_for(params, step)
+        gradients_for(clean, step)
+        optimizer.step()
+        reference.step()
+        if step == 3:
+            # The second step of an inner loop of k = 2: skipped, so the synchronisation waits a step.
+            gradients_for(params, step, bad)
+            with pytest.warns(RuntimeWarning, match="skipped a step"):
+                optimizer.step()
+            assert optimizer.param_groups[0]["lookahead_step"] == 1
+    assert all(torch.equal(p, q) for p, q in zip(params, clean))
+    assert all(torch.equal(optimizer.state[p]["slow_param"], reference.state[q]["slow_param"])
+               for p, q in zip(params, clean))
+    assert optimizer.skipped_steps == optimizer.base_optimizer.skipped_steps == 2
+    state = optimizer.state_dict()
+    assert state["skipped_steps"] == 2
+    resumed = Lookahead(SGD([{"params": copy.deepcopy(params), "nonfinite": "skip"}], lr=0.1, momentum=0.9), k=2)
+    resumed.load_state_dict(state)
+    assert resumed.skipped_steps == resumed.base_optimizer.skipped_steps == 2
+
+
+def test_over_a_torch_base_the_wrapper_keeps_its_own_count() -> None:
+    p = torch.zeros(2, dtype=DTYPE, requires_grad=True)
+    optimizer = Lookahead(torch.optim.SGD([p], lr=0.1), k=2)
+    p.grad = torch.ones(2, dtype=DTYPE)
+    optimizer.step()
+    optimizer.skipped_steps = 3
+    state = optimizer.state_dict()
+    assert state["skipped_steps"] == 3
+    resumed = Lookahead(torch.optim.SGD([torch.zeros(2, dtype=DTYPE, requires_grad=True)], lr=0.1), k=2)
+    resumed.load_state_dict(state)
+    assert resumed.skipped_steps == 3
+    half = torch.zeros(2, dtype=torch.bfloat16, requires_grad=True)
+    refusing = Lookahead(torch.optim.SGD([{"params": [half], "master_weights": True}], lr=0.1))
+    half.grad = torch.ones(2, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="Invalid master_weights: True in group 0, but the base optimizer SGD"):
+        refusing.step()
+    assert torch.equal(half.detach(), torch.zeros(2, dtype=torch.bfloat16))
+
+
+def test_master_weights_survive_an_optimizer_loaded_before_the_model() -> None:
+    """The slow weights are float32 beside the base's master, the synchronisation goes through the master,
+    and loading the optimizer before the model's weights compares nothing: the run continues bit for bit."""
+    generator = torch.Generator().manual_seed(32)
+    values = [torch.randn(5, generator=generator).to(torch.bfloat16) for _ in range(2)]
+
+    def make(params):
+        return Lookahead(Adam([{"params": params, "master_weights": True}], lr=1e-3), k=3, alpha=0.5)
+
+    params = [v.clone().requires_grad_() for v in values]
+    optimizer = make(params)
+    for step in range(4):
+        gradients_for(params, step)
+        optimizer.step()
+    for p in params:
+        state = optimizer.state[p]
+        assert state["slow_param"].dtype == torch.float32
+        assert state["master_param"] is optimizer.base_optimizer.state[p]["master_param"]
+        # The synchronisation of step 3 moved the master by less than a bfloat16 spacing somewhere.
+        assert torch.equal(p.detach(), state["master_param"].to(torch.bfloat16))
+    assert any(not torch.equal(optimizer.state[p]["master_param"], p.detach().float()) for p in params)
+    checkpoint = copy.deepcopy({"model": [p.detach() for p in params], "optimizer": optimizer.state_dict()})
+
+    resumed_params = [torch.zeros_like(v).requires_grad_() for v in values]
+    resumed = make(resumed_params)
+    resumed.load_state_dict(checkpoint["optimizer"])
+    with torch.no_grad():
+        for p, saved in zip(resumed_params, checkpoint["model"]):
+            p.copy_(saved)
+    for step in range(4, 9):
+        for run, ps in ((optimizer, params), (resumed, resumed_params)):
+            gradients_for(ps, step)
+            run.step()
+    assert all(torch.equal(p, q) for p, q in zip(params, resumed_params))
+    assert all(torch.equal(optimizer.state[p]["master_param"], resumed.state[q]["master_param"])
+               for p, q in zip(params, resumed_params))

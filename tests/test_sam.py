@@ -473,3 +473,110 @@ def test_sam_trains_the_digits() -> None:
     result = train(mlp(), lambda m: info.build(m.parameters(), lr=0.05, rho=0.05), data, epochs=5)
     assert result.test_accuracy > 0.9
     assert sum(result.losses[-21:]) / 21 < result.losses[0] / 5
+
+
+def second_pass_poisoned(params, value):
+    """A closure whose first evaluation in a step is finite and whose second puts `value` in one gradient."""
+    calls = []
+
+    def closure():
+        calls.append(None)
+        for index, p in enumerate(params):
+            p.grad = 0.5 * p.detach() + 0.1 * (index + 1)
+            if len(calls) == 2 and index == len(params) - 1:
+                p.grad.view(-1)[0] = value
+        return torch.zeros(())
+
+    return closure
+
+
+def finite_closure(params):
+    def closure():
+        for index, p in enumerate(params):
+            p.grad = 0.5 * p.detach() + 0.1 * (index + 1)
+        return torch.zeros(())
+    return closure
+
+
+@pytest.mark.parametrize("base", [SGD, torch.optim.SGD], ids=["ours", "torch"])
+def test_a_nonfinite_second_pass_is_skipped_at_the_exact_weights(base) -> None:
+    """Finite at w, NaN at w + eps: the weights go back exactly, the base does not step, one skip is counted
+    (on the base's count when the base is ours) and saved; the run goes on as if the step had not been taken.
+    Over a torch.optim base, SAM's own check is the only one."""
+    generator = torch.Generator().manual_seed(21)
+    params = [torch.randn(3, 2, generator=generator, dtype=DTYPE).requires_grad_() for _ in range(2)]
+    optimizer = SAM([{"params": params, "nonfinite": "skip"}], base, lr=0.1, momentum=0.9, rho=0.3)
+    for _ in range(2):
+        optimizer.step(finite_closure(params))
+    twins, twin = copy.deepcopy((params, optimizer))
+    before = copy.deepcopy(optimizer.state_dict())
+    with pytest.warns(RuntimeWarning, match="SAM skipped a step"):
+        optimizer.step(second_pass_poisoned(params, float("nan")))
+    assert all(torch.equal(p, q) for p, q in zip(params, twins))
+    after = optimizer.state_dict()
+    assert after.pop("skipped_steps") == optimizer.skipped_steps == 1
+    assert before.pop("skipped_steps") == 0
+    assert set(after["state"]) == set(before["state"])
+    assert all(torch.equal(after["state"][i]["momentum_buffer"], before["state"][i]["momentum_buffer"])
+               for i in before["state"])
+    if base is SGD:
+        assert optimizer.base_optimizer.skipped_steps == 1
+    restored_params = copy.deepcopy(params)
+    restored = SAM([{"params": restored_params, "nonfinite": "skip"}], base, lr=0.1, momentum=0.9, rho=0.3)
+    restored.load_state_dict(optimizer.state_dict())
+    assert restored.skipped_steps == 1
+    for _ in range(3):
+        for run, ps in ((optimizer, params), (twin, twins), (restored, restored_params)):
+            run.step(finite_closure(ps))
+    assert all(torch.equal(p, q) and torch.equal(p, r) for p, q, r in zip(params, twins, restored_params))
+
+
+def test_a_nonfinite_second_pass_raises_at_the_exact_weights_and_by_hand_it_is_skipped_too() -> None:
+    from annotated_opt.nonfinite import NonFiniteGradientError
+
+    params = [torch.linspace(-1, 1, 5, dtype=DTYPE).requires_grad_()]
+    optimizer = SAM(params, SGD, lr=0.1, rho=0.3)
+    start = params[0].detach().clone()
+    with pytest.raises(NonFiniteGradientError, match="SAM got a non-finite gradient in parameter 0 of group 0"):
+        optimizer.step(second_pass_poisoned(params, float("inf")))
+    assert torch.equal(params[0], start) and not optimizer.state.get(params[0])
+    # The pieces called by hand: the check of the second pass is in second_step.
+    optimizer.param_groups[0]["nonfinite"] = "skip"
+    closure = second_pass_poisoned(params, float("nan"))
+    closure()
+    optimizer.first_step(zero_grad=True)
+    assert not torch.equal(params[0], start)
+    closure()
+    with pytest.warns(RuntimeWarning, match="skipped a step"):
+        optimizer.second_step(zero_grad=True)
+    assert torch.equal(params[0], start) and optimizer.skipped_steps == 1 and not optimizer.state.get(params[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_a_skipped_first_step_leaves_no_state_not_even_a_master(dtype) -> None:
+    """The first pass creates the state (the master, Adam's moments) of a parameter's first step; when the
+    step is then skipped, all of it goes again, and the next step is a first step like any other."""
+    generator = torch.Generator().manual_seed(22)
+    values = [torch.randn(4, generator=generator).to(dtype) for _ in range(2)]
+    params = [v.clone().requires_grad_() for v in values]
+    fresh_params = [v.clone().requires_grad_() for v in values]
+    groups = lambda ps: [{"params": ps, "nonfinite": "skip", "master_weights": True}]  # noqa: E731
+    optimizer, fresh = SAM(groups(params), Adam, lr=0.01), SAM(groups(fresh_params), Adam, lr=0.01)
+    with pytest.warns(RuntimeWarning, match="skipped a step"):
+        optimizer.step(second_pass_poisoned(params, float("nan")))
+    assert optimizer.state_dict()["state"] == {} and not optimizer.state
+    assert all(torch.equal(p, v) for p, v in zip(params, values))
+    optimizer.step(finite_closure(params))
+    fresh.step(finite_closure(fresh_params))
+    assert all(torch.equal(p, q) for p, q in zip(params, fresh_params))
+    assert all(torch.equal(optimizer.state[p]["master_param"], fresh.state[q]["master_param"])
+               for p, q in zip(params, fresh_params))
+
+
+def test_master_weights_need_a_base_that_keeps_them() -> None:
+    """A torch.optim base updates the half-precision parameter itself: the option is refused, not ignored."""
+    p = torch.ones(3, dtype=torch.bfloat16, requires_grad=True)
+    optimizer = SAM([{"params": [p], "master_weights": True}], torch.optim.Adam, lr=0.1)
+    with pytest.raises(ValueError, match="Invalid master_weights: True in group 0, but the base optimizer Adam"):
+        optimizer.step(finite_closure([p]))
+    assert torch.equal(p.detach(), torch.ones(3, dtype=torch.bfloat16)) and not optimizer.state
