@@ -46,6 +46,7 @@ then divided by $\sqrt{\hat v_t}$ like the rest of it. [AdamW](adamw.md) decoupl
 one of its three steps: `update_moments`, `second_moment`, `adam_update`.
 """
 
+import inspect
 import math
 from typing import Any
 
@@ -55,6 +56,16 @@ from .base import GenericAdaptiveOptimizer, ParamsT
 from .options import learning_rate
 from .validation import check_betas, check_non_negative
 from .weight_decay import WeightDecay
+
+
+def constructor_arguments(cls: type) -> set[str]:
+    r"""The names any constructor in `cls`'s family tree declares: the hyper-parameters it may hold."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and klass is not object:
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names - {"self", "params", "defaults"}
 
 
 class Adam(GenericAdaptiveOptimizer):
@@ -72,6 +83,8 @@ class Adam(GenericAdaptiveOptimizer):
     """
 
     supports_amsgrad = False
+    # Group options a child computes from its arguments rather than takes as one (LAMB's decay mode).
+    derived_options: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -89,6 +102,11 @@ class Adam(GenericAdaptiveOptimizer):
     ) -> None:
         check_betas(betas)
         check_non_negative("eps", eps)
+        # Children pass their own hyper-parameters up through `extra_defaults`; anything else is a typo
+        # (`momentum=0.9` given to Adam) and must not be stored silently.
+        unknown = sorted(set(extra_defaults) - constructor_arguments(type(self)) - set(self.derived_options))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
         if amsgrad and not self.supports_amsgrad:
             raise ValueError(
                 f"Invalid amsgrad: True for {type(self).__name__}; the running maximum is in "

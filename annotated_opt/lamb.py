@@ -81,6 +81,8 @@ class LAMB(Adam):
     (`trust_ratio`, `weight_norm`, `adam_norm`, the names `pytorch-lamb` uses) for inspection.
     """
 
+    derived_options = ("decay_in_update",)
+
     def __init__(
         self,
         params: ParamsT,

@@ -52,3 +52,10 @@ def test_weight_decay_object_is_immutable_and_validated() -> None:
         decay.weight_decay = 0.2  # type: ignore[misc]
     with pytest.raises(ValueError, match="Invalid weight_decay: -1"):
         WeightDecay(-1)
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW, AMSGrad])
+def test_an_unknown_keyword_is_refused_not_stored(cls) -> None:
+    """`momentum` is SGD's word; given to the Adam family it would be kept in the group and ignored."""
+    with pytest.raises(TypeError, match="unexpected keyword arguments: momentum"):
+        cls(param(), momentum=0.9)
