@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from .base import GenericAdaptiveOptimizer, ParamsT
+from .base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
 from .options import learning_rate
 from .validation import check_betas, check_non_negative
 from .weight_decay import WeightDecay
@@ -104,7 +104,8 @@ class Adam(GenericAdaptiveOptimizer):
         check_non_negative("eps", eps)
         # Children pass their own hyper-parameters up through `extra_defaults`; anything else is a typo
         # (`momentum=0.9` given to Adam) and must not be stored silently.
-        unknown = sorted(set(extra_defaults) - constructor_arguments(type(self)) - set(self.derived_options))
+        known = constructor_arguments(type(self)) | set(self.derived_options) | set(BASE_DEFAULTS)
+        unknown = sorted(set(extra_defaults) - known)
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
         if amsgrad and not self.supports_amsgrad:
