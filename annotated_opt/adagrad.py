@@ -1,20 +1,52 @@
 r"""
 # Adagrad: a learning rate per coordinate
 
+[SGD](sgd.md) uses one learning rate for every coordinate. But coordinates differ: the embedding of
+a frequent word gets a gradient at every step, the embedding of a rare word once in a thousand; a
+weight behind a large input sees large gradients, one behind a small input small ones. One $\eta$
+is then too large for some and too small for others.
 [Duchi, Hazan & Singer, 2011](https://jmlr.org/papers/v12/duchi11a.html) gave every coordinate its own
-step size. Each coordinate remembers the sum of its squared gradients,
+step size, set by its own history. Each coordinate remembers the sum of its squared gradients,
+
 $$s_t = s_{t-1} + g_t^2,$$
+
 and the step divides by its square root:
+
 $$\theta_t = \theta_{t-1} - \eta_t \frac{g_t}{\sqrt{s_t} + \epsilon}.$$
 
-A coordinate that has seen large gradients takes small steps; a rarely-active one (a rare word's
-embedding) keeps large steps. That made Adagrad the optimizer of choice for sparse features.
-Its weakness is the same sum: it only grows, so every step size decays like $1/\sqrt{t}$ for good,
-which stops training too early on long non-convex runs. RMSprop and Adam replace the sum with a
-moving average to forget old gradients.
+(All operations are coordinate-wise: $g_t^2$ is the element-wise square, the division is
+element-wise.) The paper derives this as the diagonal of a preconditioner that makes the online
+regret, the loss accumulated against the best fixed $\theta$ in hindsight, grow only as
+$O(\sqrt{T})$ on convex problems, with a constant that is small when the gradients are sparse.
 
-As in `torch.optim.Adagrad`, the learning rate may also decay with the step count,
+## Why the steps decay like $1/\sqrt{t}$
+
+Suppose a coordinate's gradients have a steady size, $|g_i| \approx G$. Then
+
+$$s_t \approx t\,G^2 \quad\Longrightarrow\quad
+  |\Delta\theta_t| = \eta\,\frac{|g_t|}{\sqrt{s_t}} \approx \eta\,\frac{G}{\sqrt{t}\,G} = \frac{\eta}{\sqrt{t}}.$$
+
+Two things follow. The step does not depend on $G$: multiplying the loss by 100 changes nothing,
+so one $\eta$ serves coordinates whose gradients differ by orders of magnitude. And the step
+shrinks as $1/\sqrt{t}$, the rate the convex theory asks for: the total distance travelled,
+$\sum_{i \le t} \eta/\sqrt{i} \approx 2\eta\sqrt{t}$, still grows without bound, but the noise is
+averaged away. For a coordinate active on only $k$ of the $t$ steps, $s_t \approx k\,G^2$ and its
+step is $\eta/\sqrt{k}$: rare features keep large steps, which made Adagrad the optimizer of choice
+for sparse features (GloVe's word vectors were trained with it, at $\eta = 0.05$).
+
+Its weakness is the same sum: it only grows. On a long non-convex run the steps keep shrinking even
+when the landscape changes and large steps would be right again; to travel a distance $D$ at
+$\eta/\sqrt{t}$ takes about $(D/2\eta)^2$ steps. [RMSprop](rmsprop.md) and [Adam](adam.md) replace
+the sum with a moving average to forget old gradients.
+
+## Matching `torch.optim.Adagrad`
+
+As in torch, the learning rate may also decay with the step count,
 $\eta_t = \eta / (1 + (t-1)\,\delta)$, and the sum may start from a positive value $s_0$.
+$\epsilon$ is added to $\sqrt{s_t}$, after the square root. Two differences: torch creates the state
+in its constructor, this class at a parameter's first gradient (the two are equal whenever a
+parameter has stepped); and torch accepts sparse gradients (`nn.Embedding(sparse=True)`), which the
+[base class](base.md) refuses with a clear error.
 """
 
 from typing import Any
@@ -31,12 +63,22 @@ class Adagrad(GenericAdaptiveOptimizer):
     r"""
     ## Hyper-parameters
 
-    * `lr` is $\eta$ (default $10^{-2}$).
-    * `lr_decay` is $\delta$ in $\eta_t = \eta / (1 + (t-1)\delta)$.
-    * `weight_decay` is $\lambda$, L2 by default.
-    * `initial_accumulator_value` is $s_0$; a positive value tames the very first steps, which
-      otherwise have size $\eta$ whatever the gradient's scale.
-    * `eps` is $\epsilon$, added to $\sqrt{s_t}$ (default $10^{-10}$).
+    The arguments, their order and their defaults are those of `torch.optim.Adagrad`.
+
+    * `lr` is $\eta$ (default $10^{-2}$). It is the size of the *first* step of every coordinate,
+      and the steps shrink from there, so Adagrad takes a larger $\eta$ than Adam: $0.01$ to $0.1$.
+    * `lr_decay` is $\delta$ in $\eta_t = \eta / (1 + (t-1)\delta)$. The accumulator already decays
+      the steps; an extra decay is rarely needed, and leaves the steps falling like $1/t^{3/2}$.
+    * `weight_decay` is $\lambda$, L2 by default: $\lambda\theta$ joins the gradient, and so also
+      the sum $s_t$.
+    * `initial_accumulator_value` is $s_0$ (TensorFlow's default is $0.1$, torch's $0$). With
+      $s_0 = 0$ the first step is $\eta\, g_1/|g_1|$, of size $\eta$ whatever the gradient's scale,
+      even for a gradient that is pure noise. A positive $s_0$ acts as a prior of past gradients of
+      size $\sqrt{s_0}$: gradients much smaller than that take SGD steps with learning rate
+      $\eta/\sqrt{s_0}$, and only larger ones are normalised.
+    * `eps` is $\epsilon$, added to $\sqrt{s_t}$ (default $10^{-10}$). It only matters for a
+      coordinate whose gradients have all been zero, where it turns $0/0$ into $0$.
+    * `maximize` ascends the objective instead.
     """
 
     def __init__(
@@ -50,9 +92,14 @@ class Adagrad(GenericAdaptiveOptimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        r"""
+        Arguments are checked here, at construction: a negative $s_0$ would make $\sqrt{s_t}$ NaN
+        in the first step, and a negative $\delta$ would make $\eta_t$ grow and then change sign.
+        """
         check_non_negative("lr_decay", lr_decay)
         check_non_negative("initial_accumulator_value", initial_accumulator_value)
         check_non_negative("eps", eps)
+        # A plain number means L2 regularisation, as in torch.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=False)
         defaults = dict(
             lr=lr,
@@ -65,8 +112,13 @@ class Adagrad(GenericAdaptiveOptimizer):
         super().__init__(params, defaults)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""
+        The step count $t = 0$ and the accumulator $s_0$, one number per coordinate, with the
+        parameter's shape and memory layout (`preserve_format` keeps a channels-last or transposed
+        parameter's strides, so the element-wise operations below run over matching memory).
+        """
         state["step"] = 0
-        # $s_0$, one accumulator per coordinate.
+        # $s_0$, one accumulator per coordinate, filled with `initial_accumulator_value`.
         state["sum"] = torch.full_like(
             param, group["initial_accumulator_value"], memory_format=torch.preserve_format
         )
@@ -74,12 +126,27 @@ class Adagrad(GenericAdaptiveOptimizer):
     def step_param(
         self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor
     ) -> None:
+        r"""
+        ### One Adagrad step
+
+        Decay, learning rate, accumulator, update. The accumulator is updated *before* it is used,
+        so the current gradient is part of its own normaliser: $|g_t| \le \sqrt{s_t}$, and no step
+        is ever longer than $\eta_t$.
+        """
+        # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
+        # keeps its own, smaller, count.
         state["step"] += 1
+        # L2 by default, $g_t \leftarrow g_t + \lambda\,\theta_{t-1}$ (see [weight decay](weight_decay.md)).
         grad = self.weight_decay(param, grad, group)
+        # A scalar, computed in Python: the learning rate in force (after any schedule) and the
+        # step-count decay,
         # $$\eta_t = \frac{\eta}{1 + (t-1)\,\delta}$$
         step_size = learning_rate(group, param) / (1 + (state["step"] - 1) * group["lr_decay"])
+        # `addcmul_` squares and adds in one pass, with no temporary tensor for $g_t^2$:
         # $$s_t = s_{t-1} + g_t^2$$
         state["sum"].addcmul_(grad, grad, value=1)
+        # The denominator is a new tensor (the sum itself must keep $s_t$), and $\epsilon$ is added to
+        # it in place. `addcdiv_` then divides, scales and adds in one pass:
         # $$\theta_t = \theta_{t-1} - \eta_t \frac{g_t}{\sqrt{s_t} + \epsilon}$$
         denominator = state["sum"].sqrt().add_(group["eps"])
         param.addcdiv_(grad, denominator, value=-step_size)

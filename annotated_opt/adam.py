@@ -11,9 +11,44 @@ and steps along the first, divided coordinate-wise by the root of the second:
 
 $$\theta_t = \theta_{t-1} - \eta\,\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}.$$
 
-The ratio $\hat m_t / \sqrt{\hat v_t}$ has no units: scaling the loss by 100 leaves the step unchanged,
-and each coordinate moves by roughly $\eta$ at most. That is why one learning rate works across layers
-whose gradients differ by orders of magnitude.
+$m_t$ estimates the mean of the gradient, $\mathbb{E}[g]$, over the last $1/(1-\beta_1) = 10$ steps;
+$v_t$ estimates its uncentred second moment, $\mathbb{E}[g^2]$, over the last $1/(1-\beta_2) = 1000$.
+The ratio $\hat m_t / \sqrt{\hat v_t}$ has no units: scaling the loss by 100 scales both by 100 and
+leaves the step unchanged. That is why one learning rate works across layers whose gradients differ
+by orders of magnitude, and why $\eta$ is, to a first approximation, the distance each coordinate
+moves per step.
+
+## The effective step: $|\Delta\theta| \lesssim \eta$, and when it is not
+
+Think of the gradient of one coordinate as a signal $\bar g$ plus noise of standard deviation
+$\sigma$. Then $\hat m_t \approx \bar g$ and $\hat v_t \approx \bar g^2 + \sigma^2$, and the step is
+about
+
+$$|\Delta\theta_t| \approx \eta\,\frac{|\bar g|}{\sqrt{\bar g^2 + \sigma^2}} \le \eta,$$
+
+$\eta$ times a signal-to-noise ratio. A steady gradient ($\sigma = 0$) moves the coordinate by
+$\eta$ per step, like the sign of the gradient; pure noise ($\bar g = 0$) moves it by the noise left
+in $\hat m_t$, about $0.18\,\eta$ on average for $\beta_1 = 0.9$; a signal of a tenth of the noise
+moves it by about $0.1\,\eta$. The very first step is exactly the sign case: $\hat m_1 = g_1$ and
+$\hat v_1 = g_1^2$, so every coordinate moves by $\eta$, however small or noisy its gradient. That is
+one reason for a learning-rate warmup, and the starting point of [RAdam](radam.md).
+
+The bound would be exact if both averages used the same weights (then $\hat m_t^2 \le \hat v_t$ by
+Cauchy-Schwarz). They do not: $m_t$ forgets ten times faster than $v_t$, so when the recent gradients
+are much larger than the ones $v_t$ still remembers, the step exceeds $\eta$:
+
+* **A spike after silence.** After a long run of zero gradients, one gradient $g$ gives
+  $m_t = (1-\beta_1)\,g$ and $v_t = (1-\beta_2)\,g^2$, a step of
+  $\eta\,(1-\beta_1)/\sqrt{1-\beta_2} = 3.16\,\eta$ for the defaults. The paper names this case.
+* **A growing gradient.** Cauchy-Schwarz with the two sets of weights bounds the ratio by
+  $\frac{1-\beta_1}{\sqrt{(1-\beta_2)(1-\beta_1^2/\beta_2)}} = 7.27$ for the defaults, and a gradient
+  that grows by $\beta_2/\beta_1 \approx 11\%$ a step after a quiet period reaches $7.25\,\eta$.
+  With $\beta_1^2 \ge \beta_2$ the sum diverges and there is no bound at all.
+* **A tiny second moment.** Where $\sqrt{\hat v_t} \ll \epsilon$, the step is $\eta\,\hat m_t/\epsilon$:
+  SGD with momentum and learning rate $\eta/\epsilon$, small for small gradients, as intended.
+
+A layer that sits unused for a while and then receives a gradient (a rarely used embedding, an
+expert in a mixture that is rarely chosen) is the practical form of the first two cases.
 
 ## Bias correction
 
@@ -23,6 +58,12 @@ $m_t = (1-\beta_1)\sum_{i=1}^{t} \beta_1^{t-i} g_i$, whose weights sum to $1 - \
 that sum makes the estimate unbiased when the gradients are stationary:
 
 $$\hat m_t = \frac{m_t}{1-\beta_1^t} \qquad \hat v_t = \frac{v_t}{1-\beta_2^t}.$$
+
+The correction of $v_t$ matters far longer than that of $m_t$: $1-\beta_1^t$ is within 1% of one
+after 44 steps, $1-\beta_2^t$ only after 4603. Correcting $m_t$ alone would make the first step
+$1/\sqrt{1-\beta_2} \approx 32$ times too long; correcting neither (RMSprop's choice, see
+[RMSprop](rmsprop.md) for the numbers) makes it $(1-\beta_1)/\sqrt{1-\beta_2} \approx 3.2$ times
+too long, the spike case above, with an excess that takes thousands of steps to fade.
 
 ## The same step with fewer operations
 
@@ -36,14 +77,18 @@ $$\eta\,\frac{m_t / c_1}{\sqrt{v_t / c_2} + \epsilon}
 The two forms are equal exactly, not approximately, provided $\epsilon$ is rescaled to
 $\hat\epsilon$; the folded form saves a full pass over $v_t$. Both are here (`fold_bias_correction`),
 and the tests check both against `torch.optim.Adam`. The paper's Algorithm 1 uses the first; its
-Section 2 suggests the second but keeps $\epsilon$ unscaled, which is *not* the same optimizer.
+Section 2 suggests the second but keeps $\epsilon$ unscaled, which is *not* the same optimizer: its
+$\epsilon$ is effectively $\epsilon/\sqrt{c_2}$, about 32 times larger at the first step for
+$\beta_2 = 0.999$.
 
 ## Weight decay
 
 `Adam`'s `weight_decay` is L2 regularisation, as in torch: $\lambda\theta$ is added to the gradient and
 then divided by $\sqrt{\hat v_t}$ like the rest of it. [AdamW](adamw.md) decouples it.
 [AMSGrad](amsgrad.md), [AdamW](adamw.md) and the rest of the family extend this class and override
-one of its three steps: `update_moments`, `second_moment`, `adam_update`.
+one of its three steps: `update_moments` ([AdaBelief](adabelief.md)), `second_moment`
+([AMSGrad](amsgrad.md)) or `adam_update` ([RAdam](radam.md), [LAMB](lamb.md)).
+[NAdam](nadam.md) rewrites the step as a whole.
 """
 
 import inspect
@@ -59,12 +104,21 @@ from .weight_decay import WeightDecay
 
 
 def constructor_arguments(cls: type) -> set[str]:
-    r"""The names any constructor in `cls`'s family tree declares: the hyper-parameters it may hold."""
+    r"""
+    The names any constructor in `cls`'s family tree declares: the hyper-parameters it may hold.
+
+    Children pass their own options up to `Adam.__init__` as keywords, so Adam cannot list the
+    legal names itself. It reads them from the signatures instead: [RAdam](radam.md)'s
+    `rectify_threshold` is legal for RAdam and its children, and a typo is legal for none.
+    """
     names: set[str] = set()
+    # Walk the method resolution order, child first, and collect each class's own `__init__`
+    # arguments (positional-or-keyword and keyword-only; `**kwargs` itself is not a name).
     for klass in cls.__mro__:
         if "__init__" in vars(klass) and klass is not object:
             parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
             names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    # `params` and the base's `defaults` are not hyper-parameters.
     return names - {"self", "params", "defaults"}
 
 
@@ -72,16 +126,33 @@ class Adam(GenericAdaptiveOptimizer):
     r"""
     ## Hyper-parameters
 
-    * `lr` is $\eta$ (default $10^{-3}$).
+    The arguments, their order and their defaults are those of `torch.optim.Adam`.
+
+    * `lr` is $\eta$ (default $10^{-3}$), roughly the distance a coordinate moves per step. $10^{-3}$
+      is a good start for small networks; transformers are usually trained with $10^{-4}$ to
+      $6\times 10^{-4}$ and a warmup, the largest models with less. A divergent loss at the start of
+      training usually means $\eta$ is too large for the first steps, which are sign-like (above):
+      warm up, or try [RAdam](radam.md).
     * `betas` are $(\beta_1, \beta_2)$ (default $(0.9, 0.999)$): memories of about 10 and 1000 steps.
+      A lower $\beta_2$ lets the denominator follow a changing gradient scale faster and makes the
+      spikes above smaller: the Transformer was trained with $\beta_2 = 0.98$, GPT-3 with $0.95$.
+      Keep $\beta_1^2 < \beta_2$.
     * `eps` is $\epsilon$ (default $10^{-8}$), added to $\sqrt{\hat v_t}$; it bounds the step of a
-      coordinate whose gradient has been zero.
-    * `weight_decay` is $\lambda$; L2 unless `decoupled_weight_decay=True` (which is AdamW).
-    * `fold_bias_correction` uses the folded form derived above.
+      coordinate whose gradient has been zero, and below $\sqrt{\hat v_t} \approx \epsilon$ turns Adam
+      into SGD with momentum. It is a real hyper-parameter when gradients are small: TensorFlow's
+      documentation suggests $1.0$ or $0.1$ for an Inception network on ImageNet. In `float16`,
+      $10^{-8}$ is below the smallest positive number and rounds to zero; keep the state in
+      `float32` (`master_weights`).
+    * `weight_decay` is $\lambda$; L2 unless `decoupled_weight_decay=True` (which is AdamW). With
+      Adam, prefer [AdamW](adamw.md): L2 decay is divided by $\sqrt{\hat v_t}$ like the gradient.
+    * `fold_bias_correction` uses the folded form derived above: the same steps, one pass fewer.
     * `amsgrad` is accepted for compatibility with `torch.optim.Adam`, but the running maximum lives in
       its own class: use [`AMSGrad`](amsgrad.md).
+    * `maximize` ascends the objective instead.
     """
 
+    # Whether `amsgrad=True` means anything for this class. Adam keeps no maximum and refuses it;
+    # [AMSGrad](amsgrad.md) and its children set this to `True`.
     supports_amsgrad = False
     # Group options a child computes from its arguments rather than takes as one (LAMB's decay mode).
     derived_options: tuple[str, ...] = ()
@@ -100,6 +171,14 @@ class Adam(GenericAdaptiveOptimizer):
         fold_bias_correction: bool = False,
         **extra_defaults: Any,
     ) -> None:
+        r"""
+        Check the arguments, choose the weight decay's mode, and store every hyper-parameter in
+        `defaults`, so that each param group carries its own copy. The whole family goes through
+        here: a child passes its own options as keywords, and they become group options like
+        `lr`.
+        """
+        # $0 \le \beta < 1$ for both: $\beta = 1$ would freeze an average at its initial zero (and
+        # make its bias correction $1 - 1^t$ a division by zero).
         check_betas(betas)
         check_non_negative("eps", eps)
         # Children pass their own hyper-parameters up through `extra_defaults`; anything else is a typo
@@ -108,12 +187,15 @@ class Adam(GenericAdaptiveOptimizer):
         unknown = sorted(set(extra_defaults) - known)
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
+        # Torch's `Adam(amsgrad=True)` is our `AMSGrad`: rather than ignore the flag, say where it is.
         if amsgrad and not self.supports_amsgrad:
             raise ValueError(
                 f"Invalid amsgrad: True for {type(self).__name__}; the running maximum is in "
                 "annotated_opt.AMSGrad (with decoupled_weight_decay=True for AdamW with amsgrad)"
             )
+        # A plain number takes this optimizer's mode: L2 for Adam, decoupled for AdamW.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=decoupled_weight_decay)
+        # `betas` is stored as a tuple, so a list given by the caller is not shared with the group.
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -127,7 +209,11 @@ class Adam(GenericAdaptiveOptimizer):
         super().__init__(params, defaults)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
-        r"""The step count $t$ and the two moments $m_0 = v_0 = 0$."""
+        r"""
+        The step count $t$ and the two moments $m_0 = v_0 = 0$, under torch's names, with the
+        parameter's shape and memory layout. Two tensors the size of the parameter: with the
+        parameters and their gradients, training with Adam holds four copies of the model.
+        """
         state["step"] = 0
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
@@ -138,7 +224,10 @@ class Adam(GenericAdaptiveOptimizer):
         r"""
         ### One Adam step
 
-        Weight decay first (it may change the gradient), then the moments, then the update.
+        Weight decay first (it may change the gradient), then the moments, then the update. The
+        three stages are separate methods so that a child overrides only the one it changes; the
+        step count is advanced before the moments, so the update of step $t$ sees $t$ (from 1) in its
+        bias corrections.
         """
         grad = self.weight_decay(param, grad, group)
         state["step"] += 1
@@ -149,13 +238,18 @@ class Adam(GenericAdaptiveOptimizer):
         r"""
         ### The moving averages
 
-        Returns $m_t$; $v_t$ stays in the state for `second_moment`.
+        Returns $m_t$; $v_t$ stays in the state for `second_moment`. Both are updated in place, so
+        the state always holds the latest averages.
         """
         beta1, beta2 = group["betas"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         # $$m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t$$
-        # `lerp_` computes $m + (1-\beta_1)(g - m)$, the same average in one operation.
+        # `lerp_` computes $m + (1-\beta_1)(g - m)$, the same average in one operation: one pass that
+        # reads $m$ and $g$ and writes $m$, where `mul_` and `add_` would take two. It is also what
+        # `torch.optim.Adam` calls, so the two round identically, even in `bfloat16`.
         exp_avg.lerp_(grad, 1 - beta1)
+        # The square needs no temporary: `addcmul_` multiplies $g$ by itself, scales and adds in
+        # the same pass (`lerp_` would need $g_t^2$ as a tensor first).
         # $$v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2$$
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         return exp_avg
@@ -164,7 +258,8 @@ class Adam(GenericAdaptiveOptimizer):
         r"""
         ### The second moment used in the denominator
 
-        For Adam simply $v_t$; [AMSGrad](amsgrad.md) replaces it with a running maximum.
+        For Adam simply $v_t$; [AMSGrad](amsgrad.md) replaces it with a running maximum, and
+        [AdaBelief](adabelief.md) with the variance of the gradient around $m_t$.
         """
         return state["exp_avg_sq"]
 
@@ -178,22 +273,33 @@ class Adam(GenericAdaptiveOptimizer):
     ) -> None:
         r"""
         ### The bias-corrected update
+
+        `exp_avg_sq` is whatever `second_moment` returned. The bias corrections are Python
+        numbers, computed once per parameter in double precision; only the tensors pay for
+        passes over memory.
         """
         beta1, beta2 = group["betas"]
         step = state["step"]
+        # The learning rate in force now: the group's, after any scheduler, times a parameter's own
+        # `lr_scale` ([options](options.md)).
         lr = learning_rate(group, param)
         # $c_1 = 1 - \beta_1^t$ and $\sqrt{c_2} = \sqrt{1 - \beta_2^t}$
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = math.sqrt(1 - beta2**step)
 
         if group["fold_bias_correction"]:
+            # Both corrections move into the scalar step size, and $\epsilon$ is rescaled so that the
+            # step is exactly the unfolded one; the denominator costs one pass fewer.
             # $$\theta_t = \theta_{t-1} - \eta\frac{\sqrt{c_2}}{c_1}\cdot\frac{m_t}{\sqrt{v_t} + \hat\epsilon}
             #   \qquad \hat\epsilon = \epsilon\sqrt{c_2}$$
             step_size = lr * bias_correction2_sqrt / bias_correction1
             denominator = exp_avg_sq.sqrt().add_(group["eps"] * bias_correction2_sqrt)
         else:
+            # Torch's form, operation for operation: $\hat v_t$ is never stored, $\sqrt{v_t}$ is divided
+            # by $\sqrt{c_2}$ (a new tensor, $v_t$ stays intact), and $\epsilon$ is added in place.
             # $$\theta_t = \theta_{t-1} - \frac{\eta}{c_1}\cdot\frac{m_t}{\sqrt{v_t}/\sqrt{c_2} + \epsilon}
             #   = \theta_{t-1} - \eta\,\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}$$
             step_size = lr / bias_correction1
             denominator = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
+        # One fused pass: divide, scale by the (negative) step size, add.
         param.addcdiv_(exp_avg, denominator, value=-step_size)

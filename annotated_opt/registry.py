@@ -16,6 +16,16 @@ names each one. Where an algorithm legitimately breaks a property (Nero re-proje
 every step, so a zero gradient still moves them), its entry says so in `exemptions`, with the reason;
 the battery then skips that property for it and reports the reason. Nothing is exempted by name in the
 tests.
+
+## What an entry says
+
+Each entry is an `OptimizerInfo`: facts about the algorithm (paper, year, family and parent in the
+family tree, state kept per parameter), how to build it, and how it is checked, as a `Reference`
+and a list of configurations for the [verification](verification.md). The configurations are
+chosen like test cases, not like recipes: each one switches on an option or a combination whose
+code path the others do not reach (weight decay in both modes, momentum with dampening, Nesterov,
+`amsgrad`, `maximize`, an unusual $\beta$), with learning rates large enough that 100 steps move
+the parameters visibly, so that a wrong update cannot pass as a small one.
 """
 
 import inspect
@@ -40,6 +50,8 @@ from .sam import SAM
 from .sgd import SGD
 from .tuned import TunedHparams, tuned_hparams
 
+# The battery of properties, by name, with the sentence the test report prints for each. The names
+# are what `exemptions` may refer to; `register` refuses any other.
 PROPERTIES: dict[str, str] = {
     "state_dict_round_trip": "a state dict taken mid-run (in memory, or saved and loaded with weights_only=True) "
                              "continues bit-identically",
@@ -98,7 +110,7 @@ class Reference:
 
     @property
     def is_torch_optim(self) -> bool:
-        """Whether the reference is one of `torch.optim`'s own optimizers."""
+        r"""Whether the reference is one of `torch.optim`'s own optimizers."""
         return self.target.startswith("torch.optim.")
 
 
@@ -144,29 +156,33 @@ class OptimizerInfo:
     negative_args: tuple[str, ...] = ()
 
     def build(self, params: Any, **config: Any) -> Any:
-        """A new optimizer over `params` with the constructor arguments `config`."""
+        r"""A new optimizer over `params` with the constructor arguments `config`."""
         return (self.factory or self.cls)(self.prepared(params, **config), **config)
 
     def prepared(self, params: Any, **config: Any) -> Any:
-        """`params` (tensors or groups) made ready for an optimizer built with `config`; see `prepare`."""
+        r"""`params` (tensors or groups) made ready for an optimizer built with `config`; see `prepare`."""
         return self.prepare(params, **config) if self.prepare is not None else params
 
     def tuned(self, target: str) -> TunedHparams:
-        """The hyper-parameters to use on a toy objective or small task (see [tuned](tuned.md))."""
+        r"""The hyper-parameters to use on a toy objective or small task (see [tuned](tuned.md))."""
         return tuned_hparams(self, target)
 
     @property
     def key(self) -> str:
-        """The lower-case name used on the command line and in page names."""
+        r"""The lower-case name used on the command line and in page names."""
         return self.name.lower()
 
     @property
     def module(self) -> str:
+        r"""The module that defines the class: the page the site links the entry to."""
         return self.cls.__module__
 
     @property
     def defaults(self) -> dict[str, Any]:
-        """The constructor's default hyper-parameters, read from its signature."""
+        r"""
+        The constructor's default hyper-parameters, read from its signature rather than written
+        down a second time, so the index table cannot disagree with the code.
+        """
         signature = inspect.signature(self.cls.__init__)
         return {
             name: p.default
@@ -176,13 +192,24 @@ class OptimizerInfo:
 
     @property
     def state_bytes_per_param(self) -> int:
+        r"""
+        Bytes of state per `float32` parameter: $4$ bytes per state tensor. Adam's $8$, on top of the
+        parameter's own $4$ and its gradient's $4$, is why optimizer state dominates the memory of
+        training a large model.
+        """
         return 4 * self.state_tensors
 
 
+# Every optimizer, by lower-case name, in the order registered (the order of the site's table).
 REGISTRY: dict[str, OptimizerInfo] = {}
 
 
 def register(info: OptimizerInfo) -> OptimizerInfo:
+    r"""
+    Add one entry. Two mistakes are caught here, at import time, rather than in a test that would
+    silently skip: a name registered twice, and an exemption that names no property (a typo would
+    otherwise exempt nothing and look as if it did).
+    """
     if info.key in REGISTRY:
         raise ValueError(f"optimizer {info.name!r} is registered twice")
     unknown = set(info.exemptions) - set(PROPERTIES)
@@ -193,13 +220,19 @@ def register(info: OptimizerInfo) -> OptimizerInfo:
 
 
 def get(name: str) -> OptimizerInfo:
-    """Look an optimizer up by name, case-insensitively, with a helpful error."""
+    r"""Look an optimizer up by name, case-insensitively, with a helpful error."""
     try:
         return REGISTRY[name.lower()]
     except KeyError:
         raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
 
 
+# ## The classics, checked against `torch.optim`
+#
+# SGD's year is Robbins and Monro's. `state_tensors=1` counts the momentum buffer, which exists once
+# `momentum > 0` (the constructor's default, $0$, keeps none). The configurations cover the buffer's
+# first step ($b_1 = g_1$ even with dampening, the third), Nesterov with L2 decay, and `maximize`
+# with momentum; $\eta = 0.05$ makes the steps visible over 100 steps.
 register(OptimizerInfo(
     name="SGD", cls=SGD, family="SGD", parent=None, year=1951, state_tensors=1,
     paper="A Stochastic Approximation Method (Robbins & Monro); momentum: Polyak 1964",
@@ -213,6 +246,9 @@ register(OptimizerInfo(
         {"lr": 0.05, "momentum": 0.5, "maximize": True},
     ),
 ))
+# Adagrad keeps one sum per coordinate. The configurations exercise the learning-rate decay with L2,
+# and a positive initial accumulator (which changes the first steps most) with a large $\epsilon$ and
+# `maximize`.
 register(OptimizerInfo(
     name="Adagrad", cls=Adagrad, family="Adaptive", parent=None, year=2011, state_tensors=1,
     paper="Adaptive Subgradient Methods for Online Learning and Stochastic Optimization",
@@ -224,6 +260,10 @@ register(OptimizerInfo(
         {"lr": 0.05, "initial_accumulator_value": 0.1, "eps": 1e-6, "maximize": True},
     ),
 ))
+# RMSprop's parent is Adagrad in the family tree of ideas (a forgetting sum), not in the code. Its
+# centred variant and its momentum each get a configuration. With the default $\alpha = 0.99$ the
+# uncorrected start-up transient lasts through all 100 steps; the last configuration combines both
+# options with a short memory, $\alpha = 0.9$, where it is over after a few dozen steps.
 register(OptimizerInfo(
     name="RMSprop", cls=RMSprop, family="Adaptive", parent="Adagrad", year=2012, state_tensors=1,
     paper="Neural Networks for Machine Learning, Lecture 6e (Tieleman & Hinton)",
@@ -236,30 +276,46 @@ register(OptimizerInfo(
         {"lr": 0.01, "momentum": 0.9, "centered": True, "alpha": 0.9, "maximize": True},
     ),
 ))
+# The configurations shared by the Adam family: the default $\beta$'s and $\epsilon$, L2 decay,
+# short memories with a large $\epsilon$ (so that where $\epsilon$ is added matters) and `maximize`,
+# and the folded bias correction, which torch does not have and which must match torch's unfolded
+# steps. Each member adds the one configuration that is its own.
 ADAM_CONFIGS = (
     {"lr": 0.01},
     {"lr": 0.01, "weight_decay": 0.05},
     {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "maximize": True},
     {"lr": 0.01, "weight_decay": 0.05, "fold_bias_correction": True},
 )
+# Adam against `torch.optim.Adam`; its own extra configuration is decoupled decay, which torch's Adam
+# also offers (`decoupled_weight_decay=True`).
 register(OptimizerInfo(
     name="Adam", cls=Adam, family="Adam", parent=None, year=2015, state_tensors=2,
     paper="Adam: A Method for Stochastic Optimization", url="https://arxiv.org/abs/1412.6980",
     reference=Reference("torch.optim.Adam", ours_only=("fold_bias_correction",)),
     configs=ADAM_CONFIGS + ({"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},),
 ))
+# AMSGrad is `torch.optim.Adam(amsgrad=True)`: the reference gets the flag, ours has it by default.
+# Three state tensors: the moments and the running maximum.
 register(OptimizerInfo(
     name="AMSGrad", cls=AMSGrad, family="Adam", parent="Adam", year=2018, state_tensors=3,
     paper="On the Convergence of Adam and Beyond", url="https://openreview.net/forum?id=ryQu7f-RZ",
     reference=Reference("torch.optim.Adam", kwargs={"amsgrad": True}, ours_only=("fold_bias_correction",)),
     configs=ADAM_CONFIGS + ({"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},),
 ))
+# AdamW against `torch.optim.AdamW`. In `ADAM_CONFIGS` its `weight_decay=0.05` is decoupled (AdamW's
+# mode), so the same numbers check the other kind of decay; its own configuration adds `amsgrad`.
 register(OptimizerInfo(
     name="AdamW", cls=AdamW, family="Adam", parent="Adam", year=2019, state_tensors=2,
     paper="Decoupled Weight Decay Regularization", url="https://arxiv.org/abs/1711.05101",
     reference=Reference("torch.optim.AdamW", ours_only=("fold_bias_correction",)),
     configs=ADAM_CONFIGS + ({"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},),
 ))
+# ## The later Adam family
+#
+# RAdam and AdaBelief also run with short memories ($\beta_2$ from $0.9$ to $0.99$): there the
+# rectification term $r_t$ grows to most or all of its full size within the 100 steps ($r_{100} = 1.0$
+# for $\beta_2 = 0.9$, $0.63$ for $0.99$), while with $\beta_2 = 0.999$ it is still $0.21$ at step 100.
+# Both ends of $r_t$'s range are then checked.
 register(OptimizerInfo(
     name="RAdam", cls=RAdam, family="Adam", parent="AMSGrad", year=2020, state_tensors=2,
     paper="On the Variance of the Adaptive Learning Rate and Beyond", url="https://arxiv.org/abs/1908.03265",
@@ -364,6 +420,10 @@ register(OptimizerInfo(
 ))
 
 
+# ## Wrappers
+#
+# SAM and Lookahead wrap another optimizer. The registry builds them over one of ours, named in the
+# configuration by `base`, so that the same verification and battery apply.
 WRAPPER_BASES: dict[str, type] = {"SGD": SGD, "Adam": Adam}
 
 

@@ -7,19 +7,61 @@ gradients, and after **every** step compares every parameter and every state ten
 keeps. The tests run it for every registered optimizer, configuration and several seeds; the site
 runs it again at build time and prints the result on each optimizer's page.
 
-The parameters are chosen to be awkward: a 0-d scalar, vectors, a matrix, a conv-shaped 4-d tensor,
-zero-size tensors, a non-contiguous (transposed) matrix, a parameter whose gradient is `None` on
-every third step, and a frozen one that never gets a gradient. They are split into two parameter
-groups, the second with half the learning rate (and twice the weight decay), so per-group options are
-exercised too.
+The reference is `torch.optim` where torch has the optimizer, otherwise the official package of the
+paper or a transcription of the official code (the [registry](registry.md) names it). Comparing the
+*state* too, not only the parameters, catches errors that have not reached the parameters yet: a
+second moment updated with the wrong $\beta$ moves the parameters only slightly at first, but shows
+in `exp_avg_sq` at once.
 
-The gradient is $g_t = \tfrac12\theta_{t-1} + \xi_t$ with seeded noise $\xi_t$: it depends on the
-parameters, so a discrepancy at one step changes every later gradient and cannot hide. It is set
-before each step and also handed to `step` as a closure, so optimizers that need one (SAM) are
+## Awkward parameters, each for a reason
+
+Real models are not one big matrix. Each tensor in the set stands for a class of bug that a
+well-behaved test tensor would let through:
+
+* a **0-d scalar** (a learned temperature): code that reshapes to `(-1, n)`, indexes `p[0]` or
+  takes a norm over dimension 1 fails or silently does something else;
+* **vectors, a matrix and a conv-shaped 4-d tensor** (biases, linear and convolution weights):
+  layer-wise rules ([LARS](lars.md), [LAMB](lamb.md), [Nero](nero.md)) treat them differently;
+* **zero-size tensors**, `(0,)` and `(2, 0, 3)`: a norm of nothing is $0$, a maximum of nothing is
+  an error, and $0/0$ is NaN, so a trust ratio or a mean must be guarded;
+* a **non-contiguous** matrix (a transpose, as with tied weights): `view` fails on it, and a fast
+  path that treats memory as flat writes into the wrong elements;
+* a parameter whose gradient is **`None` on every third step** (a branch that was not used): its
+  state, including the step count behind a bias correction, must not advance on those steps;
+* a **frozen** parameter that never gets a gradient: it must stay untouched and keep no state.
+
+They are split into two parameter groups, the second with half the learning rate (and twice the
+weight decay), so that an optimizer reading `self.defaults` where it should read the group's value
+is caught.
+
+## A gradient that feeds back
+
+The gradient is $g_t = \tfrac12\theta_{t-1} + \xi_t$ with seeded noise $\xi_t$: the gradient of the
+loss $\sum \tfrac14\theta^2 + \xi_t\theta$. It depends on the parameters, so a discrepancy at one step
+changes every later gradient and cannot hide; the noise, of unit size, keeps the gradients from
+becoming steady, so that every branch (growing and shrinking $v_t$, sign changes) is exercised. It is
+set before each step and also handed to `step` as a closure, so optimizers that need one (SAM) are
 checked by the same harness.
 
-The error of a tensor $a$ against the reference $b$ is $\max|a-b| / \max|b|$, the largest deviation
-relative to the tensor's scale (element-wise relative error is meaningless where $b$ crosses zero).
+## The error and the tolerance
+
+The error of a tensor $a$ against the reference $b$ is
+
+$$e(a, b) = \frac{\max|a-b|}{\max|b|},$$
+
+the largest deviation relative to the tensor's scale. Element-wise relative error,
+$\max |a-b|/|b|$, is meaningless where $b$ crosses zero (a parameter passing through $0$ would
+report a huge error for a difference of $10^{-17}$); an absolute error would be too strict for
+large tensors and too lax for small ones, and the state tensors differ in scale by orders of
+magnitude ($v_t$ is a square).
+
+Everything runs in `float64`, and the registry's default tolerance is $10^{-10}$. The two bounds it
+sits between were measured: the same formula written in another order (as [RAdam](radam.md)'s
+folded step size) differs from torch by about $10^{-15}$ after 100 steps, while changing Adam's
+$\epsilon$ from $10^{-8}$ to $2\times 10^{-8}$, an $\epsilon$-sized change to the algorithm,
+gives $10^{-8}$. So the tolerance accepts rounding by five orders of magnitude and rejects even an
+$\epsilon$ in the wrong place by two. In `float32` the rounding alone would be $10^{-7}$ or more,
+and such an error would hide in it.
 """
 
 import contextlib
@@ -34,13 +76,20 @@ import torch
 
 from .registry import OptimizerInfo
 
+# The shapes of the contiguous parameters: scalar, vector, matrix, conv kernel, and two empty ones.
 PARAM_SHAPES: tuple[tuple[int, ...], ...] = ((), (7,), (5, 4), (3, 2, 3, 3), (0,), (2, 0, 3))
+# 100 steps: long enough for Adam's $1-\beta_1^t$ to settle and for RAdam to leave its SGD phase
+# (at step 6), short enough to run for every optimizer at every build of the site.
 STEPS = 100
 SEEDS = (0, 1, 2)
 
 
 def import_object(path: str) -> Any:
-    """`"torch.optim.Adam"` -> the class `torch.optim.Adam`."""
+    r"""
+    `"torch.optim.Adam"` -> the class `torch.optim.Adam`. References are named by a string and
+    imported only when a check runs, so that the package itself does not depend on the official
+    packages it is checked against (they are test dependencies).
+    """
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -50,8 +99,11 @@ def make_parameters(seed: int, dtype: torch.dtype) -> list[torch.Tensor]:
     The awkward parameter set, deterministic in `seed`. The last three are: a non-contiguous
     transposed matrix, the one whose gradient is sometimes `None`, and the frozen one.
     """
+    # A private generator: the values depend on `seed` only, not on whatever else has drawn random
+    # numbers before.
     generator = torch.Generator().manual_seed(seed)
     tensors = [torch.randn(shape, generator=generator, dtype=dtype) for shape in PARAM_SHAPES]
+    # A $6\times 3$ matrix seen transposed: shape $(3, 6)$, strides $(1, 3)$, not contiguous.
     tensors.append(torch.randn(6, 3, generator=generator, dtype=dtype).t())
     tensors.append(torch.randn(4, generator=generator, dtype=dtype))
     tensors.append(torch.randn(3, generator=generator, dtype=dtype))
@@ -62,13 +114,21 @@ def clone_parameters(params: list[torch.Tensor]) -> list[torch.Tensor]:
     r"""Independent copies with the same values *and strides* (so non-contiguity is kept)."""
     copies = []
     for p in params:
+        # The copy gets the original's strides explicitly: a contiguous copy would test the
+        # reference on an easier parameter than ours.
         copy = torch.empty_strided(p.shape, p.stride(), dtype=p.dtype)
         copies.append(copy.copy_(p.detach()).requires_grad_())
     return copies
 
 
 def param_groups(params: list[torch.Tensor], config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    r"""Two groups; the second with half the learning rate and twice the weight decay."""
+    r"""
+    Two groups; the second with half the learning rate and twice the weight decay. The first half
+    of the list (the scalar, the vector, the matrix and the conv kernel) keeps the configuration's
+    values; the second (the empty tensors, the transposed matrix, the sometimes-`None` one and the
+    frozen one) gets its own. An option the configuration does not set is left to the defaults in
+    both groups, so that the defaults are checked too.
+    """
     half = len(params) // 2
     second: dict[str, Any] = {"params": params[half:]}
     if "lr" in config:
@@ -79,7 +139,14 @@ def param_groups(params: list[torch.Tensor], config: Mapping[str, Any]) -> list[
 
 
 def gradient_noise(params: list[torch.Tensor], step: int, seed: int) -> list[torch.Tensor]:
-    r"""The noise $\xi_t$ of step `step`, one tensor per parameter."""
+    r"""
+    The noise $\xi_t$ of step `step`, one tensor per parameter, standard normal.
+
+    The generator is seeded afresh from `(seed, step)` at every call rather than drawn from one
+    stream: ours and the reference get the same noise however many times each evaluates its closure,
+    and step 37 has the same noise whichever optimizer is being checked. $1\,000\,003$ is a prime
+    larger than any step count, so no two pairs `(seed, step)` share a generator seed.
+    """
     generator = torch.Generator().manual_seed(1_000_003 * seed + step)
     return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
 
@@ -97,12 +164,18 @@ def gradient_closure(params: list[torch.Tensor], step: int, seed: int) -> Callab
     noise = gradient_noise(params, step, seed)
 
     def closure() -> torch.Tensor:
+        # The gradient is written directly, without autograd: it is exact, costs no graph, and
+        # behaves the same for every dtype and shape (zero-size included).
         loss = torch.zeros((), dtype=params[0].dtype)
         for index, (p, xi) in enumerate(zip(params, noise)):
             frozen = index == len(params) - 1
             skipped = index == len(params) - 2 and step % 3 == 0
             value = p.detach()
+            # $$g_t = \tfrac12\theta_{t-1} + \xi_t$$
+            # read at the *current* parameters, a new tensor each time (so an optimizer that keeps
+            # a reference to `p.grad` cannot be fooled by it changing).
             p.grad = None if frozen or skipped else (0.5 * value + xi)
+            # $$f_t(\theta) = \textstyle\sum \tfrac14\theta^2 + \xi_t\,\theta$$
             loss = loss + (0.25 * value * value + xi * value).sum()
         return loss
 
@@ -110,23 +183,37 @@ def gradient_closure(params: list[torch.Tensor], step: int, seed: int) -> Callab
 
 
 def relative_error(ours: Any, reference: Any) -> float:
-    r"""$\max|a-b| / \max|b|$ for tensors or numbers (a `step` may be an int or a tensor)."""
+    r"""
+    $\max|a-b| / \max|b|$ for tensors or numbers (a `step` may be an int or a tensor).
+
+    A shape mismatch is an error, not a large number: broadcasting would otherwise compare a
+    `(3,)` state with a `(1,)` one and could report agreement.
+    """
+    # Both in `float64`, so the comparison itself adds no rounding of its own.
     a = torch.as_tensor(ours, dtype=torch.float64)
     b = torch.as_tensor(reference, dtype=torch.float64)
     if a.shape != b.shape:
         raise AssertionError(f"shape {tuple(a.shape)} differs from the reference's {tuple(b.shape)}")
+    # Two empty tensors of the same shape agree (and `max` of nothing would raise).
     if b.numel() == 0:
         return 0.0
     scale = b.abs().max().item()
     difference = (a - b).abs().max().item()
+    # A NaN on either side must fail, and `NaN > tolerance` is `False`: report it as infinite.
     if math.isnan(difference):
         return math.inf
+    # A reference that is exactly zero everywhere (a momentum buffer before any gradient) has no
+    # scale: the absolute difference is the error then.
     return difference / scale if scale > 0 else difference
 
 
 @dataclass
 class Comparison:
-    r"""The largest errors seen over a run, and where the largest one happened."""
+    r"""
+    The largest errors seen over a run, and where the largest one happened. Parameters and state
+    are kept apart: a state error with a zero parameter error points at a state tensor that is kept
+    but not used the same way (a maximum that is updated but never read, say).
+    """
 
     param_error: float = 0.0
     state_error: float = 0.0
@@ -135,9 +222,11 @@ class Comparison:
 
     @property
     def error(self) -> float:
+        r"""The largest error of either kind: what the tolerance is checked against."""
         return max(self.param_error, self.state_error)
 
     def record(self, kind: str, error: float, where: str) -> None:
+        r"""Note one comparison; `where` is kept if it is the worst so far, to point at the culprit."""
         if error > self.error:
             self.worst = where
         if kind == "param":
@@ -149,7 +238,13 @@ class Comparison:
 def compare_states(ours: torch.optim.Optimizer, reference: torch.optim.Optimizer,
                    our_params: list[torch.Tensor], reference_params: list[torch.Tensor],
                    step: int, result: Comparison) -> None:
-    r"""Every parameter, and every state entry the reference keeps, must match."""
+    r"""
+    Every parameter, and every state entry the reference keeps, must match.
+
+    The reference's keys are the list: an extra entry in ours (a cached value, `master_weights`'
+    copy) is allowed, a missing one is an error. Torch's names (`exp_avg`, `exp_avg_sq`,
+    `momentum_buffer`) are therefore part of our interface.
+    """
     for index, (mine, theirs) in enumerate(zip(our_params, reference_params)):
         result.record("param", relative_error(mine.detach(), theirs.detach()), f"param {index}, step {step}")
         reference_state = reference.state.get(theirs, {})
@@ -159,6 +254,7 @@ def compare_states(ours: torch.optim.Optimizer, reference: torch.optim.Optimizer
             # it in its constructor. A parameter neither has stepped is equal either way.
             continue
         for key, value in reference_state.items():
+            # An entry the reference keeps as `None` (a buffer not created yet) has nothing to compare.
             if value is None:
                 continue
             if key not in our_state:
@@ -176,6 +272,8 @@ def reference_constructor(info: OptimizerInfo) -> Callable[..., torch.optim.Opti
     reference_cls = import_object(reference.target)
 
     def construct(groups: list[dict[str, Any]], **config: Any) -> torch.optim.Optimizer:
+        # Our options that choose an equivalent form (Adam's `fold_bias_correction`) are not passed:
+        # the reference runs its one form, and ours must match it in every form.
         kwargs = {k: v for k, v in config.items() if k not in reference.ours_only}
         with contextlib.redirect_stdout(io.StringIO()):
             return reference_cls(groups, **kwargs, **reference.kwargs)
@@ -186,12 +284,19 @@ def reference_constructor(info: OptimizerInfo) -> Callable[..., torch.optim.Opti
 def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0, steps: int = STEPS,
                   dtype: torch.dtype = torch.float64,
                   reference_factory: Callable[..., torch.optim.Optimizer] | None = None) -> Comparison:
-    r"""Run ours and the reference for `steps` steps and return the largest errors seen."""
+    r"""
+    Run ours and the reference for `steps` steps and return the largest errors seen.
+
+    `reference_factory` replaces the registered reference, for a test that checks against a
+    transcription of the official code, or that checks the check (a deliberately wrong
+    reference must fail).
+    """
     if info.reference is None and reference_factory is None:
         raise ValueError(f"{info.name} has no reference implementation to verify against")
     if reference_factory is None:
         reference_factory = reference_constructor(info)
 
+    # Two independent copies of the same values and layouts: nothing is shared between the runs.
     our_params = make_parameters(seed, dtype)
     reference_params = clone_parameters(our_params)
     ours = info.build(param_groups(our_params, config), **config)
@@ -199,10 +304,16 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
 
     result = Comparison()
     for step in range(1, steps + 1):
+        # Each optimizer gets the gradient at its *own* parameters: the gradients stay equal only
+        # as long as the parameters do, which is what makes an error grow instead of hide.
         for params, optimizer in ((our_params, ours), (reference_params, reference)):
             closure = gradient_closure(params, step, seed)
+            # Set the gradients as a training loop's backward pass would, then step; the closure is
+            # passed too, for the optimizers that evaluate the loss themselves.
             closure()
             optimizer.step(closure)
+        # After every step, not only at the end: an error that appears and is later damped away
+        # (a wrong first step of a bias correction, say) is still caught.
         compare_states(ours, reference, our_params, reference_params, step, result)
         result.steps = step
     return result
@@ -210,6 +321,11 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
 
 @dataclass
 class VerificationSummary:
+    r"""
+    The outcome of `verify` for one optimizer, in the form the site prints on its page: the worst
+    error over every configuration and seed, and how much was checked.
+    """
+
     reference: str
     error: float
     steps: int
@@ -219,9 +335,11 @@ class VerificationSummary:
 
     @property
     def passed(self) -> bool:
+        r"""Whether the worst error is within the reference's tolerance (see the registry)."""
         return self.error <= self.tolerance
 
     def sentence(self) -> str:
+        r"""One sentence for the page, with a failure spelled out rather than hidden."""
         verdict = "matches" if self.passed else "DOES NOT match"
         return (f"{verdict} `{self.reference}`: max relative error {self.error:.1e} over {self.steps} "
                 f"steps, {self.configs} configuration{'s' * (self.configs != 1)} x {self.seeds} "
@@ -230,7 +348,10 @@ class VerificationSummary:
 
 
 def verify(info: OptimizerInfo, seeds: tuple[int, ...] = SEEDS, steps: int = STEPS) -> VerificationSummary:
-    r"""Every registered configuration and seed of one optimizer, summarised in one sentence."""
+    r"""
+    Every registered configuration and seed of one optimizer, summarised in one sentence. The
+    summary keeps only the worst error: one bad configuration is enough to fail.
+    """
     if info.reference is None:
         raise ValueError(f"{info.name} has no reference implementation to verify against")
     error = max(verify_config(info, config, seed, steps).error for config in info.configs for seed in seeds)
