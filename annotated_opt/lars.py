@@ -33,6 +33,37 @@ with the learning rate *inside* the buffer, $v_t = \mu v_{t-1} + \gamma_t d_t$,
 $w_t = w_{t-1} - v_t$, which is the same optimizer as long as $\gamma$ is constant and differs when a
 schedule changes it (`lr_in_momentum`).
 
+## A worked example
+
+Two layers, no decay, $\eta = 10^{-3}$. Layer A is large with a small gradient,
+$\lVert w\rVert = 10$ and $\lVert g\rVert = 0.01$; layer B is small with a large one,
+$\lVert w\rVert = 1$ and $\lVert g\rVert = 1$.
+
+| | $\lambda = \eta\lVert w\rVert/\lVert g\rVert$ | LARS step | SGD step |
+|---|---|---|---|
+| A | $10^{-3} \cdot 10 / 0.01 = 1$ | $0.1\%\ \gamma$ | $0.1\%\ \gamma$ |
+| B | $10^{-3} \cdot 1 / 1 = 10^{-3}$ | $0.1\%\ \gamma$ | $100\%\ \gamma$ |
+
+(the steps are the change of the layer per step relative to its size: $\gamma\lambda\lVert g\rVert/\lVert w\rVert$
+for LARS, $\gamma\lVert g\rVert/\lVert w\rVert$ for SGD)
+
+With SGD, keeping B's change per step under 1% forces $\gamma \le 0.01$, and then A changes by
+$0.001\%$ per step: it barely trains. With LARS both change by the same fraction, and $\gamma$ can be
+a thousand times larger before B is in danger.
+
+## Names in the code
+
+| math | code | |
+|---|---|---|
+| $w$ | `param`, `weight` | the layer's weights (its float32 master under master weights) |
+| $g$ | `grad` | its gradient, after MXNet's rescale and clip |
+| $u = g + \beta w$ | `update` | the decayed gradient; after the scaling, $d = \lambda u$ |
+| $\lambda$ | `ratio` | the trust ratio |
+| $\beta$ | `weight_decay` | the layer's decay, $0$ when excluded |
+| $\eta$, $\epsilon$ | `trust_coefficient`, `eps` | |
+| $\gamma$ | `lr` | the global rate (with any per-parameter scale) |
+| $b$, $v$ | `momentum_buffer`, `velocity` | the buffer by torch's convention, or with $\gamma$ inside |
+
 ## The conventions real code disagrees on
 
 Every well-known implementation makes different choices, and each one is an explicit option here.
@@ -77,6 +108,47 @@ behaves like MXNet; the tests check each against an independent computation.
 LARC and bolts also overwrite `p.grad` with the scaled direction (as does pytorch_optimizer's LARS);
 this class never modifies `p.grad`.
 
+## Why each convention exists
+
+None of these choices is arbitrary; each answers a real problem, and knowing the problem tells you
+which to pick.
+
+* **$\epsilon$ in the denominator.** The paper assumes both norms are positive. Code cannot: a
+  gradient of exactly zero (a dead ReLU layer, a frozen embedding row) would divide by zero. With
+  the fallback to $\lambda = 1$ below, $\epsilon$ only matters when the denominator is tiny but not
+  zero; there it caps $\lambda$ at $\eta\lVert w\rVert/\epsilon$.
+* **$\lVert g\rVert + \beta\lVert w\rVert$ or $\lVert g + \beta w\rVert$.** The first is the
+  paper's, a bound on the second by the triangle inequality, so the scaled step has norm *at most*
+  $\eta\lVert w\rVert$. The second makes the scaled step's norm *exactly* $\eta\lVert w\rVert$
+  (as [LAMB](lamb.md) does with its own update), at the cost of one more norm. They differ most when
+  $g$ and $\beta w$ point in opposite directions, late in training when the gradient and the decay
+  nearly balance: there the first takes a small step, while the second still takes a step of norm
+  $\eta\lVert w\rVert$, in the direction of whatever is left of $g + \beta w$.
+* **Not adapting biases and normalisation parameters.** The trust ratio is meant for weight
+  matrices, whose norm says how big the layer is. A bias or a batch-norm shift starts at zero: its
+  first step falls back to $\lambda = 1$, and after it its norm is tiny, so is its ratio, and it
+  barely moves. A batch-norm gain is a vector of ones whose norm $\sqrt n$ is unrelated to its
+  gradient's scale. Excluding them keeps them on
+  plain SGD. By *name* (MXNet's `bias`, `gamma`, `beta`) needs the model's naming scheme; by *number
+  of dimensions* (vectors and scalars) works for any model without knowing it; by *decay*
+  (bolts, SimCLR) reuses the group that already excludes them from decay, one switch for both.
+* **Not decaying them.** Decaying a normalisation gain towards zero fights the normalisation
+  itself; decaying a bias regularises little. Most recipes therefore exclude the same
+  parameters from decay as from adaptation; MXNet decays everything and excludes only from
+  adaptation, so the two switches are separate here.
+* **$\gamma$ inside or outside the buffer.** Inside (the paper, MXNet, optax) the buffer holds
+  past *steps*; outside (torch) it holds past *directions*, and the current $\gamma$ scales all of
+  them. With a constant rate they agree; with a schedule, inside means that a step taken at a high
+  rate keeps its size as it decays from the buffer, outside means that lowering $\gamma$ shrinks the
+  momentum at once.
+* **LARC's clip.** Without it, a layer whose ratio $\lambda$ exceeds $\gamma$ gets a *larger* step
+  than SGD would give it. Clipping to $\min(\lambda, \gamma)$ means LARS can only slow a layer
+  down, never speed it up: a safer drop-in for a recipe tuned for SGD (its default $\eta$ is
+  $0.02$).
+* **MXNet's rescale and clip.** `rescale_grad` undoes the sum over a batch (or a loss scale);
+  element-wise clipping protects against single huge values. The ratio reads the norm before the
+  clip, so clipping changes the direction but not the layer's rate.
+
 ## The aggregated path
 
 A per-tensor loop launches a handful of small operations per layer: two norms, the ratio, the
@@ -109,18 +181,27 @@ from .options import learning_rate, param_option
 from .sgd import SGD
 from .validation import check_non_negative
 
+# The two denominators of the ratio: $\lVert g\rVert + \beta\lVert w\rVert$ and $\lVert g + \beta w\rVert$.
 TRUST_RATIO_NORMS = ("gradient", "update")
 
 # The choices of each well-known implementation, as keyword arguments of `LARS`.
+# `max_ndim_*=-1` switches the dimension rules off wherever the source excludes nothing by shape.
 LARS_CONVENTIONS: dict[str, dict[str, Any]] = {
+    # You et al., Algorithm 1: no $\epsilon$, every tensor adapted and decayed, $\gamma$ in the buffer.
     "paper": dict(eps=0.0, lr_in_momentum=True, max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
+    # MXNet's `LARS` optimizer: exclusion from adaptation by name, decay for all.
     "mxnet": dict(eps=1e-8, lr_in_momentum=True, no_adaptation_suffixes=("bias", "gamma", "beta"),
                   max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
+    # NVIDIA apex's `LARC` wrapper around torch's SGD, in its default clip mode.
     "larc": dict(trust_coefficient=0.02, eps=1e-8, larc_clip=True, max_ndim_without_adaptation=-1,
                  max_ndim_without_decay=-1),
+    # PyTorch Lightning bolts: adaptation only where there is decay.
     "bolts": dict(eps=1e-8, adapt_without_decay=False, max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
+    # The LARS of MAE and MoCo v3: the update's norm, vectors excluded from both.
     "mae": dict(eps=0.0, trust_ratio_norm="update", max_ndim_without_adaptation=1, max_ndim_without_decay=1),
+    # pytorch_optimizer's `LARS`: the gradient's norm, vectors excluded from both.
     "pytorch_optimizer": dict(eps=0.0, max_ndim_without_adaptation=1, max_ndim_without_decay=1),
+    # `optax.lars`: the update's norm and the rate inside the momentum trace.
     "optax": dict(eps=0.0, trust_ratio_norm="update", lr_in_momentum=True, max_ndim_without_adaptation=-1,
                   max_ndim_without_decay=-1),
 }
@@ -136,6 +217,9 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
     `trust_ratio_norm`. Written with tensor operations only, so the same function serves one layer
     (0-d tensors) and a whole group at once (vectors of norms, decays and rates), and the two paths
     cannot drift apart.
+
+    `weight_decay` and `lr` are numbers for one layer and vectors for a group (each tensor may have
+    its own, through `opt_args` or the exclusion rules); `lr` is only read by LARC's clip mode.
     """
     eta, eps = group["trust_coefficient"], group["eps"]
     if group["trust_ratio_norm"] == "gradient":
@@ -146,8 +230,13 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
         ratio = eta * weight_norm / (norm + eps)
     if group["larc_clip"]:
         # LARC's clip mode: the effective rate $\gamma\cdot\min(\lambda/\gamma, 1) = \min(\lambda, \gamma)$.
+        # $$\lambda \leftarrow \min\left(\frac{\lambda}{\gamma},\ 1\right)$$
         ratio = torch.clamp(ratio / lr, max=1.0)
     # $\lambda = 1$ when either norm is zero, or NaN (the comparisons are false for NaN).
+    # $$\lambda \leftarrow \begin{cases} \lambda & \lVert w\rVert > 0 \text{ and } \lVert\cdot\rVert > 0 \\
+    #   1 & \text{otherwise} \end{cases}$$
+    # `torch.where` rather than an `if`, so the same line serves a vector of ratios, and no
+    # synchronisation with the device is needed to decide.
     usable = (weight_norm > 0) & (norm > 0)
     return torch.where(usable, ratio, torch.ones_like(ratio))
 
@@ -181,6 +270,13 @@ class LARS(SGD):
 
     Every option lives in the parameter groups, so it can differ per group; `lr`, `lr_scale` and
     `weight_decay` can also be set per parameter through `opt_args`.
+
+    **Starting points.** $\gamma$ is not SGD's learning rate: an adapted layer moves by
+    $\gamma\lambda^l$ times its decayed gradient, with $\lambda^l \approx \eta\lVert w\rVert/\lVert g\rVert$,
+    so $\gamma\eta$ is the relative change per step and a rate tuned for [SGD](sgd.md) does not carry
+    over. Tune $\gamma$ on its own scale, warm it up, and scale it with the batch as the large-batch
+    recipes do. To reproduce a paper or a codebase, start from its entry in `LARS_CONVENTIONS` and
+    change only what its recipe changes.
     """
 
     def __init__(
@@ -208,6 +304,8 @@ class LARS(SGD):
         foreach: bool = False,
         maximize: bool = False,
     ) -> None:
+        # `multi_precision` becomes the group option `master_weights`, which must be a real boolean
+        # (a truthy string such as `"false"` would otherwise switch it on).
         if multi_precision is not True and multi_precision is not False:
             raise ValueError(f"Invalid multi_precision: {multi_precision!r} (must be True or False)")
         if not isinstance(weight_decay, (int, float)):
@@ -215,6 +313,8 @@ class LARS(SGD):
                 f"Invalid weight_decay: {weight_decay!r} (LARS applies the decay inside the scaled "
                 "direction; pass a number)"
             )
+        # The LARS options, kept aside until `add_param_group` can merge them into the defaults (see
+        # below): [SGD](sgd.md)'s constructor adds the first group before this class could.
         self.lars_defaults = dict(
             trust_coefficient=trust_coefficient,
             eps=eps,
@@ -241,9 +341,11 @@ class LARS(SGD):
         of [SGD](sgd.md) does not know them), and each group is checked as it is added, so a later
         `add_param_group` with a bad value fails just as the constructor would.
         """
+        # The first call comes from the constructor: the LARS options join the defaults then.
         if not self.param_groups:
             self.defaults.update(self.lars_defaults)
         super().add_param_group(param_group)
+        # A group that fails the checks is removed again, so the optimizer is left as it was.
         group = self.param_groups[-1]
         try:
             self.check_group(group)
@@ -253,9 +355,17 @@ class LARS(SGD):
 
     @staticmethod
     def check_group(group: dict[str, Any]) -> None:
+        r"""
+        Every LARS option of one group, with an error that names the option and the value. The
+        checks that need a reason: the dimension rules take $-1$ as "off" and nothing more negative;
+        `lr_in_momentum` with dampening has no meaning (the paper's buffer has no dampening term);
+        a rule by name needs the names, which only `named_parameters()` provides.
+        """
         # Suffixes are matched with `str.endswith`, which wants a tuple.
         for name in ("no_adaptation_suffixes", "no_decay_suffixes"):
             group[name] = tuple(group[name])
+        # None of these has a meaning below zero: a negative $\eta$ or rescale would turn the step
+        # uphill, a negative $\epsilon$ or $\beta$ could make the denominator vanish or change sign.
         for name in ("trust_coefficient", "eps", "weight_decay", "rescale_grad"):
             check_non_negative(name, group[name])
         if group["clip_gradient"] is not None:
@@ -265,12 +375,15 @@ class LARS(SGD):
             value = group[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < -1:
                 raise ValueError(f"Invalid {name}: {value!r} (a number of dimensions, or -1 for none)")
+        # A misspelt norm would otherwise silently mean `"update"` (the `else` of `trust_ratio`).
         if group["trust_ratio_norm"] not in TRUST_RATIO_NORMS:
             raise ValueError(f"Invalid trust_ratio_norm: {group['trust_ratio_norm']!r} "
                              f"(expected one of {TRUST_RATIO_NORMS})")
         if group["lr_in_momentum"] and group["dampening"] != 0:
             raise ValueError(f"Invalid dampening: {group['dampening']} with lr_in_momentum=True "
                              "(the learning-rate-inside buffer has no dampening)")
+        # Without names, a rule by name would match nothing, and every parameter would be adapted and
+        # decayed as if no rule had been given.
         uses_names = group["no_adaptation_suffixes"] or group["no_decay_suffixes"]
         if uses_names and "param_names" not in group:
             raise ValueError(
@@ -279,7 +392,13 @@ class LARS(SGD):
             )
 
     def weight_decay_of(self, group: dict[str, Any], param: torch.Tensor, name: str | None) -> float:
-        r"""$\beta$ for this parameter: zero when a decay-exclusion rule matches it."""
+        r"""
+        $\beta$ for this parameter: zero when a decay-exclusion rule matches it,
+        $$\beta^l = \begin{cases} 0 & \text{ndim} \le \texttt{max\_ndim\_without\_decay}
+          \text{ or the name ends in a } \texttt{no\_decay\_suffixes} \\
+          \beta & \text{otherwise (the parameter's own, through } \texttt{opt\_args}\text{, if set)}
+          \end{cases}$$
+        """
         if param.ndim <= group["max_ndim_without_decay"]:
             return 0.0
         if name is not None and name.endswith(group["no_decay_suffixes"]):
@@ -287,7 +406,11 @@ class LARS(SGD):
         return param_option(group, param, "weight_decay")
 
     def adapts(self, group: dict[str, Any], param: torch.Tensor, name: str | None, weight_decay: float) -> bool:
-        r"""Whether this parameter gets a trust ratio, or $\lambda = 1$ (plain SGD)."""
+        r"""
+        Whether this parameter gets a trust ratio, or $\lambda = 1$ (plain SGD). The same two rules
+        as for the decay, by dimensions and by name, and a third: with `adapt_without_decay=False`
+        only a parameter whose $\beta^l$ (after the decay rules) is non-zero is adapted.
+        """
         if param.ndim <= group["max_ndim_without_adaptation"]:
             return False
         if name is not None and name.endswith(group["no_adaptation_suffixes"]):
@@ -304,11 +427,14 @@ class LARS(SGD):
         `params_with_grads`, so gradients, complex parameters and master weights are treated exactly
         as for every other optimizer.
         """
+        # The closure, with gradients enabled (as the base class's template does).
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            # The parameters taking part (with their tensors to update and their states), collected
+            # first so that the names can be looked up through the states they initialised.
             items = list(self.params_with_grads(group))
             names = self.parameter_names(group)
             if group["foreach"]:
@@ -336,29 +462,38 @@ class LARS(SGD):
         `name` is the parameter's name when the group has names; `step` passes it. `param` is $w$
         (under master weights, its float32 master).
         """
+        # Called directly (not through `step`), the name is looked up here.
         if name is None and "param_names" in group:
             name = self.parameter_names(group).get(id(state))
+        # $\gamma$, with any per-parameter `lr` or `lr_scale`.
         lr = learning_rate(group, param)
 
         # MXNet's pre-processing, $g \leftarrow \text{rescale}\cdot g$; the ratio's
         # $\lVert g\rVert$ is taken here, before clipping.
         if group["rescale_grad"] != 1:
             grad = grad * group["rescale_grad"]
+        # $$\lVert g\rVert = \sqrt{\textstyle\sum_i g_i^2}$$ the whole tensor's Euclidean norm
         grad_norm = torch.linalg.vector_norm(grad)
         if group["clip_gradient"] is not None:
             # $$g \leftarrow \max(-c, \min(g, c))$$
             grad = grad.clamp(-group["clip_gradient"], group["clip_gradient"])
 
+        # $\beta^l$: the group's decay, or $0$ for an excluded parameter.
         weight_decay = self.weight_decay_of(group, param, name)
         # The decayed gradient $u = g + \beta w$.
         update = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
 
         if self.adapts(group, param, name, weight_decay):
+            # The denominator's norm: $\lVert g\rVert$ (before the clip), or $\lVert g + \beta w\rVert$.
             norm = grad_norm if group["trust_ratio_norm"] == "gradient" else torch.linalg.vector_norm(update)
+            # $$\lambda = \eta\,\frac{\lVert w\rVert}{\lVert g\rVert + \beta\lVert w\rVert + \epsilon}
+            #   \quad\text{or}\quad \eta\,\frac{\lVert w\rVert}{\lVert g + \beta w\rVert + \epsilon}$$
+            # (with LARC's clip and the fallback to $1$), a 0-d tensor: no synchronisation here.
             ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
             # $$\textcolor{orange}{d_t = \lambda\,(g_t + \beta w_{t-1})}$$
             update = update * ratio
 
+        # The scaled direction goes into the momentum, by torch's convention or the paper's.
         self.apply_update(state, group, update, param, lr)
 
     def apply_update(self, state: dict[str, Any], group: dict[str, Any], update: torch.Tensor,
@@ -379,10 +514,12 @@ class LARS(SGD):
             return
         momentum = group["momentum"]
         if momentum == 0:
+            # Without momentum the two conventions are the same step, $$w_t = w_{t-1} - \gamma\, d_t$$
             weight.add_(update, alpha=-lr)
             return
         velocity = state.get("velocity")
         if velocity is None:
+            # The first velocity is the first step itself, $$v_1 = -\gamma\, d_1$$
             velocity = state["velocity"] = update.mul(-lr)
         else:
             # $$v_t = \mu\, v_{t-1} - \gamma\, d_t$$
@@ -405,19 +542,25 @@ class LARS(SGD):
         """
         if not items:
             return
+        # The group as parallel lists: $w^l$, $g^l$, the states, $\gamma^l$ and the names.
         weights = [param for param, _, _ in items]
         grads = [grad for _, grad, _ in items]
         states = [state for _, _, state in items]
         lrs = [learning_rate(group, weight) for weight in weights]
         param_names = [names.get(id(state)) for state in states]
 
+        # $$g^l \leftarrow \text{rescale}\cdot g^l$$ for every tensor (new tensors: `p.grad` stays as it is)
         if group["rescale_grad"] != 1:
             grads = torch._foreach_mul(grads, group["rescale_grad"])
+        # $$\lVert g^l\rVert$$ for every tensor in one call, before the clip
         grad_norms = torch._foreach_norm(grads)
         if group["clip_gradient"] is not None:
+            # $$g^l \leftarrow \max(-c, \min(g^l, c))$$ copied by the first call, so the second
+            # may work in place
             grads = torch._foreach_clamp_max(grads, group["clip_gradient"])
             torch._foreach_clamp_min_(grads, -group["clip_gradient"])
 
+        # $\beta^l$ for every tensor: the rules are decided on the host, per tensor, as in `step_param`.
         decays = [self.weight_decay_of(group, w, n) for w, n in zip(weights, param_names)]
         # $u = g + \beta w$ for the whole group; a tensor with $\beta = 0$ is left as $g$, as above.
         updates = [
@@ -425,13 +568,19 @@ class LARS(SGD):
             for grad, weight, decay in zip(grads, weights, decays)
         ]
 
+        # The indices of the tensors that get a trust ratio; the others keep $\lambda = 1$.
         adapted = [i for i, (w, n, d) in enumerate(zip(weights, param_names, decays)) if self.adapts(group, w, n, d)]
         if adapted:
+            # $$\big(\lVert w^l\rVert\big)_l$$ stacked into one vector
             weight_norms = torch.stack(torch._foreach_norm([weights[i] for i in adapted]))
+            # $\big(\lVert g^l\rVert\big)_l$, already computed, or $\big(\lVert g^l + \beta^l w^l\rVert\big)_l$.
             if group["trust_ratio_norm"] == "gradient":
                 norms = torch.stack([grad_norms[i] for i in adapted])
             else:
                 norms = torch.stack(torch._foreach_norm([updates[i] for i in adapted]))
+            # $$\lambda^l = \eta\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \beta^l\lVert w^l\rVert + \epsilon}$$
+            # for every adapted tensor at once: the same `trust_ratio`, with vectors of $\beta^l$ and
+            # $\gamma^l$ in place of numbers.
             dtype, device = weight_norms.dtype, weight_norms.device
             ratios = trust_ratio(
                 group, weight_norms, norms,
@@ -443,15 +592,24 @@ class LARS(SGD):
             for i, update in zip(adapted, scaled):
                 updates[i] = update
 
+        # $d^l$ for every tensor; the momentum and the step follow, as multi-tensor operations.
         self.apply_updates_aggregated(group, states, updates, weights, lrs)
 
     def apply_updates_aggregated(self, group: dict[str, Any], states: list, updates: list, weights: list,
                                  lrs: list) -> None:
-        r"""`apply_update` for a list of tensors, with multi-tensor operations."""
+        r"""
+        `apply_update` for a list of tensors, with multi-tensor operations: the same equations, for
+        every tensor $l$ of the group at once,
+        $$b^l_t = \mu\, b^l_{t-1} + (1 - \tau)\, d^l_t \qquad w^l_t = w^l_{t-1} - \gamma^l\, b^l_t$$
+        by torch's convention, or with `lr_in_momentum`
+        $$v^l_t = \mu\, v^l_{t-1} - \gamma^l d^l_t \qquad w^l_t = w^l_{t-1} + v^l_t.$$
+        """
         momentum = group["momentum"]
         if momentum == 0:
+            # $$w^l_t = w^l_{t-1} - \gamma^l\, d^l_t$$
             self.add_scaled(weights, updates, [-lr for lr in lrs])
             return
+        # The buffer's name in the state: torch's or the paper's convention.
         key = "velocity" if group["lr_in_momentum"] else "momentum_buffer"
         # The first step creates the buffers ($b_1 = d_1$, or $v_1 = -\gamma d_1$); later steps
         # update all existing buffers together.
@@ -462,25 +620,35 @@ class LARS(SGD):
         buffers = [state[key] for state in states]
         if existing:
             old = [buffers[i] for i in existing]
+            # $$\mu\, b_{t-1} \quad\text{or}\quad \mu\, v_{t-1}$$
             torch._foreach_mul_(old, momentum)
             if group["lr_in_momentum"]:
+                # $$v_t = \mu\, v_{t-1} - \gamma\, d_t$$
                 self.add_scaled(old, [updates[i] for i in existing], [-lrs[i] for i in existing])
             else:
+                # $$b_t = \mu\, b_{t-1} + (1 - \tau)\, d_t$$
                 torch._foreach_add_(old, [updates[i] for i in existing], alpha=1 - group["dampening"])
 
         if group["lr_in_momentum"]:
             if group["nesterov"]:
+                # $$w_t = w_{t-1} + \mu\, v_t - \gamma\, d_t$$
                 torch._foreach_add_(weights, buffers, alpha=momentum)
                 self.add_scaled(weights, updates, [-lr for lr in lrs])
             else:
+                # $$w_t = w_{t-1} + v_t$$
                 torch._foreach_add_(weights, buffers)
             return
+        # The direction: $b_t$, or Nesterov's $d_t + \mu\, b_t$; then $$w_t = w_{t-1} - \gamma\,(\cdot)$$
         directions = torch._foreach_add(updates, buffers, alpha=momentum) if group["nesterov"] else buffers
         self.add_scaled(weights, directions, [-lr for lr in lrs])
 
     @staticmethod
     def add_scaled(targets: list, tensors: list, scales: list) -> None:
-        r"""`targets[i] += scales[i] * tensors[i]`, in one call when all scales are equal."""
+        r"""
+        `targets[i] += scales[i] * tensors[i]`, in one call when all scales are equal (the usual case:
+        one learning rate for the whole group), else tensor by tensor. `_foreach_add_` takes one
+        `alpha` for the whole list, which is why unequal scales cannot share a call.
+        """
         if len(set(scales)) == 1:
             torch._foreach_add_(targets, tensors, alpha=scales[0])
         else:

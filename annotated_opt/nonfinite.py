@@ -27,6 +27,37 @@ groups set to `"ignore"` are not checked at all.
 
 A finite gradient can still overflow in the state (a `float16` $g^2$ above 65504); that is a question
 of precision, answered by [master weights](precision.md), not of bad input.
+
+## Where bad gradients come from
+
+Knowing the usual causes helps to choose the policy:
+
+* **A loss that is already `inf` or `NaN`**: $\log 0$ in a hand-written cross-entropy, a division
+  by a norm that is zero, $\sqrt{x}$ at $x = 0$ (finite value, infinite derivative). These are bugs,
+  and they come back every time the same input does: `"raise"` finds them at once.
+* **Overflow in half precision**: a `float16` activation or gradient above 65504 becomes `inf`.
+  Rare, transient, and the reason loss scalers skip steps: `"skip"` is the right answer.
+* **Divergence**: a learning rate too high for the current curvature makes the weights, then the
+  loss, then the gradients grow until they overflow. Skipping does not help (the next step is as
+  bad); lower the learning rate, or clip the gradients.
+
+## Which policy to use
+
+| situation | policy |
+|---|---|
+| developing a model, or any run where a bad gradient is a bug | `"raise"` |
+| float16 training without `GradScaler`, or data with rare corrupt samples | `"skip"` |
+| a benchmark of step time, or a loss scaler that already checks | `"ignore"` |
+
+With `"skip"`, watch `skipped_steps`: a handful over a long run is the expected overflow; a steady
+stream is divergence, and skipping only hides it.
+
+## How the base class uses this module
+
+[The base class](base.md) calls `GradientCheck` through `params_with_grads`, before any parameter
+is touched. This module provides the pieces: the policy names and their check, the `BadGradient`
+record, the cheap screen `find_bad_gradients`, the memory that avoids checking the same gradients
+twice, and the error message.
 """
 
 import weakref
@@ -36,11 +67,18 @@ from typing import Any
 
 import torch
 
+# The three values of the group option `nonfinite`, the default first.
 POLICIES = ("raise", "skip", "ignore")
 
 
 class NonFiniteGradientError(RuntimeError):
-    r"""A gradient held `inf` or `NaN`; the optimizer changed nothing."""
+    r"""
+    A gradient held `inf` or `NaN`; the optimizer changed nothing.
+
+    A subclass of `RuntimeError`, so code that already catches a failed step as `RuntimeError` keeps
+    working. After catching it, the optimizer is exactly as before the call: calling `zero_grad` and
+    going on with the next batch is safe.
+    """
 
 
 def check_policy(value: Any) -> None:
@@ -51,7 +89,12 @@ def check_policy(value: Any) -> None:
 
 @dataclass(frozen=True)
 class BadGradient:
-    r"""Where a non-finite gradient was found, and what it holds."""
+    r"""
+    Where a non-finite gradient was found, and what it holds: the indices of its group and of the
+    parameter in that group, its name when the group was built from `named_parameters()`, and how
+    many of its `numel` values are `NaN` and how many $\pm\infty$. The counts tell the causes apart:
+    every value `NaN` usually means a `NaN` loss, a few `inf` an overflow.
+    """
 
     group: int
     index: int
@@ -61,6 +104,7 @@ class BadGradient:
     numel: int
 
     def describe(self) -> str:
+        r"""`parameter 3 of group 0 ('fc.weight'): 2 NaN and 0 inf among 4096 values`."""
         where = f"parameter {self.index} of group {self.group}"
         if self.name is not None:
             where += f" ({self.name!r})"
@@ -79,6 +123,7 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
     counted, parameter by parameter; a sum that overflowed on huge but finite values is then found to
     be a false alarm. Sparse gradients are left out here: the step refuses them with its own error.
     """
+    # Every gradient the step will read, with where it lives; groups set to `"ignore"` are left out.
     checked = [
         (group_index, param_index, p.grad)
         for group_index, group in enumerate(param_groups)
@@ -90,11 +135,15 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
         return []
     # $$s_k = \sum_i g^{(k)}_i \text{ finite for every tensor } k \implies \text{no } g^{(k)}_i
     #   \text{ is } \pm\infty \text{ or NaN}$$
+    # The converse does not hold (a sum can overflow to $\infty$ on finite values), which is why a
+    # failed screen is followed by the exact count below. The sums are gathered on the first
+    # gradient's device, so one `isfinite` over the stacked sums answers for the whole model.
     device = checked[0][2].device
     sums = [
         grad.sum(dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None).to(device)
         for _, _, grad in checked
     ]
+    # The one synchronisation of a clean step: reading this boolean on the host.
     if bool(torch.isfinite(torch.stack(sums)).all()):
         return []
 
@@ -122,14 +171,23 @@ class GradientCheck:
     """
 
     def __init__(self) -> None:
+        # `seen` is `None` until a check has been made (and again after `forget`); otherwise one entry
+        # per parameter, in order: `None` for a parameter without a gradient, else a weak reference
+        # to the gradient tensor and its version. `verdict` is the answer for those gradients.
         self.seen: list[tuple[weakref.ref, int] | None] | None = None
         self.verdict: list[BadGradient] = []
 
     def forget(self) -> None:
+        r"""Drop the memory, so the next call checks again (the base class calls this as a step starts)."""
         self.seen = None
 
     @staticmethod
     def signature(param_groups: Sequence[dict[str, Any]]) -> list[tuple[torch.Tensor | None, int]]:
+        r"""
+        For every parameter, its gradient and the gradient's version counter ($-1$ for none).
+        `tensor._version` grows by one with every in-place change (`add_`, `mul_`, an optimizer of
+        another library writing into `.grad`), so an unchanged pair means unchanged values.
+        """
         return [
             (p.grad, p.grad._version if p.grad is not None else -1)
             for group in param_groups
@@ -139,6 +197,8 @@ class GradientCheck:
     def __call__(self, param_groups: Sequence[dict[str, Any]]) -> tuple[list[BadGradient], bool]:
         r"""The bad gradients, and whether this was a fresh check (new gradients) or a remembered one."""
         # The same gradients as last time, unchanged: the same answer, without a pass over them.
+        # "The same" is identity, not equality: the weak reference must still point at the very
+        # tensor now in `.grad`, at the same version.
         current = self.signature(param_groups)
         if self.seen is not None and len(self.seen) == len(current) and all(
             (seen is None and grad is None) or (seen is not None and seen[0]() is grad and seen[1] == version)
@@ -152,7 +212,12 @@ class GradientCheck:
 
 
 def error_message(optimizer_name: str, bad: Sequence[BadGradient]) -> str:
-    r"""Name up to three offending parameters, say nothing was changed, and say what the options are."""
+    r"""
+    Name up to three offending parameters, say nothing was changed, and say what the options are.
+
+    The message is meant to be acted on without reading this page: where the bad values are, that
+    the optimizer's state is intact, and the two settings that change the behaviour.
+    """
     shown = "; ".join(b.describe() for b in bad[:3])
     more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
     return (

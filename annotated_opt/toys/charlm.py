@@ -7,16 +7,37 @@ library, read with `inspect.getsource`, about 70,000 characters. Nothing is down
 text changes a little between Python versions, so the numbers do too; on one machine they are
 reproducible.)
 
-The model is the smallest one that learns something real, in the spirit of
+Language modelling is where much of today's optimizer research is measured, and it differs from image
+classification in the way that matters here: the input is a sequence of discrete symbols looked up
+in an embedding table, so a step changes only the rows of the characters in the batch, and the
+frequent characters (space, `e`, `t`) are seen far more often than the rare ones. That is exactly the situation
+per-coordinate adaptive methods were designed for ([Adagrad](adagrad.md)'s motivating case).
+
+## The model
+
+The smallest one that learns something real, in the spirit of
 [Bengio et al., 2003](https://www.jmlr.org/papers/v3/bengio03a.html): each of the previous `context`
 characters is embedded into a short vector, the vectors are concatenated, and a one-hidden-layer
 perceptron turns them into the logits of the next character:
 
 $$\text{logits} = W_2\,\mathrm{ReLU}\big(W_1\,[e_{c_{t-k}}; \dots; e_{c_{t-1}}] + b_1\big) + b_2.$$
 
+With the defaults ($k = 16$ characters of context, 16-dimensional embeddings, 256 hidden units) it
+has 92,000 parameters: 1,536 in the embedding, 65,792 in the hidden layer and 24,672 in the output.
+
 Its embedding is a lookup table, so its gradient is dense but mostly zero per step (only the rows of
 characters in the batch change): a different regime from the digits models, where every weight gets
 a gradient on every step. A few hundred steps take a second or two on a CPU.
+
+## The loss, and what the numbers mean
+
+Training minimises the cross-entropy of the next character, in nats,
+$$L = -\frac{1}{B}\sum_{b=1}^{B} \log p_\theta\big(c^{(b)}_{t} \,\big|\, c^{(b)}_{t-k}, \dots, c^{(b)}_{t-1}\big),$$
+over a batch of $B$ windows. A model that knows nothing predicts the uniform distribution and scores
+$\ln 96 \approx 4.56$; one that has learned the character frequencies alone (a space is 29% of this
+text), about $3.1$; the [tasks](tasks.md) target, $2.2$, needs the model to use the context (the
+letters of a keyword it has started, the indentation after a colon). $e^{L}$ is the *perplexity*: the number of
+equally likely characters the model is, in effect, choosing between.
 
 The vocabulary is fixed: newline and the 95 printable ASCII characters; anything else (a stray
 accented letter in a comment) is read as `?`. The last 10% of the text is held out to measure the
@@ -34,34 +55,52 @@ from torch import nn
 
 from ..digits import closure_step
 
+# ## The text and its alphabet
+#
+# Six small, pure-Python modules of the standard library: ordinary, well-written code with
+# docstrings, comments and identifiers, so the model has both English and Python syntax to learn.
+# Pure-Python modules are chosen because `inspect.getsource` needs a source file (a module written
+# in C has none).
 SOURCE_MODULES = ("textwrap", "heapq", "bisect", "colorsys", "fnmatch", "string")
+# Newline (index 0) and the 95 printable ASCII characters, codes 32 to 126: 96 symbols. Tab is not
+# among them: the standard library is indented with spaces.
 VOCABULARY = "\n" + "".join(chr(code) for code in range(32, 127))
 UNKNOWN = VOCABULARY.index("?")
 
 
 def load_text(modules: tuple[str, ...] = SOURCE_MODULES) -> str:
-    """The source code of the given standard-library modules, one after the other."""
+    r"""The source code of the given standard-library modules, one after the other."""
     return "".join(inspect.getsource(importlib.import_module(name)) for name in modules)
 
 
 def encode(text: str) -> torch.Tensor:
-    """Each character's index in `VOCABULARY` (unknown characters become `?`)."""
+    r"""Each character's index in `VOCABULARY` (unknown characters become `?`)."""
     index = {character: i for i, character in enumerate(VOCABULARY)}
     return torch.tensor([index.get(character, UNKNOWN) for character in text], dtype=torch.long)
 
 
 def decode(ids: torch.Tensor) -> str:
+    r"""The text of a tensor of indices: `decode(encode(text)) == text` for text in the vocabulary."""
     return "".join(VOCABULARY[i] for i in ids.tolist())
 
 
 @dataclass(frozen=True)
 class CharData:
+    r"""The encoded text: `train`, the first 90%, and `heldout`, the rest, both 1-d index tensors."""
+
     train: torch.Tensor
     heldout: torch.Tensor
 
 
 def load_chars(heldout_fraction: float = 0.1) -> CharData:
-    """The encoded text, split into a training part and the held-out end."""
+    r"""
+    The encoded text, split into a training part and the held-out end.
+
+    The split is by position, not at random: the held-out part is the end of the last module
+    (`string`), text the model has never seen any window of. A random split of windows would put near-copies of each
+    held-out window (shifted by one character) in the training set, and the held-out loss would then
+    measure memory rather than generalisation.
+    """
     ids = encode(load_text())
     split = int(len(ids) * (1 - heldout_fraction))
     return CharData(ids[:split], ids[split:])
@@ -71,35 +110,55 @@ class CharMLP(nn.Module):
     r"""
     The next-character model: `embedding`-dimensional character vectors for the last `context`
     characters, concatenated, then a hidden layer of `hidden` ReLU units.
+
+    * `context` is $k$, how far back the model can look: 16 characters cover a keyword and what
+      precedes it, but not a whole line. A longer context costs parameters in the hidden layer
+      ($k \times$ `embedding` $\times$ `hidden`) and makes each step slower.
+    * `embedding`: 16 dimensions are plenty for 96 symbols.
+    * `hidden`: the width of the one hidden layer, where most of the capacity (and most of the
+      parameters) is.
     """
 
     def __init__(self, context: int = 16, embedding: int = 16, hidden: int = 256) -> None:
         super().__init__()
         self.context = context
+        # $e_c$: one learned vector per symbol of the vocabulary.
         self.embedding = nn.Embedding(len(VOCABULARY), embedding)
+        # $W_1, b_1$ and $W_2, b_2$.
         self.hidden = nn.Linear(context * embedding, hidden)
         self.output = nn.Linear(hidden, len(VOCABULARY))
 
     def forward(self, characters: torch.Tensor) -> torch.Tensor:
         r"""`characters` has shape `(batch, context)`; the result, `(batch, vocabulary)` logits."""
+        # $$[e_{c_{t-k}}; \dots; e_{c_{t-1}}]$$ the embeddings, concatenated into one vector per window
         vectors = self.embedding(characters).flatten(1)
+        # $$W_2\,\mathrm{ReLU}(W_1 x + b_1) + b_2$$
         return self.output(torch.relu(self.hidden(vectors)))
 
 
 def charlm(context: int = 16, embedding: int = 16, hidden: int = 256, seed: int = 0) -> CharMLP:
-    """A `CharMLP` with a seeded initialisation."""
+    r"""
+    A `CharMLP` with a seeded initialisation (torch's default initialisation of each layer, drawn
+    after `torch.manual_seed(seed)`), so every optimizer starts from the same weights.
+    """
     torch.manual_seed(seed)
     return CharMLP(context, embedding, hidden)
 
 
 def windows(ids: torch.Tensor, starts: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The `context` characters from each start, and the character that follows each window."""
+    r"""
+    The `context` characters from each start, and the character that follows each window:
+    for a start $s$, the input is $c_s, \dots, c_{s+k-1}$ and the target $c_{s+k}$. Built with one
+    gather, `ids[starts[:, None] + offsets]`, of shape `(len(starts), context)`.
+    """
     offsets = torch.arange(context)
     return ids[starts[:, None] + offsets], ids[starts + context]
 
 
 @dataclass
 class CharLMResult:
+    r"""The per-step training losses, the held-out loss and accuracy, and the wall time of the loop."""
+
     losses: list[float] = field(default_factory=list)
     heldout_loss: float = 0.0
     heldout_accuracy: float = 0.0
@@ -107,7 +166,12 @@ class CharLMResult:
 
 
 def evaluate(model: CharMLP, ids: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy (nats per character) and next-character accuracy over every window of `ids`."""
+    r"""
+    Mean cross-entropy (nats per character) and next-character accuracy over every window of `ids`.
+
+    Every position that has a full context is scored, in one batch (the held-out text is about
+    7,000 characters, small enough), without gradients.
+    """
     starts = torch.arange(len(ids) - model.context)
     x, y = windows(ids, starts, model.context)
     with torch.no_grad():
@@ -120,22 +184,32 @@ def train(model: CharMLP, make_optimizer: Callable[[nn.Module], torch.optim.Opti
           after_step: Callable[[int, float], bool | None] | None = None,
           evaluate_before_step: bool = True) -> CharLMResult:
     r"""
+    ### The training loop
+
     Train on `steps` batches of `batch_size` windows drawn at seeded random positions of the training
     text, then measure the held-out loss and accuracy. `after_step` and `evaluate_before_step` work as
-    in `annotated_opt.digits.train`: the closure is always handed to `step`, and by default the
-    gradients are also computed before it (what SAM needs).
+    in `annotated_opt.digits.train` (see [digits](digits.md)): the closure is always handed to
+    `step`, and by default the gradients are also computed before it (what SAM needs).
+
+    Batches are drawn with replacement rather than in epochs: 500 steps of 128 windows see about as
+    many windows as there are positions in the text, so "an epoch" means little here, and drawing
+    at random keeps every batch an independent sample.
     """
     data = data or load_chars()
     optimizer = make_optimizer(model)
+    # The batches' own generator, so the order depends only on `seed`, not on what else ran before.
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
     result = CharLMResult()
     start = time.perf_counter()
     model.train()
     for step in range(1, steps + 1):
+        # $B$ random starts, each with room for a full window and its target.
         starts = torch.randint(len(data.train) - model.context, (batch_size,), generator=generator)
         x, y = windows(data.train, starts, model.context)
 
+        # The closure recomputes the loss and its gradients on this batch; the defaults bind the
+        # batch, so the closure stays correct even if it is called after the loop has moved on.
         def closure(x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
             optimizer.zero_grad()
             loss = loss_fn(model(x), y)
@@ -144,6 +218,7 @@ def train(model: CharMLP, make_optimizer: Callable[[nn.Module], torch.optim.Opti
 
         loss = closure_step(optimizer, closure, evaluate_before_step)
         result.losses.append(loss.item())
+        # `after_step` may stop the run (the tasks stop a diverging one).
         if after_step is not None and after_step(step, loss.item()) is False:
             break
     result.seconds = time.perf_counter() - start

@@ -4,28 +4,72 @@ r"""
 Toy surfaces show *how* an optimizer moves; these show whether it *trains*. Three tasks, each a few
 seconds on a CPU, with data that needs no download:
 
-| task | model | data |
-|---|---|---|
-| `digits-mlp` | two-layer perceptron, 64-64-10 | scikit-learn's 8x8 digits (`annotated_opt.digits`) |
-| `digits-cnn` | two small convolutions and a linear layer | the same images, seen as images |
-| `charlm` | character embeddings and a one-hidden-layer perceptron | Python standard-library source (`charlm`) |
+| task | model | parameters | data |
+|---|---|---|---|
+| `digits-mlp` | two-layer perceptron, 64-64-10 | 4,810 | scikit-learn's 8x8 digits ([digits](digits.md)) |
+| `digits-cnn` | two small convolutions and a linear layer | 6,090 | the same images, seen as images |
+| `charlm` | character embeddings, one hidden layer | 92,000 | Python's own source ([charlm](charlm.md)) |
+
+The three differ in the way that matters to an optimizer: the perceptron's gradients are dense and
+its loss surface benign; the convolutions share weights across positions, so each of their
+gradients sums many contributions and can differ in scale from the last layer's; the character model's
+embedding receives a gradient only in the rows of the characters in the batch.
 
 `run_task(info, task)` builds the optimizer with `info.build(model.parameters(), **config)` at its
-tuned learning rate (see `annotated_opt/tuned.py`), trains with a seeded order of batches, and
-returns a `TaskResult` with what the results table reports:
+tuned learning rate (see [tuned](tuned.md)), trains with a seeded order of batches, and returns a
+`TaskResult` with what the results table reports.
 
-* the **final loss**: the mean training loss over the last `window` steps (one epoch of the digits),
-  which is smoother than the last step's;
-* the **held-out** loss and **accuracy** (test images; the held-out end of the text);
-* the **steps to target**: the first step at which that moving mean falls to the task's target loss
-  (`None` if it never does);
+## What is measured, and why
+
+Write $L_t$ for the training loss (mean cross-entropy of the batch, in nats) at step $t$, and
+$\bar L_t$ for its moving mean over the last $n$ steps (the task's `window`):
+
+$$\bar L_t = \frac{1}{\min(t, n)} \sum_{s = \max(1,\, t - n + 1)}^{t} L_s.$$
+
+* the **final loss**, $\bar L_T$: the mean training loss over the last `window` steps (one epoch of
+  the digits), which is smoother than the last step's. It answers "how far did the optimizer get in
+  this budget?", and it is what the optimizer was asked to minimise.
+* the **held-out** loss and **accuracy** (test images; the held-out end of the text), measured once
+  after training. Training loss measures optimisation alone; an optimizer that drives it down by
+  memorising the batches can still do worse on data it has not seen, and the difference between
+  adaptive methods and SGD in how well they generalise is one of the long-running questions about
+  them. Nothing is tuned on these numbers (the search reads training losses only), so they are an
+  honest comparison.
+* the **steps to target** $t^\star$: the first step at which the moving mean falls to the task's
+  target loss, $\bar L_t \le L_{\text{target}}$, or `None` if it never does. Final losses compare
+  where optimizers *end*; this compares how *fast* they get somewhere useful, which is what decides
+  the cost of training. The moving mean, not the raw $L_t$, is compared, because one lucky batch of
+  64 images can dip below the target long before the model is there.
 * the **wall time** of the training loop. Optimizers that need no closure are stepped with
-  `evaluate_before_step=False`, one forward and backward pass per step; those that do (SAM) get the
-  gradients before `step` as well, so their time includes every pass they ask for.
+  `evaluate_before_step=False`, one forward and backward pass per step; those that do
+  ([SAM](sam.md)) get the gradients before `step` as well, so their time includes every pass they
+  ask for. Steps to target times the time per step is the honest cost of a method that does more
+  work per step.
+
+The targets are set where a good optimizer arrives within the run and a poor one does not: $0.1$
+nats for the digits (the geometric mean of the probability the model gives the right digit is then
+$e^{-0.1} \approx 90\%$), $2.2$ nats for the characters, against $\ln 96 \approx 4.56$ for a model that
+knows nothing (a perplexity of $e^{2.2} \approx 9$ candidates per character instead of 96).
+
+## Reading the numbers together
+
+No single column ranks optimizers. A few patterns to look for:
+
+* **low final loss, high held-out loss**: the optimizer fits the training data well and the model
+  overfits.
+* **few steps to target, slow wall time**: more work per step (SAM's two passes); compare steps to
+  target times seconds per step.
+* **no steps to target, low held-out loss**: the optimizer is slow but careful; a longer run, or a
+  larger learning rate than the tuning chose, may be all it needs.
+* **untuned** (see [tuned](tuned.md)): the optimizer ran at its defaults; its numbers say little
+  about what it can do.
+
+## Runs that fail
 
 A run whose loss becomes non-finite, or grows past ten times its first value, is stopped and marked
 `diverged`. An optimizer that refuses the model when it is built (with `ValueError`,
-`RuntimeError` or `NotImplementedError`, the convention of the toy runner) is marked `skipped`.
+`RuntimeError` or `NotImplementedError`, the convention of the toy [runner](runner.md)) is marked
+`skipped`.
 """
 
 import math
@@ -45,7 +89,13 @@ class Task:
     r"""
     One small task: `target_loss` for the steps-to-target column, `window` steps for the moving mean,
     and the length of a full run (`length`: epochs for the digits, steps for the text) and of the
-    short runs the tuning search uses (`tuning_length`).
+    short runs the tuning search uses (`tuning_length`). `accuracy_label` names the accuracy column
+    in tables.
+
+    The tuning length is shorter than the full run only where a full run would make the search too
+    slow: the learning rate that is best for a short run is not always the best for a long one
+    ([Wu et al., 2018](https://arxiv.org/abs/1803.02021) study this short-horizon bias), so the
+    shortcut is taken only where it must be.
     """
 
     name: str
@@ -57,7 +107,10 @@ class Task:
     accuracy_label: str
 
     def steps(self, length: int | None = None) -> int:
-        """The number of optimizer steps in a run of `length` (the task's own by default)."""
+        r"""
+        The number of optimizer steps in a run of `length` (the task's own by default): `length`
+        itself for the text, `length` epochs of $\lceil 1348 / 64 \rceil = 22$ batches for the digits.
+        """
         length = self.length if length is None else length
         if self.name == "charlm":
             return length
@@ -68,6 +121,12 @@ DIGITS_BATCH = 64
 # One epoch of the digits: 1,348 training images in batches of 64.
 DIGITS_WINDOW = 22
 
+# ## The three tasks
+#
+# The digits MLP is tuned on full runs (10 epochs, 220 steps); the CNN costs more per step and is
+# tuned on 4 epochs; the character model on 200 of its 500 steps. The character model's window, 40
+# batches of 128 windows, averages over about 5,000 predictions, as the digits' window of one epoch
+# averages over 1,348 images.
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
@@ -83,6 +142,14 @@ TASKS: dict[str, Task] = {
 
 @dataclass
 class TaskResult:
+    r"""
+    Everything one run reports. `losses` are the per-step training losses $L_t$; `final_loss` is
+    $\bar L_T$; `heldout_loss` and `accuracy` are measured after training; `steps_to_target` is
+    $t^\star$ (or `None`); `seconds` the wall time of the loop. `length` is the run's length in the
+    task's unit (epochs or steps). The loss-derived numbers keep their defaults ($+\infty$, $0$,
+    `None`) when the run was `skipped` or `diverged`, so a failed run can never look good in a table.
+    """
+
     task: str
     optimizer: str
     config: dict[str, Any]
@@ -99,23 +166,38 @@ class TaskResult:
 
     @property
     def tuned(self) -> bool:
+        r"""Whether the configuration was chosen for this task (searched, set by hand, or given)."""
         return self.source != "default"
 
 
 def moving_mean(values: list[float], window: int) -> torch.Tensor:
-    r"""The mean of each run of `window` consecutive values (the first `window - 1` use what there is)."""
+    r"""
+    The mean of each run of `window` consecutive values (the first `window - 1` use what there is):
+    $$\bar L_t = \frac{1}{\min(t, n)} \sum_{s = \max(1,\, t - n + 1)}^{t} L_s,$$
+    computed for every $t$ at once from the running sums $S_t = \sum_{s \le t} L_s$ as
+    $(S_t - S_{t-n}) / \min(t, n)$, with $S_t = 0$ for $t \le 0$.
+    """
     series = torch.tensor(values, dtype=torch.float64)
+    # $$S_t = \sum_{s \le t} L_s$$
     sums = series.cumsum(0)
+    # $$\min(t, n)$$
     counts = torch.arange(1, len(series) + 1, dtype=torch.float64).clamp(max=window)
+    # $S_{t-n}$: the running sums moved $n$ places to the right, with zeros shifted in.
     shifted = torch.cat((torch.zeros(window, dtype=torch.float64), sums))[: len(series)]
+    # $$\bar L_t = \frac{S_t - S_{t-n}}{\min(t, n)}$$
     return (sums - shifted) / counts
 
 
 def steps_to_target(losses: list[float], window: int, target: float) -> int | None:
-    """The first step (counted from 1) at which the moving mean of the loss is at most `target`."""
+    r"""
+    The first step (counted from 1) at which the moving mean of the loss is at most `target`,
+    $$t^\star = \min\{\,t : \bar L_t \le L_{\text{target}}\,\},$$
+    or `None` when no step gets there.
+    """
     if not losses:
         return None
     below = (moving_mean(losses, window) <= target).nonzero()
+    # The tensor index $t - 1$ of the first step below the target, counted from 1.
     return int(below[0]) + 1 if len(below) else None
 
 
@@ -130,7 +212,14 @@ def run_task(
     r"""
     Train the task's model with the optimizer of the registry entry `info` (constructor arguments
     `config`, the tuned ones by default) for `length` epochs or steps (the task's own by default).
+
+    * `config` replaces the tuned configuration entirely, as in `run_trajectory`.
+    * `after_step(step, loss)` is called after every step, for progress bars.
+    * `seed` fixes the model's initialisation and the order of the batches. Two runs with the same
+      seed see the same data in the same order, so a difference between two optimizers is theirs,
+      not the data's; running a few seeds shows how much of a difference is noise.
     """
+    # The configuration: the tuned one for this task, or the one given.
     if config is None:
         tuned = info.tuned(task.name)
         config, source = dict(tuned.config), tuned.source
@@ -140,6 +229,14 @@ def run_task(
     result = TaskResult(task.name, info.key, config, source, length)
     first_loss: list[float] = []
 
+    # ### Watching for divergence
+    #
+    # Called after every step by the training loop, which stops when it returns `False`. The run has
+    # diverged when
+    # $$L_t \notin \mathbb{R} \quad\text{or}\quad L_t > 10\, L_1:$$
+    # an untrained classifier starts near $\ln 10 \approx 2.3$ (digits) or $\ln 96 \approx 4.6$
+    # (characters), and a loss ten times that is not coming back. Stopping saves the rest of the
+    # run, which matters when the tuning search tries learning rates that are far too large.
     def watch(step: int, loss: float) -> bool:
         first_loss.append(loss) if not first_loss else None
         if after_step is not None:
@@ -149,12 +246,16 @@ def run_task(
             return False
         return True
 
+    # The optimizer is built inside the training function (which creates the model first); a
+    # refusal is carried out of it as `_Refused`, so that a `ValueError` raised anywhere else in
+    # training is not mistaken for one.
     def make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
         try:
             return info.build(model.parameters(), **config)
         except SKIPPABLE as error:
             raise _Refused(f"{type(error).__name__}: {error}") from error
 
+    # Gradients before `step` only for optimizers that need a closure (see the notes on wall time).
     options = dict(after_step=watch, seed=seed, evaluate_before_step=bool(info.requires_closure))
     try:
         if task.name == "charlm":
@@ -170,38 +271,59 @@ def run_task(
         result.skipped = str(refusal)
         return result
 
+    # The losses and the time are kept for every run that started; the summary numbers only for a
+    # run that finished, so a diverged run keeps $\bar L_T = +\infty$ and no steps to target.
     result.losses = run.losses
     result.seconds = run.seconds
     if not result.diverged:
+        # $$\bar L_T$$
         result.final_loss = float(moving_mean(run.losses, task.window)[-1])
         result.heldout_loss, result.accuracy = heldout_loss, accuracy
+        # $$t^\star = \min\{\,t : \bar L_t \le L_{\text{target}}\,\}$$
         result.steps_to_target = steps_to_target(run.losses, task.window, task.target_loss)
     return result
 
 
 def task_score(task: Task, result: TaskResult) -> float:
-    r"""The tuning score: the mean training loss over the last fifth of the run ($+\infty$ if it diverged)."""
+    r"""
+    ### The tuning score of a task run
+
+    The mean training loss over the last fifth of the run ($+\infty$ if it diverged): with $T$ steps
+    and $k = \max(1, \lfloor T/5 \rfloor)$,
+    $$\text{score} = \frac{1}{k} \sum_{t = T - k + 1}^{T} L_t.$$
+    The last fifth rather than the last step, because one batch is noisy; not the whole run, because
+    the question is where the optimizer ends up, and a learning rate that starts slowly but ends low
+    should win over one that starts fast and stalls. Training losses only: the held-out numbers stay
+    untouched by the search.
+    """
     if result.skipped is not None or result.diverged or not result.losses:
         return math.inf
+    # The last $k = \max(1, \lfloor T/5 \rfloor)$ losses.
     tail = result.losses[-max(1, len(result.losses) // 5):]
     score = sum(tail) / len(tail)
     return score if math.isfinite(score) else math.inf
 
 
 class _Refused(Exception):
-    """An optimizer refused the model when it was built."""
+    r"""An optimizer refused the model when it was built."""
 
 
+# ## Loading the data once
+#
+# Every run of a task reads the same data, and the tuning search makes dozens of runs; the data is
+# loaded on first use and kept for the life of the process.
 _CACHE: dict[str, Any] = {}
 
 
 def _digits_data() -> digits.DigitsData:
+    r"""The digits, loaded once (float32, the default split)."""
     if "digits" not in _CACHE:
         _CACHE["digits"] = digits.load_digits()
     return _CACHE["digits"]
 
 
 def _char_data() -> charlm.CharData:
+    r"""The encoded text, loaded once."""
     if "chars" not in _CACHE:
         _CACHE["chars"] = charlm.load_chars()
     return _CACHE["chars"]
