@@ -1,5 +1,7 @@
 """Shared helpers for the tests: the registry's optimizers and a small deterministic problem."""
 
+import io
+
 import pytest
 import torch
 
@@ -47,3 +49,11 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
             scheduler.step()
         losses.append(loss.item())
     return losses
+
+
+def save_and_load(state: dict) -> dict:
+    """`state` after a trip through `torch.save` and `torch.load(..., weights_only=True)`, as a checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)

@@ -1,7 +1,6 @@
 """The composable optimizer: each assembled optimizer equals its class-based twin; order matters as predicted."""
 
 import copy
-import io
 from collections.abc import Callable
 
 import pytest
@@ -32,7 +31,7 @@ from annotated_opt.verification import (
     relative_error,
 )
 
-from .helpers import toy_problem, train_steps
+from .helpers import save_and_load, toy_problem, train_steps
 
 STEPS = 100
 TOLERANCE = 1e-12
@@ -299,10 +298,7 @@ def test_state_dict_round_trip_continues_bit_identically(build, through_file) ->
     twin = build(twin_model.parameters(), lr=0.01)
     state = optimizer.state_dict()
     if through_file:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        buffer.seek(0)
-        state = torch.load(buffer, weights_only=True)
+        state = save_and_load(state)
     twin.load_state_dict(state)
     assert train_steps(model, optimizer, inputs, targets, 8) == train_steps(twin_model, twin, inputs, targets, 8)
     for p, q in zip(model.parameters(), twin_model.parameters()):

@@ -1,7 +1,6 @@
 """LARS: each convention against an independent transcription of its source, and the aggregated path
 against the per-tensor one, in float64."""
 
-import io
 import math
 
 import pytest
@@ -10,6 +9,8 @@ import torch
 from annotated_opt.lars import LARS, LARS_CONVENTIONS
 from annotated_opt.registry import REGISTRY
 from annotated_opt.verification import verify_config
+
+from .helpers import save_and_load
 
 DT = torch.float64
 STEPS = 3
@@ -445,10 +446,7 @@ def test_state_dict_with_names_is_plain_and_loads_with_weights_only() -> None:
         for (_, p), g in zip(first, step_grads):
             p.grad = g.clone()
         optimizer.step()
-    buffer = io.BytesIO()
-    torch.save(optimizer.state_dict(), buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=True)
+    state = save_and_load(optimizer.state_dict())
     second = [(n, p.detach().clone().requires_grad_()) for n, p in first]
     twin = LARS(second, **LARS_CONVENTIONS["mxnet"], weight_decay=0.01)
     twin.load_state_dict(state)
@@ -584,10 +582,7 @@ def test_master_weights_survive_a_state_dict_round_trip(through_file) -> None:
         run(first, optimizer, step_grads)
     state = optimizer.state_dict()
     if through_file:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        buffer.seek(0)
-        state = torch.load(buffer, weights_only=True)
+        state = save_and_load(state)
     second = [p.detach().clone().requires_grad_() for p in first]
     twin = LARS(second, multi_precision=True, weight_decay=1e-3)
     twin.load_state_dict(state)

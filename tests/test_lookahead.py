@@ -1,13 +1,14 @@
 """Lookahead: against the paper's loop written out, against pytorch_optimizer, checkpoints and errors."""
 
 import copy
-import io
 
 import pytest
 import torch
 from torch import nn
 
 from annotated_opt import SAM, SGD, Adam, Lookahead
+
+from .helpers import save_and_load
 
 DTYPE = torch.float64
 
@@ -144,11 +145,8 @@ def test_checkpoint_mid_run_continues_identically(base) -> None:
 
     first, first_scheduler = make(model)
     train_on(model, first, batches[:7], first_scheduler)
-    buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optimizer": first.state_dict(),
-                "scheduler": first_scheduler.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
+    checkpoint = save_and_load({"model": model.state_dict(), "optimizer": first.state_dict(),
+                                "scheduler": first_scheduler.state_dict()})
     resumed_model = copy.deepcopy(model)
     with torch.no_grad():
         for p in resumed_model.parameters():

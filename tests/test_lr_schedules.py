@@ -1,7 +1,6 @@
 """The Adam-family schedules: values by hand, the floor after the end, both ways of using them."""
 
 import copy
-import io
 import math
 
 import pytest
@@ -17,6 +16,8 @@ from annotated_opt.lr_schedules import (
     attach,
     detach,
 )
+
+from .helpers import save_and_load
 
 
 def test_linear_warmup_values() -> None:
@@ -139,12 +140,6 @@ def test_torch_scheduler_form_gives_the_same_rates_and_updates() -> None:
     lambda_scheduler = torch.optim.lr_scheduler.LambdaLR(lambda_optimizer, lambda epoch: SCHEDULE(epoch + 1))
     assert train(lambda_model, lambda_optimizer, inputs, targets, 15, lambda_scheduler) == rates
 
-
-def save_and_load(state: dict) -> dict:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 @pytest.mark.parametrize("attach_first", [True, False], ids=["attach-then-load", "load-then-attach"])

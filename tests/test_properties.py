@@ -5,7 +5,6 @@ skips one only through its `exemptions`, with a reason.
 """
 
 import copy
-import io
 import math
 import warnings
 
@@ -30,6 +29,7 @@ from .battery import (
     state_tensors,
     twin,
 )
+from .helpers import save_and_load
 
 # The awkward parameter set of the verification harness: 0-d, vectors, a matrix, a 4-d tensor, two
 # zero-size ones, a non-contiguous one, one without a gradient every third step, one always frozen.
@@ -48,12 +48,6 @@ def awkward(info, config, seed=0, dtype=torch.float64):
 def run_awkward(optimizer, params, steps, seed=0):
     run(optimizer, params, steps, seed, without_grad=awkward_without_grad)
 
-
-def save_and_load(state_dict):
-    buffer = io.BytesIO()
-    torch.save(state_dict, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 # ---------------------------------------------------------------------------------------------- state

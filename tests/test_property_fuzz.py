@@ -12,7 +12,6 @@ modest number of examples per optimizer.
 """
 
 import copy
-import io
 import math
 import warnings
 
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 from annotated_opt.nonfinite import NonFiniteGradientError
 
 from .battery import assert_finite, entries, exempt, noise, same, twin
+from .helpers import save_and_load
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -134,12 +134,10 @@ def test_random_shapes_hyper_parameters_and_gradients(info, data) -> None:
     restored = restored_params = None
     for step in range(1, scenario["steps"] + 1):
         if step == scenario["checkpoint"] + 1:
-            buffer = io.BytesIO()
-            torch.save(optimizer.state_dict(), buffer)
-            buffer.seek(0)
+            checkpoint = save_and_load(optimizer.state_dict())
             restored_params = twin(params)
             restored = info.build(restored_params, **scenario["config"])
-            restored.load_state_dict(torch.load(buffer, weights_only=True))
+            restored.load_state_dict(checkpoint)
         take_step(scenario, optimizer, params, step)
         if restored is not None:
             take_step(scenario, restored, restored_params, step)

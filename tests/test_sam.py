@@ -2,7 +2,6 @@
 
 import copy
 import functools
-import io
 
 import pytest
 import torch
@@ -11,6 +10,8 @@ from torch import nn
 from annotated_opt import SAM, SGD, Adam, disable_running_stats, enable_running_stats, running_stats_frozen
 from annotated_opt.digits import load_digits, mlp, train
 from annotated_opt.registry import REGISTRY
+
+from .helpers import save_and_load
 
 DTYPE = torch.float64
 
@@ -275,10 +276,7 @@ def run_with_checkpoint(make_optimizer, model, batches, stop: int, through_file:
     train_on(model, optimizer, scheduler, batches[:stop])
     checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict()}
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
+    checkpoint = save_and_load(checkpoint)
 
     resumed_model = copy.deepcopy(model)
     with torch.no_grad():
