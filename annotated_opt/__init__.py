@@ -2,38 +2,92 @@ r"""
 # annotated_opt
 
 A literate, annotated reference library of deep-learning optimizers for PyTorch. Every optimizer is a
-small, heavily commented module extending [`GenericAdaptiveOptimizer`](base.md), and each is checked
+small, heavily commented module extending [`GenericAdaptiveOptimizer`](core/base.md), and each is checked
 against an independent implementation.
+
+## Where things live
+
+* `annotated_opt/*.py`: the optimizers, one algorithm per module, as `torch/optim/` lists its
+  algorithms. `annotated_opt.Adam` is `annotated_opt.adam.Adam`.
+* `annotated_opt/core/`: the [machinery they share](core/index.md): the base class, weight decay,
+  per-parameter options, the non-finite policy, master weights, argument checks, wrappers, the
+  registry and the verification harness.
+* `annotated_opt/schedules/`: every [schedule](schedules/index.md), for `torch.optim` code and for the
+  composable view.
+* `annotated_opt/composable/`: the [composable view](composable/index.md), optimizers as stats and
+  steppers.
+* `annotated_opt/toys/`: the [toy experiments](toys/index.md) and the demonstrations: the toy
+  surfaces, the digits and character tasks, the AMSGrad counter-example, and the command line.
+
+Modules that moved into the subpackages stay importable under their earlier names
+(`annotated_opt.base`, `annotated_opt.digits`, `annotated_opt.lr_schedules`, ...), so code written
+against those names keeps working.
 """
 
-from . import annealing, composable, lr_schedules
+import importlib
+import sys
+
+from . import composable, schedules
 from .adabelief import AdaBelief
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
 from .amsgrad import AMSGrad
-from .base import GenericAdaptiveOptimizer
+from .core.base import GenericAdaptiveOptimizer
+from .core.nonfinite import NonFiniteGradientError
+from .core.options import learning_rate, param_groups_without_decay, param_option
+from .core.registry import REGISTRY, OptimizerInfo, Reference
+from .core.weight_decay import WeightDecay
+from .core.wrapper import OptimizerWrapper
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lookahead import Lookahead
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
-from .nonfinite import NonFiniteGradientError
-from .options import learning_rate, param_groups_without_decay, param_option
 from .radam import RAdam
-from .registry import REGISTRY, OptimizerInfo, Reference
 from .rmsprop import RMSprop
 from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
+from .schedules import annealing, lr_schedules
 from .sgd import SGD
-from .weight_decay import WeightDecay
-from .wrapper import OptimizerWrapper
+
+# The earlier module paths, each an alias of the module that now holds its code: `import
+# annotated_opt.base` and `from annotated_opt.digits import train` keep working.
+MOVED_MODULES = {
+    "base": "core.base",
+    "nonfinite": "core.nonfinite",
+    "options": "core.options",
+    "precision": "core.precision",
+    "registry": "core.registry",
+    "tuned": "core.tuned",
+    "validation": "core.validation",
+    "verification": "core.verification",
+    "weight_decay": "core.weight_decay",
+    "wrapper": "core.wrapper",
+    "annealing": "schedules.annealing",
+    "lr_schedules": "schedules.lr_schedules",
+    "composable.schedules": "schedules.functional",
+    "digits": "toys.digits",
+    "adam_counterexample": "toys.counterexample",
+}
+
+
+def _alias_moved_modules() -> None:
+    for old, new in MOVED_MODULES.items():
+        module = importlib.import_module(f".{new}", __name__)
+        parent, _, name = f"{__name__}.{old}".rpartition(".")
+        setattr(sys.modules[parent], name, module)
+        sys.modules[f"{parent}.{name}"] = module
+
+
+_alias_moved_modules()
 
 __all__ = [
     "REGISTRY",
     "annealing",
     "composable",
     "lr_schedules",
+    "schedules",
     "SGD",
     "AMSGrad",
     "AdaBelief",
@@ -51,7 +105,6 @@ __all__ = [
     "OptimizerInfo",
     "RAdam",
     "Lookahead",
-    "OptimizerInfo",
     "OptimizerWrapper",
     "RMSprop",
     "Reference",

@@ -90,9 +90,9 @@ from typing import Any
 import torch
 
 from .adam import Adam
-from .base import ParamsT
+from .core.base import ParamsT
+from .core.weight_decay import WeightDecay
 from .radam import RAdam
-from .weight_decay import WeightDecay
 
 
 class AdaBelief(RAdam):

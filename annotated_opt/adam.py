@@ -97,10 +97,10 @@ from typing import Any
 
 import torch
 
-from .base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
-from .options import learning_rate
-from .validation import check_betas, check_non_negative
-from .weight_decay import WeightDecay
+from .core.base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
+from .core.options import learning_rate
+from .core.validation import check_betas, check_non_negative
+from .core.weight_decay import WeightDecay
 
 
 def constructor_arguments(cls: type) -> set[str]:

@@ -5,7 +5,7 @@ r"""
 can fail to converge even on a convex problem. The culprit is the moving average $v_t$: after a rare
 large gradient, $v_t$ forgets it within about $1/(1-\beta_2)$ steps, the step size grows back, and the
 frequent small gradients pointing the wrong way win. Their counter-example is a one-dimensional
-linear loss where Adam drifts to the worst end of the interval; [the experiment](adam_counterexample.md)
+linear loss where Adam drifts to the worst end of the interval; [the experiment](counterexample.md)
 runs it, and the plot on this page shows the two trajectories.
 
 The fix changes one line. Keep the largest $v$ seen so far and divide by that:

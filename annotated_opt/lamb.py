@@ -60,10 +60,10 @@ from typing import Any
 import torch
 
 from .adam import Adam
-from .base import ParamsT
-from .options import learning_rate, param_option
-from .validation import check_non_negative
-from .weight_decay import WeightDecay
+from .core.base import ParamsT
+from .core.options import learning_rate, param_option
+from .core.validation import check_non_negative
+from .core.weight_decay import WeightDecay
 
 
 class LAMB(Adam):

@@ -176,10 +176,10 @@ from typing import Any
 
 import torch
 
-from .base import ParamsT
-from .options import learning_rate, param_option
+from .core.base import ParamsT
+from .core.options import learning_rate, param_option
+from .core.validation import check_non_negative
 from .sgd import SGD
-from .validation import check_non_negative
 
 # The two denominators of the ratio: $\lVert g\rVert + \beta\lVert w\rVert$ and $\lVert g + \beta w\rVert$.
 TRUST_RATIO_NORMS = ("gradient", "update")

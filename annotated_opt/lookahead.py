@@ -57,8 +57,8 @@ from typing import Any
 
 import torch
 
-from . import precision
-from .wrapper import OptimizerWrapper
+from .core import precision
+from .core.wrapper import OptimizerWrapper
 
 
 class Lookahead(OptimizerWrapper):

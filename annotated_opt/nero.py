@@ -84,9 +84,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import GenericAdaptiveOptimizer, ParamsT
-from .options import learning_rate, param_option
-from .validation import check_in_unit_interval
+from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.options import learning_rate, param_option
+from .core.validation import check_in_unit_interval
 
 # How far from the constraints an "initialised" parameter may be.
 INITIALISATION_TOLERANCE = 0.01

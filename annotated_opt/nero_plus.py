@@ -72,11 +72,11 @@ from typing import Any
 
 import torch
 
-from .base import GenericAdaptiveOptimizer, ParamsT
+from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.options import learning_rate, param_option
+from .core.validation import check_betas, check_non_negative
+from .core.weight_decay import WeightDecay
 from .nero import Nero, has_neurons_with_several_weights, project, row_norms
-from .options import learning_rate, param_option
-from .validation import check_betas, check_non_negative
-from .weight_decay import WeightDecay
 
 
 class NeroPlus(Nero):

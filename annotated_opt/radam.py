@@ -83,9 +83,9 @@ from typing import Any
 import torch
 
 from .amsgrad import AMSGrad
-from .base import ParamsT
-from .options import learning_rate
-from .weight_decay import WeightDecay
+from .core.base import ParamsT
+from .core.options import learning_rate
+from .core.weight_decay import WeightDecay
 
 THRESHOLDS: dict[str, tuple[float, bool]] = {
     "paper": (4.0, False),

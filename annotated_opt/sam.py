@@ -130,10 +130,10 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import precision
-from .base import GenericAdaptiveOptimizer, ParamsT
-from .validation import check_non_negative
-from .wrapper import OptimizerWrapper, make_base_optimizer
+from .core import precision
+from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.validation import check_non_negative
+from .core.wrapper import OptimizerWrapper, make_base_optimizer
 
 PERTURBATION_EPS = 1e-12
 SAVED = "sam_saved_param"

@@ -75,10 +75,10 @@ from typing import Any
 
 import torch
 
-from .base import GenericAdaptiveOptimizer, ParamsT
-from .options import learning_rate
-from .validation import check_non_negative
-from .weight_decay import WeightDecay
+from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.options import learning_rate
+from .core.validation import check_non_negative
+from .core.weight_decay import WeightDecay
 
 
 class SGD(GenericAdaptiveOptimizer):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 from annotated_opt import LAMB, LARS, SGD, Adam, Nero, NeroPlus
-from annotated_opt.digits import load_digits, mlp, train
+from annotated_opt.toys.digits import load_digits, mlp, train
 
 FREE_HEAD = {"constraints": False, "fixed_norm": False, "max_norm": math.inf, "zero_mean": False}
 

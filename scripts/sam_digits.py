@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from annotated_opt import SAM, SGD, Adam, Lookahead  # noqa: E402
-from annotated_opt.digits import load_digits, mlp, train  # noqa: E402
+from annotated_opt.toys.digits import load_digits, mlp, train  # noqa: E402
 
 CONTESTANTS = {
     "SGD (lr 0.05, momentum 0.9)": lambda m: SGD(m.parameters(), lr=0.05, momentum=0.9),

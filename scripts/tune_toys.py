@@ -1,6 +1,6 @@
 """Search the learning rate of every registered optimizer on every toy objective and small task.
 
-Writes annotated_opt/tuned_hparams.json (the rules are in annotated_opt/tuned.py). Deterministic:
+Writes annotated_opt/core/tuned_hparams.json (the rules are in annotated_opt/core/tuned.py). Deterministic:
 the same machine writes the same file. Examples:
 
     python scripts/tune_toys.py                      # everything (a few minutes on one core)
@@ -18,7 +18,7 @@ import torch
 # Import the package of this checkout, whatever is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from annotated_opt.registry import REGISTRY, get  # noqa: E402
+from annotated_opt.core.registry import REGISTRY, get  # noqa: E402
 from annotated_opt.toys.objectives import OBJECTIVES  # noqa: E402
 from annotated_opt.toys.tasks import TASKS  # noqa: E402
 from annotated_opt.toys.tuning import tune, write  # noqa: E402

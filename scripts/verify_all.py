@@ -7,8 +7,8 @@ from pathlib import Path
 # The repository root: some references are plain implementations kept in `tests/references`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from annotated_opt.registry import REGISTRY  # noqa: E402
-from annotated_opt.verification import verify  # noqa: E402
+from annotated_opt.core.registry import REGISTRY  # noqa: E402
+from annotated_opt.core.verification import verify  # noqa: E402
 
 
 def main() -> int:

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 import torch
 
-from annotated_opt.registry import PROPERTIES, REGISTRY, OptimizerInfo
-from annotated_opt.verification import clone_parameters
+from annotated_opt.core.registry import PROPERTIES, REGISTRY, OptimizerInfo
+from annotated_opt.core.verification import clone_parameters
 
 ALL = list(REGISTRY.values())
 

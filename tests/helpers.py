@@ -5,7 +5,7 @@ import io
 import pytest
 import torch
 
-from annotated_opt.registry import REGISTRY, OptimizerInfo
+from annotated_opt.core.registry import REGISTRY, OptimizerInfo
 
 VERIFIED = [info for info in REGISTRY.values() if info.reference is not None]
 

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from annotated_opt import AdaBelief, verification
-from annotated_opt.registry import REGISTRY
+from annotated_opt import AdaBelief
+from annotated_opt.core import verification
+from annotated_opt.core.registry import REGISTRY
 
 FLAGS = ("rectify", "amsgrad", "weight_decouple", "fixed_decay", "degenerated_to_sgd")
 

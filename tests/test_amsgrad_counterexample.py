@@ -1,8 +1,8 @@
 """The AMSGrad counter-example: Adam ends near the worst point, AMSGrad near the best."""
 
-from annotated_opt import adam_counterexample
 from annotated_opt.adam import Adam
 from annotated_opt.amsgrad import AMSGrad
+from annotated_opt.toys import counterexample as adam_counterexample
 
 
 def test_gradients_favour_the_lower_end() -> None:

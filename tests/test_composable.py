@@ -22,7 +22,7 @@ from annotated_opt.composable import (
     momentum_step,
     sgd_step,
 )
-from annotated_opt.verification import (
+from annotated_opt.core.verification import (
     SEEDS,
     clone_parameters,
     gradient_closure,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from annotated_opt.registry import REGISTRY
+from annotated_opt.core.registry import REGISTRY
 from annotated_opt.toys.objectives import OBJECTIVES
 from annotated_opt.toys.tasks import TASKS
 

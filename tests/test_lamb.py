@@ -8,9 +8,9 @@ import pytorch_optimizer
 import torch
 
 from annotated_opt import WeightDecay
+from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.verification import gradient_closure, make_parameters, param_groups, verify_config
 from annotated_opt.lamb import LAMB
-from annotated_opt.registry import REGISTRY
-from annotated_opt.verification import gradient_closure, make_parameters, param_groups, verify_config
 
 DT = torch.float64
 

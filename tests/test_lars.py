@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
+from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.verification import verify_config
 from annotated_opt.lars import LARS, LARS_CONVENTIONS
-from annotated_opt.registry import REGISTRY
-from annotated_opt.verification import verify_config
 
 from .helpers import save_and_load
 

@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-from annotated_opt.digits import load_digits, mlp, train
+from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.verification import gradient_closure, make_parameters, param_groups
 from annotated_opt.lamb import LAMB
 from annotated_opt.lars import LARS
 from annotated_opt.nero import Nero
 from annotated_opt.nero_plus import NeroPlus
-from annotated_opt.registry import REGISTRY
-from annotated_opt.verification import gradient_closure, make_parameters, param_groups
+from annotated_opt.toys.digits import load_digits, mlp, train
 
 from .helpers import config_cases, toy_problem, train_steps
 

@@ -11,7 +11,7 @@ from torch import nn
 import annotated_opt
 from annotated_opt.composable import adam, lr_find, momentum
 from annotated_opt.composable.lr_finder import LRFinderResult, centered_average
-from annotated_opt.digits import load_digits, mlp
+from annotated_opt.toys.digits import load_digits, mlp
 
 from .helpers import toy_problem, train_steps
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from annotated_opt import AdamW
-from annotated_opt.lr_schedules import (
+from annotated_opt.schedules.lr_schedules import (
     LinearWarmup,
     LRSchedule,
     Noam,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from annotated_opt import NAdam, nadam
-from annotated_opt.registry import REGISTRY
-from annotated_opt.verification import verify_config
+from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.verification import verify_config
 
 
 def test_momentum_schedule_values() -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from annotated_opt import SGD, Adam, GenericAdaptiveOptimizer
-from annotated_opt.nonfinite import NonFiniteGradientError, find_bad_gradients
+from annotated_opt.core.nonfinite import NonFiniteGradientError, find_bad_gradients
 
 
 def model_with_grads(nan_in: str) -> torch.nn.Module:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from annotated_opt.nonfinite import NonFiniteGradientError
-from annotated_opt.verification import make_parameters, param_groups
+from annotated_opt.core.nonfinite import NonFiniteGradientError
+from annotated_opt.core.verification import make_parameters, param_groups
 
 from .battery import (
     ALL,
@@ -600,7 +600,7 @@ def test_every_property_is_tested_and_every_test_names_its_property() -> None:
     """The registry's list of properties and the battery stay in step: each is checked by a test here."""
     import inspect
 
-    from annotated_opt.registry import PROPERTIES
+    from annotated_opt.core.registry import PROPERTIES
 
     from . import test_properties, test_property_fuzz
 

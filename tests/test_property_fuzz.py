@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotated_opt.nonfinite import NonFiniteGradientError
+from annotated_opt.core.nonfinite import NonFiniteGradientError
 
 from .battery import assert_finite, entries, exempt, noise, same, twin
 from .helpers import save_and_load

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from annotated_opt import SGD, Adam
-from annotated_opt.registry import OptimizerInfo
-from annotated_opt.verification import SEEDS, STEPS, make_parameters, verify, verify_config
+from annotated_opt.core.registry import OptimizerInfo
+from annotated_opt.core.verification import SEEDS, STEPS, make_parameters, verify, verify_config
 
 from .helpers import VERIFIED, config_cases
 

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from annotated_opt import SAM, SGD, Adam, disable_running_stats, enable_running_stats, running_stats_frozen
-from annotated_opt.digits import load_digits, mlp, train
-from annotated_opt.registry import REGISTRY
+from annotated_opt.core.registry import REGISTRY
+from annotated_opt.toys.digits import load_digits, mlp, train
 
 from .helpers import save_and_load
 
@@ -530,7 +530,7 @@ def test_a_nonfinite_second_pass_is_skipped_at_the_exact_weights(base) -> None:
 
 
 def test_a_nonfinite_second_pass_raises_at_the_exact_weights_and_by_hand_it_is_skipped_too() -> None:
-    from annotated_opt.nonfinite import NonFiniteGradientError
+    from annotated_opt.core.nonfinite import NonFiniteGradientError
 
     params = [torch.linspace(-1, 1, 5, dtype=DTYPE).requires_grad_()]
     optimizer = SAM(params, SGD, lr=0.1, rho=0.3)

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from annotated_opt import annealing
 from annotated_opt.composable import (
     ParamScheduler,
     Recorder,
@@ -17,7 +16,8 @@ from annotated_opt.composable import (
     sched_exp,
     sched_lin,
 )
-from annotated_opt.composable.schedules import CombinedSchedule, sample
+from annotated_opt.schedules import annealing
+from annotated_opt.schedules.functional import CombinedSchedule, sample
 
 
 def test_schedules_by_hand() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from annotated_opt import SGD, annealing
-from annotated_opt.digits import load_digits, mlp, train
+from annotated_opt.toys.digits import load_digits, mlp, train
 
 
 @pytest.mark.parametrize("shape", [annealing.linear, annealing.cosine, annealing.exponential])

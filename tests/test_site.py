@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from annotated_opt.registry import REGISTRY
+from annotated_opt.core.registry import REGISTRY
 
 from .site_server import CHROMIUM, CHROMIUM_ARGS, build_site, page_paths, serve
 

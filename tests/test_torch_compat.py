@@ -11,8 +11,8 @@ import copy
 import pytest
 import torch
 
-from annotated_opt.registry import OptimizerInfo
-from annotated_opt.verification import (
+from annotated_opt.core.registry import OptimizerInfo
+from annotated_opt.core.verification import (
     clone_parameters,
     gradient_closure,
     make_parameters,

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from annotated_opt import SGD, Adam
-from annotated_opt.digits import cnn, load_digits, train
-from annotated_opt.registry import REGISTRY, OptimizerInfo
+from annotated_opt.core.registry import REGISTRY, OptimizerInfo
 from annotated_opt.toys import charlm
+from annotated_opt.toys.digits import cnn, load_digits, train
 from annotated_opt.toys.tasks import TASKS, moving_mean, run_task, steps_to_target, task_score
 
 

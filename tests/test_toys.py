@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from annotated_opt.registry import REGISTRY, OptimizerInfo
+from annotated_opt.core.registry import REGISTRY, OptimizerInfo
+from annotated_opt.core.tuned import TUNED_HPARAMS_PATH, load_tuned, tuned_hparams
 from annotated_opt.toys import tuning
 from annotated_opt.toys.objectives import OBJECTIVES
 from annotated_opt.toys.runner import Trajectory, run_trajectory, toy_score
 from annotated_opt.toys.tasks import TASKS
-from annotated_opt.tuned import TUNED_HPARAMS_PATH, load_tuned, tuned_hparams
 
 
 def autograd_gradient(objective, x: float, y: float) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import matplotlib
 import pytest
 import torch
 
-from annotated_opt.registry import REGISTRY
+from annotated_opt.core.registry import REGISTRY
 from annotated_opt.toys.__main__ import main
 from annotated_opt.toys.objectives import OBJECTIVES
 

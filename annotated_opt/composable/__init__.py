@@ -16,7 +16,7 @@ away the names and every optimizer is a short list of small pieces, run in order
 [Assembled](assembled.md) shows SGD, momentum, RMSprop, Adam, AdamW and LAMB built from these
 pieces; the tests check each against its class-based twin to $10^{-12}$ in float64.
 
-Around the optimizer, the same smallness gives the training tools: [schedules](schedules.md) of
+Around the optimizer, the same smallness gives the training tools: [schedules](../schedules/functional.md) of
 any hyper-parameter built from the annealing primitives, a [parameter
 scheduler](param_scheduler.md) that drives them per group, a [recorder](recorder.md) of the
 learning rate and the loss, and the [learning-rate finder](lr_finder.md). These four work with any
@@ -26,13 +26,14 @@ The composable optimizers are *views* of the registered optimizers, not new algo
 not in the registry.
 """
 
-from . import assembled, schedules, stats, steppers
+from ..schedules import functional as schedules
+from ..schedules.functional import combine_scheds, sched_const, sched_cos, sched_exp, sched_lin
+from . import assembled, stats, steppers
 from .assembled import adam, adamw, lamb, momentum, rmsprop, sgd
 from .lr_finder import LRFinderResult, lr_find
 from .optimizer import ComposableOptimizer
 from .param_scheduler import ParamScheduler
 from .recorder import Recorder
-from .schedules import combine_scheds, sched_const, sched_cos, sched_exp, sched_lin
 from .stats import AverageGrad, AverageSqrGrad, Stat, StepCount
 from .steppers import (
     adam_step,

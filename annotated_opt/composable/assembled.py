@@ -31,8 +31,8 @@ explains), and Nesterov, RMSprop's `centered` and momentum options, and AMSGrad 
 stepper that teaches nothing new here.
 """
 
-from ..base import ParamsT
-from ..validation import check_betas
+from ..core.base import ParamsT
+from ..core.validation import check_betas
 from .optimizer import ComposableOptimizer
 from .stats import AverageGrad, AverageSqrGrad, Stat, StepCount
 from .steppers import adam_step, decoupled_weight_decay, l2_reg, lamb_step, momentum_step, rmsprop_step, sgd_step

@@ -9,7 +9,7 @@ A good learning rate sits on the falling part, well before the bottom.
 
 ## The sweep
 
-Step $k$ of $K$ uses the learning rate of an [exponential schedule](schedules.md),
+Step $k$ of $K$ uses the learning rate of an [exponential schedule](../schedules/functional.md),
 
 $$\eta_k = \eta_{\min}\left(\frac{\eta_{\max}}{\eta_{\min}}\right)^{k/(K-1)},$$
 
@@ -60,9 +60,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..schedules.functional import sched_exp
 from .param_scheduler import ParamScheduler
 from .recorder import Recorder
-from .schedules import sched_exp
 
 
 @dataclass

@@ -62,9 +62,9 @@ from typing import Any
 
 import torch
 
-from ..base import GenericAdaptiveOptimizer, ParamsT
-from ..options import OPTION_ATTRIBUTE, learning_rate, param_option
-from ..validation import check_in_unit_interval, check_non_negative
+from ..core.base import GenericAdaptiveOptimizer, ParamsT
+from ..core.options import OPTION_ATTRIBUTE, learning_rate, param_option
+from ..core.validation import check_in_unit_interval, check_non_negative
 from .stats import Stat
 
 Stepper = Callable[..., torch.Tensor | None]

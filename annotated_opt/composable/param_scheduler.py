@@ -5,7 +5,7 @@ r"""
 the one-cycle policy moves the momentum against the learning rate, some schedules raise the weight
 decay or $\beta_2$ during training. The hyper-parameters all live in the same place, the optimizer's
 parameter groups, so one small class can drive any of them: at every step it evaluates a
-[schedule](schedules.md) at the position $p = k / K$ (step $k$ of $K$) and writes the value into
+[schedule](../schedules/functional.md) at the position $p = k / K$ (step $k$ of $K$) and writes the value into
 `group[name]`.
 
 * One schedule applies to every group; a list gives each group its own (a smaller learning rate for
@@ -55,7 +55,7 @@ from typing import Any
 
 import torch
 
-from .schedules import Schedule
+from ..schedules.functional import Schedule
 
 
 class ParamScheduler:

@@ -18,7 +18,7 @@ The pieces, one module each:
 * `runner`: records the trajectory of any registered optimizer from the objective's fixed start;
 * `tasks` and `charlm`: the small real tasks (digits with an MLP and a CNN, a character-level
   language model on Python's own source) with one training loop for every optimizer;
-* `tuning`: the seeded search behind `annotated_opt/tuned_hparams.json`;
+* `tuning`: the seeded search behind `annotated_opt/core/tuned_hparams.json`;
 * `drawing`: the figures, shared by the command line and the site.
 """
 

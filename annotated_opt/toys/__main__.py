@@ -55,7 +55,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from ..registry import REGISTRY, OptimizerInfo
+from ..core.registry import REGISTRY, OptimizerInfo
 from .objectives import OBJECTIVES
 from .runner import SKIPPABLE, Trajectory, run_trajectory
 from .tasks import TASKS, TaskResult, run_task

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..digits import closure_step
+from .digits import closure_step
 
 # ## The text and its alphabet
 #

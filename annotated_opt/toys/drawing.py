@@ -46,7 +46,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from ..registry import REGISTRY
+from ..core.registry import REGISTRY
 from .objectives import OBJECTIVES, Objective
 from .runner import Trajectory
 from .tasks import TASKS, TaskResult, moving_mean

@@ -79,8 +79,7 @@ from typing import Any
 
 import torch
 
-from .. import digits
-from . import charlm
+from . import charlm, digits
 from .runner import SKIPPABLE
 
 

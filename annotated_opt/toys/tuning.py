@@ -40,7 +40,7 @@ within a factor $10^{1/6} \approx 1.47$ of a toy candidate ($10^{1/4} \approx 1.
 
 ## Reproducing and extending it
 
-`python scripts/tune_toys.py` runs the whole search and rewrites `annotated_opt/tuned_hparams.json`;
+`python scripts/tune_toys.py` runs the whole search and rewrites `annotated_opt/core/tuned_hparams.json`;
 the tests re-run one entry and check that it reproduces the shipped value. After adding an optimizer,
 tune just that one (`--optimizer NAME`, which passes only its registry entry as `infos`) and let
 `write` merge the result: the other entries stay as they were. The search runs on one thread, so the
@@ -61,7 +61,7 @@ from typing import Any
 
 import torch
 
-from ..tuned import TUNED_HPARAMS_PATH, load_tuned
+from ..core.tuned import TUNED_HPARAMS_PATH, load_tuned
 from .objectives import OBJECTIVES
 from .runner import run_trajectory, toy_score
 from .tasks import TASKS, run_task, task_score
@@ -178,7 +178,7 @@ def write(results: dict[str, dict[str, Any]], path: Path = TUNED_HPARAMS_PATH, r
     document = {
         "_search": {
             "written_by": "scripts/tune_toys.py",
-            "rules": "annotated_opt/tuned.py",
+            "rules": "annotated_opt/core/tuned.py",
             "toy_lrs": list(TOY_LRS),
             "task_lrs": list(TASK_LRS),
             "torch": torch.__version__.split("+")[0],

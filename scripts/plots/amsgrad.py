@@ -2,9 +2,9 @@
 
 import matplotlib.pyplot as plt
 
-from annotated_opt import adam_counterexample
 from annotated_opt.adam import Adam
 from annotated_opt.amsgrad import AMSGrad
+from annotated_opt.toys import counterexample as adam_counterexample
 
 from .style import save
 

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from annotated_opt import LARS, SGD
-from annotated_opt.digits import load_digits, mlp
+from annotated_opt.toys.digits import load_digits, mlp
 
 from .style import save
 

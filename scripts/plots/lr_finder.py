@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from annotated_opt.composable import adam, lr_find, momentum
-from annotated_opt.digits import load_digits, mlp, train
+from annotated_opt.toys.digits import load_digits, mlp, train
 
 from .style import plt, save
 

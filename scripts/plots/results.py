@@ -12,7 +12,7 @@ from functools import partial
 
 import torch
 
-from annotated_opt.registry import REGISTRY
+from annotated_opt.core.registry import REGISTRY
 from annotated_opt.toys.drawing import losses_figure, tasks_figure
 from annotated_opt.toys.tasks import TASKS, TaskResult, run_task
 

@@ -13,7 +13,7 @@ from annotated_opt.composable import (
     sched_exp,
     sched_lin,
 )
-from annotated_opt.composable.schedules import sample
+from annotated_opt.schedules.functional import sample
 
 from .style import plt, save
 

@@ -1,7 +1,7 @@
 """Toy trajectories: one figure on every optimizer's page, and the gallery that compares them all.
 
 Every optimizer of the registry runs on every toy objective at the hyper-parameters tuned for it
-(`annotated_opt/tuned.py`). The figures go to `docs/generated/plots/<optimizer key>/toy-trajectories.svg`
+(`annotated_opt/core/tuned.py`). The figures go to `docs/generated/plots/<optimizer key>/toy-trajectories.svg`
 and `docs/generated/plots/gallery/<objective>.svg`; the gallery's text and tables go to
 `docs/generated/gallery.md`, which `docs/gallery.md` includes.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from annotated_opt.registry import REGISTRY
+from annotated_opt.core.registry import REGISTRY
 from annotated_opt.toys.drawing import gallery_figure, trajectories_figure
 from annotated_opt.toys.objectives import OBJECTIVES
 from annotated_opt.toys.runner import Trajectory, run_trajectory

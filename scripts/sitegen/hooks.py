@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import posixpath
 import re
 import sys
 import time
@@ -35,8 +36,8 @@ from mkdocs.structure.files import File, Files  # noqa: E402
 from mkdocs.structure.pages import Page  # noqa: E402
 
 import annotated_opt  # noqa: E402
-from annotated_opt.registry import REGISTRY, OptimizerInfo  # noqa: E402
-from annotated_opt.verification import SEEDS, verify  # noqa: E402
+from annotated_opt.core.registry import REGISTRY, OptimizerInfo  # noqa: E402
+from annotated_opt.core.verification import SEEDS, verify  # noqa: E402
 from sitegen import page as markdown  # noqa: E402
 from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
 from sitegen.katex import KATEX_VERSION, MathError, plain_math, render_math, render_tex  # noqa: E402
@@ -136,6 +137,7 @@ def _guide_key(path: Path) -> tuple[int, int, str]:
 
 
 def build_nav() -> list:
+    r"""Home; the optimizers by family; the machinery, subpackage by subpackage; the guides; other pages."""
     nav: list = [{"Home": "index.md"}]
 
     families: dict[str, list[OptimizerInfo]] = {}
@@ -147,29 +149,43 @@ def build_nav() -> list:
         entries = [{info.name: module_for(info.module).src_uri} for info in infos]
         optimizers.append({f"{family} family" if len(entries) > 1 else family: entries})
     nav.append({"Optimizers": optimizers})
+    nav.append({"Machinery": _machinery_nav()})
 
     guides = sorted(_markdown_pages(DOCS / "guides"), key=_guide_key) if (DOCS / "guides").is_dir() else []
     if guides:
         nav.append({"Guides": [f"guides/{p.name}" for p in guides]})
     nav += [p.name for p in _markdown_pages(DOCS) if p.name != "index.md"]
-
-    nav.append({"Library": _library_nav(())})
     return nav
 
 
-def _library_nav(folder: tuple[str, ...]) -> list:
-    """The modules (not optimizer pages) of one folder of the package, then its subpackages."""
-    entries: list = []
-    index = next((m for m in MODULES if m.folder == folder and m.path.name == "__init__.py"), None)
-    if index is not None:
-        entries.append({".".join(("annotated_opt",) + folder): index.src_uri})
-    for module in MODULES:
-        if module.folder == folder and module.path.name != "__init__.py" and not module.infos:
-            entries.append({module.name: module.src_uri})
-    subfolders = sorted({m.folder[: len(folder) + 1] for m in MODULES if len(m.folder) > len(folder)
-                         and m.folder[: len(folder)] == folder})
-    for sub in subfolders:
-        entries.append({sub[-1]: _library_nav(sub)})
+# The subpackages in the order a reader meets them: what every optimizer stands on first.
+SUBPACKAGE_ORDER = ("core", "schedules", "composable", "toys")
+
+
+def module_title(module: Module) -> str:
+    r"""The title of a module's page: the first heading of its notes, as plain text for a menu."""
+    title = annotate(module.path.read_text()).title
+    if not title:
+        raise PluginError(f"{module.source_name}: its docstring needs a first heading, the title of its page")
+    return DOLLAR_TEX.sub(lambda m: plain_math(m.group(1)), title.replace("`", ""))
+
+
+def _machinery_nav() -> list:
+    r"""
+    The modules that are not optimizers, each under its page's title: the package's own page, then one
+    section per subpackage, titled by the first words of its overview.
+    """
+    package = module_for("annotated_opt")
+    entries: list = [{module_title(package): package.src_uri}]
+    entries += [{module_title(m): m.src_uri} for m in MODULES if not m.folder and not m.infos and m is not package]
+    folders = sorted({m.folder[:1] for m in MODULES if m.folder},
+                     key=lambda f: (SUBPACKAGE_ORDER.index(f[0]) if f[0] in SUBPACKAGE_ORDER else len(SUBPACKAGE_ORDER), f))
+    for folder in folders:
+        members = [m for m in MODULES if m.folder[:1] == folder]
+        index = next(m for m in members if m.path.name == "__init__.py")
+        pages = [{"Overview": index.src_uri}] + [{module_title(m): m.src_uri} for m in members if m is not index]
+        nav_title = module_title(index).partition(":")[0]
+        entries.append({nav_title: pages})
     return entries
 
 
@@ -319,8 +335,26 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(File.generated(config, module.src_uri, content=module_page(module)))
     for site_path, path in katex_assets():
         files.append(File.generated(config, site_path, abs_src_path=str(path)))
+    for old, new in annotated_opt.MOVED_MODULES.items():
+        files.append(File.generated(config, _page_folder(old) + "index.html", content=redirect_page(old, new)))
     log.info(f"generated {len(MODULES)} module pages in {time.perf_counter() - start:.1f} s")
     return files
+
+
+def _page_folder(dotted: str) -> str:
+    """The folder a module's page is served from, `annotated_opt/core/base/` for `core.base`."""
+    return "annotated_opt/" + dotted.replace(".", "/") + "/"
+
+
+def redirect_page(old: str, new: str) -> str:
+    r"""
+    A module that moved into a subpackage keeps its old address: a small page there sends the browser
+    (and a search engine, through the canonical link) to the new one, so links made earlier still work.
+    """
+    target = posixpath.relpath(_page_folder(new), _page_folder(old)) + "/"
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Moved</title>'
+            f'<link rel="canonical" href="{target}"><meta http-equiv="refresh" content="0; url={target}">'
+            f'</head><body>This page moved to <a href="{target}">{target}</a>.</body></html>\n')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,6 +446,7 @@ def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files
 
 PERMALINK = r'\1<a class="ao-permalink" href="#\2" title="Link to this section" data-search-exclude>¶</a>'
 INLINE_TEX = re.compile(r"\\\((.*?)\\\)")
+DOLLAR_TEX = re.compile(r"\$([^$]+)\$")
 ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
 
 

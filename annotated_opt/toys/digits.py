@@ -25,7 +25,8 @@ of the registry.
 ## Using it
 
 ```python
-from annotated_opt import AdaBelief, digits
+from annotated_opt import AdaBelief
+from annotated_opt.toys import digits
 
 result = digits.train(digits.cnn(), lambda model: AdaBelief(model.parameters(), lr=1e-2), epochs=5)
 print(result.test_accuracy, result.losses[-1])

@@ -32,7 +32,7 @@ learning rate decays as $\alpha/\sqrt{t}$; that decay is the [Noam schedule](lr_
 $d = 1$ and no warmup. The plot on the AMSGrad page shows both trajectories; from the command line,
 
 ```
-python -m annotated_opt.adam_counterexample
+python -m annotated_opt.toys.counterexample
 ```
 
 prints where each optimizer ends.
@@ -42,9 +42,9 @@ import sys
 
 import torch
 
-from .adam import Adam
-from .amsgrad import AMSGrad
-from .lr_schedules import Noam, attach
+from ..adam import Adam
+from ..amsgrad import AMSGrad
+from ..schedules.lr_schedules import Noam, attach
 
 PERIOD = 101
 LARGE_GRADIENT = 1010.0

@@ -87,8 +87,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..core.validation import check_non_negative
 from . import annealing
-from .validation import check_non_negative
 
 
 @dataclasses.dataclass(frozen=True)

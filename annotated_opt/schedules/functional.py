@@ -7,7 +7,7 @@ hyper-parameter can follow one: the learning rate, the momentum, $\beta_2$, the 
 [parameter scheduler](param_scheduler.md) evaluates it at every step and writes the value into the
 optimizer's parameter groups.
 
-The shapes are the [annealing](../annealing.md) primitives of the library, which are functions of
+The shapes are the [annealing](annealing.md) primitives of the library, which are functions of
 `(start, end, position)`. A schedule fixes the first two:
 
 $$\texttt{sched\_lin}(s, e) = p \mapsto s + p\,(e - s) \qquad
@@ -39,7 +39,7 @@ import math
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from .. import annealing
+from . import annealing
 
 Schedule = Callable[[float], float]
 

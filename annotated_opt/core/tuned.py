@@ -4,7 +4,7 @@ r"""
 A plot that compares optimizers is only fair if each one runs with a learning rate chosen for it:
 [SGD](sgd.md) at Adam's learning rate crawls, and Adam at SGD's explodes. So every optimizer gets its
 own hyper-parameters for every toy objective and every small task, found by one seeded, deterministic
-search that `scripts/tune_toys.py` runs and writes to `annotated_opt/tuned_hparams.json`, a data file
+search that `scripts/tune_toys.py` runs and writes to `annotated_opt/core/tuned_hparams.json`, a data file
 shipped inside the package.
 
 ## The search

@@ -33,21 +33,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .adabelief import AdaBelief
-from .adagrad import Adagrad
-from .adam import Adam
-from .adamw import AdamW
-from .amsgrad import AMSGrad
-from .lamb import LAMB
-from .lars import LARS
-from .lookahead import Lookahead
-from .nadam import NAdam
-from .nero import Nero
-from .nero_plus import NeroPlus
-from .radam import RAdam
-from .rmsprop import RMSprop
-from .sam import SAM
-from .sgd import SGD
+from ..adabelief import AdaBelief
+from ..adagrad import Adagrad
+from ..adam import Adam
+from ..adamw import AdamW
+from ..amsgrad import AMSGrad
+from ..lamb import LAMB
+from ..lars import LARS
+from ..lookahead import Lookahead
+from ..nadam import NAdam
+from ..nero import Nero
+from ..nero_plus import NeroPlus
+from ..radam import RAdam
+from ..rmsprop import RMSprop
+from ..sam import SAM
+from ..sgd import SGD
 from .tuned import TunedHparams, tuned_hparams
 
 # The battery of properties, by name, with the sentence the test report prints for each. The names
