@@ -1,5 +1,5 @@
 r"""
-# annotated_opt
+# The package: where things live
 
 A literate, annotated reference library of deep-learning optimizers for PyTorch. Every optimizer is a
 small, heavily commented module extending [`GenericAdaptiveOptimizer`](core/base.md), and each is checked

@@ -190,3 +190,30 @@ def test_the_navigation_lists_every_module_and_optimizer() -> None:
     assert sorted(listed) == sorted(set(listed))
     assert {m.src_uri for m in hooks.MODULES} <= set(listed)
     assert "guides/how-pages-are-made.md" in listed
+
+
+def test_the_navigation_puts_optimizers_first_and_titles_every_page() -> None:
+    """Optimizers, then the machinery, then the guides; no module name stands in for a title."""
+    config = SimpleNamespace(nav=None)
+    hooks.on_config(config)
+    sections = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in config.nav]
+    assert sections.index("Optimizers") < sections.index("Machinery") < sections.index("Guides")
+    titles = []
+
+    def walk(entries):
+        for entry in entries:
+            if isinstance(entry, dict):
+                title, value = next(iter(entry.items()))
+                titles.append(title)
+                if isinstance(value, list):
+                    walk(value)
+
+    walk(config.nav)
+    module_names = {m.name for m in hooks.MODULES} | {"__main__", "__init__"}
+    assert not module_names & set(titles), sorted(module_names & set(titles))
+
+
+def test_a_moved_module_page_redirects_to_its_new_address() -> None:
+    html = hooks.redirect_page("base", "core.base")
+    assert 'url=../core/base/"' in html and 'rel="canonical" href="../core/base/"' in html
+    assert 'url=../../schedules/functional/"' in hooks.redirect_page("composable.schedules", "schedules.functional")

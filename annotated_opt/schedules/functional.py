@@ -1,5 +1,5 @@
 r"""
-# Schedules: a hyper-parameter as a function of training progress
+# Functional schedules: a hyper-parameter as a function of training progress
 
 A *schedule* here is a function of one number, the position $p \in [0, 1]$ in training (the
 fraction of the steps done), that returns the value a hyper-parameter should have there. Any

@@ -163,11 +163,14 @@ SUBPACKAGE_ORDER = ("core", "schedules", "composable", "toys")
 
 
 def module_title(module: Module) -> str:
-    r"""The title of a module's page: the first heading of its notes, as plain text for a menu."""
+    r"""
+    A module's title in the menu: the first heading of its notes as plain text, up to a colon
+    ("Weight decay: decoupled, L2, absolute" is listed as "Weight decay").
+    """
     title = annotate(module.path.read_text()).title
     if not title:
         raise PluginError(f"{module.source_name}: its docstring needs a first heading, the title of its page")
-    return DOLLAR_TEX.sub(lambda m: plain_math(m.group(1)), title.replace("`", ""))
+    return DOLLAR_TEX.sub(lambda m: plain_math(m.group(1)), title.replace("`", "")).partition(":")[0]
 
 
 def _machinery_nav() -> list:
@@ -178,14 +181,13 @@ def _machinery_nav() -> list:
     package = module_for("annotated_opt")
     entries: list = [{module_title(package): package.src_uri}]
     entries += [{module_title(m): m.src_uri} for m in MODULES if not m.folder and not m.infos and m is not package]
-    folders = sorted({m.folder[:1] for m in MODULES if m.folder},
-                     key=lambda f: (SUBPACKAGE_ORDER.index(f[0]) if f[0] in SUBPACKAGE_ORDER else len(SUBPACKAGE_ORDER), f))
+    order = {name: rank for rank, name in enumerate(SUBPACKAGE_ORDER)}
+    folders = sorted({m.folder[:1] for m in MODULES if m.folder}, key=lambda f: (order.get(f[0], len(order)), f))
     for folder in folders:
         members = [m for m in MODULES if m.folder[:1] == folder]
         index = next(m for m in members if m.path.name == "__init__.py")
         pages = [{"Overview": index.src_uri}] + [{module_title(m): m.src_uri} for m in members if m is not index]
-        nav_title = module_title(index).partition(":")[0]
-        entries.append({nav_title: pages})
+        entries.append({module_title(index): pages})
     return entries
 
 
