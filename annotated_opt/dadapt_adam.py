@@ -23,7 +23,8 @@ With $\eta_k = d_k \cdot \text{lr} \cdot \text{bc}_k$ (bc the optional bias corr
 norm taken over **all parameters of all groups** (one $d$ for the whole model):
 
 $$\begin{aligned}
-r_k &= \sqrt{\beta_2}\,r_{k-1} + (1-\sqrt{\beta_2})\;\eta_k\,\Big\langle g_k, \frac{s_{k-1}}{\sqrt{v_{k-1}} + \epsilon}\Big\rangle\\
+r_k &= \sqrt{\beta_2}\,r_{k-1}
+  + (1-\sqrt{\beta_2})\;\eta_k\,\Big\langle g_k, \frac{s_{k-1}}{\sqrt{v_{k-1}} + \epsilon}\Big\rangle\\
 m_k &= \beta_1 m_{k-1} + (1-\beta_1)\,\eta_k\,g_k \qquad v_k = \beta_2 v_{k-1} + (1-\beta_2)\,g_k^2\\
 s_k &= \sqrt{\beta_2}\,s_{k-1} + (1-\sqrt{\beta_2})\,\eta_k\,g_k\\
 \hat d_{k+1} &= \frac{r_k}{(1-\sqrt{\beta_2})\,\lVert s_k\rVert_1} \qquad

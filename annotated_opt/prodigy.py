@@ -140,7 +140,8 @@ class Prodigy(DAdaptAdam):
         if beta1 > 0:
             state["exp_avg"].mul_(beta1).add_(grad, alpha=d * (1 - beta1))
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=d * d * (1 - beta2))
-        # $$s_k = \beta_3\,s_{k-1} + \tfrac{d_k}{d_0}\,\eta_k\,g_k$$ (or $\tfrac{d_k}{d_0}\,d_k\,g_k$ with the safeguard)
+        # $$s_k = \beta_3\,s_{k-1} + \tfrac{d_k}{d_0}\,\eta_k\,g_k$$
+        # (or $\tfrac{d_k}{d_0}\,d_k\,g_k$ with the safeguard: no learning rate in the weight)
         s = state["s"]
         s.mul_(beta3).add_(sliced_grad, alpha=weight * (d if group["safeguard_warmup"] else step_size))
         return weight * step_size * inner, s.abs().sum().double()

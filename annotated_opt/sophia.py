@@ -158,7 +158,9 @@ class Sophia(GenericAdaptiveOptimizer):
         exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
         # $$\Big|\frac{m_t}{\rho B h_t + \epsilon}\Big| \text{ capped at } 1,$$ then the sign of $m_t$ back:
         # the same as clipping the signed ratio to $[-1, 1]$, with one division instead of two clamps.
+        # In `float16`, $\epsilon = 10^{-15}$ rounds to zero, and a coordinate with $m = 0$ and
+        # $h = 0$ would give $0/0$: that NaN becomes $0$, a zero step, as it is in higher precision.
         curvature = state["hessian"] * (group["rho"] * (bs if bs is not None else group["bs"]))
-        ratio = (exp_avg.abs() / curvature.add_(group["eps"])).clamp_(max=1)
+        ratio = (exp_avg.abs() / curvature.add_(group["eps"])).nan_to_num_(nan=0.0).clamp_(max=1)
         # $$\theta_t = \theta_{t-1} - \eta\,\mathrm{sign}(m_t)\,\min\Big(1, \frac{|m_t|}{\rho B h_t + \epsilon}\Big)$$
         param.addcmul_(exp_avg.sign(), ratio, value=-lr)

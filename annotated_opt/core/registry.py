@@ -524,7 +524,7 @@ register(OptimizerInfo(
     configs=(
         {},
         {"weight_decay": 0.05, "use_bias_correction": True},
-        {"weight_decay": 0.05, "decouple": True, "growth_rate": 1.1, "betas": (0.8, 0.99)},
+        {"weight_decay": 0.05, "decouple": True, "growth_rate": 2.0, "betas": (0.8, 0.99)},
         {"d0": 1e-3, "eps": 1e-4, "layer_scale": 0.5},
     ),
 ))
@@ -532,10 +532,14 @@ register(OptimizerInfo(
     name="Prodigy", cls=Prodigy, family="Learning-rate-free", parent="DAdaptAdam", year=2024, state_tensors=4,
     paper="Prodigy: An Expeditiously Adaptive Parameter-Free Learner", url="https://arxiv.org/abs/2306.06101",
     reference=Reference("prodigyopt.Prodigy"),
+    # The moments carry d and d^2: with d_0 = 1e-6, v's first increments are about 1e-12 g^2, below
+    # float16's smallest number (6e-8), so v and eps*d round to 0 and the step divides by zero.
+    exemptions={"native_dtypes": "the second moment carries d^2 (1e-12 at the start), below float16's range; "
+                                 "float16 parameters need master_weights (bfloat16 and float32 are exact enough)"},
     configs=(
         {},
         {"weight_decay": 0.05, "use_bias_correction": True, "safeguard_warmup": True},
-        {"weight_decay": 0.05, "decouple": False, "growth_rate": 1.1, "d_coef": 0.5, "beta3": 0.9},
+        {"weight_decay": 0.05, "decouple": False, "growth_rate": 2.0, "d_coef": 0.5, "beta3": 0.9},
         {"betas": (0.0, 0.99), "slice_p": 3, "d0": 1e-3},
     ),
 ))
@@ -564,4 +568,7 @@ register(OptimizerInfo(
         {"lr": 0.05, "bs": 4, "betas": (0.9, 0.95), "rho": 0.1},
     ),
     after_step=refresh_hessian_every_other_step,
+    # Until the first refresh (the battery never refreshes) every step is a sign step of size lr.
+    exemptions={"native_dtypes": "without a Hessian estimate the step is lr*sign(m), discontinuous at m = 0: a "
+                                 "momentum that rounds to zero in float16 moves by 0 where float64 moves by lr"},
 ))
