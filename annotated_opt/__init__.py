@@ -39,17 +39,22 @@ from .core.options import learning_rate, param_groups_without_decay, param_optio
 from .core.registry import REGISTRY, OptimizerInfo, Reference
 from .core.weight_decay import WeightDecay
 from .core.wrapper import OptimizerWrapper
+from .dadapt_adam import DAdaptAdam
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lookahead import Lookahead
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
+from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
+from .schedule_free_adamw import ScheduleFreeAdamW
+from .schedule_free_sgd import ScheduleFreeSGD, recompute_batchnorm_statistics
 from .schedules import annealing, lr_schedules
 from .sgd import SGD
+from .sophia import Sophia
 
 # The earlier module paths, each an alias of the module that now holds its code: `import
 # annotated_opt.base` and `from annotated_opt.digits import train` keep working.
@@ -116,4 +121,10 @@ __all__ = [
     "param_groups_without_decay",
     "param_option",
     "running_stats_frozen",
+    "DAdaptAdam",
+    "Prodigy",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
+    "Sophia",
+    "recompute_batchnorm_statistics",
 ]

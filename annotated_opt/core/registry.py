@@ -38,16 +38,21 @@ from ..adagrad import Adagrad
 from ..adam import Adam
 from ..adamw import AdamW
 from ..amsgrad import AMSGrad
+from ..dadapt_adam import DAdaptAdam
 from ..lamb import LAMB
 from ..lars import LARS
 from ..lookahead import Lookahead
 from ..nadam import NAdam
 from ..nero import Nero
 from ..nero_plus import NeroPlus
+from ..prodigy import Prodigy
 from ..radam import RAdam
 from ..rmsprop import RMSprop
 from ..sam import SAM
+from ..schedule_free_adamw import ScheduleFreeAdamW
+from ..schedule_free_sgd import ScheduleFreeSGD
 from ..sgd import SGD
+from ..sophia import Sophia
 from .tuned import TunedHparams, tuned_hparams
 
 # The battery of properties, by name, with the sentence the test report prints for each. The names
@@ -136,6 +141,9 @@ class OptimizerInfo:
       why (the algorithm, not the implementation, must be the reason). Empty by default: everything holds.
     * `negative_args` names constructor arguments for which a negative number is meaningful; every other
       numeric argument must refuse a negative value (and every one must refuse NaN).
+    * `after_step`, when set, is called as `after_step(optimizer, t)` after step `t` of the verification,
+      on ours and on the reference alike: what a training loop must do between steps besides `step`
+      (Sophia's refresh of its Hessian estimate).
     """
 
     name: str
@@ -154,6 +162,7 @@ class OptimizerInfo:
     requires_closure: bool = False
     exemptions: Mapping[str, str] = field(default_factory=dict)
     negative_args: tuple[str, ...] = ()
+    after_step: Callable[[Any, int], None] | None = None
 
     def build(self, params: Any, **config: Any) -> Any:
         r"""A new optimizer over `params` with the constructor arguments `config`."""
@@ -470,4 +479,96 @@ register(OptimizerInfo(
         {"base": "SGD", "lr": 0.05, "k": 1, "alpha": 0.3, "maximize": True},
     ),
     factory=build_lookahead,
+))
+
+
+# ## Methods of 2023-2024 checked against their authors' packages
+#
+# The adapters in `tests/references/authors_packages.py` only change how a package is called (the
+# Schedule-Free optimizers must be put in train mode, Sophia takes its batch size at each step).
+# None of these packages has `maximize`, so no configuration uses it.
+#
+# Schedule-Free: warmup, $r$ and `weight_lr_power` change the weights of the average, the second
+# configuration also an unusual interpolation; the second group's halved learning rate gives it
+# its own $\gamma_{\max}$ and weights.
+register(OptimizerInfo(
+    name="ScheduleFreeSGD", cls=ScheduleFreeSGD, family="Schedule-Free", parent="SGD", year=2024,
+    state_tensors=1,
+    paper="The Road Less Scheduled", url="https://arxiv.org/abs/2405.15682",
+    reference=Reference("tests.references.authors_packages.SGDScheduleFree"),
+    configs=(
+        {"lr": 0.1},
+        {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.05, "warmup_steps": 20},
+        {"lr": 0.2, "r": 1.0, "weight_lr_power": 0.0},
+    ),
+))
+register(OptimizerInfo(
+    name="ScheduleFreeAdamW", cls=ScheduleFreeAdamW, family="Schedule-Free", parent="ScheduleFreeSGD",
+    year=2024, state_tensors=2,
+    paper="The Road Less Scheduled", url="https://arxiv.org/abs/2405.15682",
+    reference=Reference("tests.references.authors_packages.AdamWScheduleFree"),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "betas": (0.95, 0.99), "weight_decay": 0.05, "warmup_steps": 20},
+        {"lr": 0.02, "eps": 1e-4, "r": 1.0, "weight_lr_power": 1.0},
+    ),
+))
+# D-Adaptation and Prodigy: `lr` is left at its default, since the authors' code refuses different
+# learning rates in different groups (ours accepts them). The configurations reach L2 and decoupled
+# decay, the bias correction, a finite growth rate, and for Prodigy the safeguard, $\beta_1 = 0$ (no
+# momentum buffer), a sliced estimate and a larger $d_0$.
+register(OptimizerInfo(
+    name="DAdaptAdam", cls=DAdaptAdam, family="Learning-rate-free", parent="Adam", year=2023, state_tensors=3,
+    paper="Learning-Rate-Free Learning by D-Adaptation", url="https://arxiv.org/abs/2301.07733",
+    reference=Reference("tests.references.authors_packages.DAdaptAdam"),
+    configs=(
+        {},
+        {"weight_decay": 0.05, "use_bias_correction": True},
+        {"weight_decay": 0.05, "decouple": True, "growth_rate": 2.0, "betas": (0.8, 0.99)},
+        {"d0": 1e-3, "eps": 1e-4, "layer_scale": 0.5},
+    ),
+))
+register(OptimizerInfo(
+    name="Prodigy", cls=Prodigy, family="Learning-rate-free", parent="DAdaptAdam", year=2024, state_tensors=4,
+    paper="Prodigy: An Expeditiously Adaptive Parameter-Free Learner", url="https://arxiv.org/abs/2306.06101",
+    reference=Reference("prodigyopt.Prodigy"),
+    # The moments carry d and d^2: with d_0 = 1e-6, v's first increments are about 1e-12 g^2, below
+    # float16's smallest number (6e-8), so v and eps*d round to 0 and the step divides by zero.
+    exemptions={"native_dtypes": "the second moment carries d^2 (1e-12 at the start), below float16's range; "
+                                 "float16 parameters need master_weights (bfloat16 and float32 are exact enough)"},
+    configs=(
+        {},
+        {"weight_decay": 0.05, "use_bias_correction": True, "safeguard_warmup": True},
+        {"weight_decay": 0.05, "decouple": False, "growth_rate": 2.0, "d_coef": 0.5, "beta3": 0.9},
+        {"betas": (0.0, 0.99), "slice_p": 3, "d0": 1e-3},
+    ),
+))
+
+
+def refresh_hessian_every_other_step(optimizer: Any, step: int) -> None:
+    r"""
+    Sophia's verification refreshes $h$ after every second step from the gradient just used (the
+    harness has no model to sample labels from, and the hook only reads `p.grad`). The parameter
+    without a gradient every third step then misses some refreshes, as a frozen one would.
+    """
+    if step % 2 == 0:
+        optimizer.update_hessian()
+
+
+# Sophia: with the default `bs` the step is Newton-like after the first refresh ($\rho B h$ is large);
+# with a small `bs` part of the coordinates clip, so both branches of the clip are checked.
+register(OptimizerInfo(
+    name="Sophia", cls=Sophia, family="Second-order", parent=None, year=2024, state_tensors=2,
+    paper="Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training",
+    url="https://arxiv.org/abs/2305.14342",
+    reference=Reference("tests.references.authors_packages.SophiaG"),
+    configs=(
+        {"lr": 0.05},
+        {"lr": 0.05, "bs": 16, "weight_decay": 0.05},
+        {"lr": 0.05, "bs": 4, "betas": (0.9, 0.95), "rho": 0.1},
+    ),
+    after_step=refresh_hessian_every_other_step,
+    # Until the first refresh (the battery never refreshes) every step is a sign step of size lr.
+    exemptions={"native_dtypes": "without a Hessian estimate the step is lr*sign(m), discontinuous at m = 0: a "
+                                 "momentum that rounds to zero in float16 moves by 0 where float64 moves by lr"},
 ))

@@ -312,6 +312,8 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
             # passed too, for the optimizers that evaluate the loss themselves.
             closure()
             optimizer.step(closure)
+            if info.after_step is not None:
+                info.after_step(optimizer, step)
         # After every step, not only at the end: an error that appears and is later damped away
         # (a wrong first step of a bias correction, say) is still caught.
         compare_states(ours, reference, our_params, reference_params, step, result)

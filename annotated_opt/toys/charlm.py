@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .digits import closure_step
+from .digits import closure_step, evaluation_point
 
 # ## The text and its alphabet
 #
@@ -222,6 +222,7 @@ def train(model: CharMLP, make_optimizer: Callable[[nn.Module], torch.optim.Opti
         if after_step is not None and after_step(step, loss.item()) is False:
             break
     result.seconds = time.perf_counter() - start
+    evaluation_point(optimizer)
     model.eval()
     result.heldout_loss, result.heldout_accuracy = evaluate(model, data.heldout)
     return result

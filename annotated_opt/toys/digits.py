@@ -242,5 +242,17 @@ def train(model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Op
         if stopped:
             break
     result.seconds = time.perf_counter() - start
+    evaluation_point(optimizer)
     result.test_loss, result.test_accuracy = evaluate(model, data.test_x, data.test_y)
     return result
+
+
+def evaluation_point(optimizer: torch.optim.Optimizer) -> None:
+    r"""
+    An optimizer whose parameters sit at a training point other than the one to evaluate
+    ([Schedule-Free](../schedule_free_sgd.md): $y$ while training, the average $x$ to evaluate) has an
+    `eval()` method that moves them; the tasks call it before measuring the test loss.
+    """
+    switch = getattr(optimizer, "eval", None)
+    if callable(switch):
+        switch()

@@ -1,0 +1,256 @@
+r"""
+# Schedule-Free SGD
+
+[Defazio et al., 2024](https://arxiv.org/abs/2405.15682) remove the learning-rate schedule. A decaying
+schedule is needed because the last iterate of SGD with a constant step keeps bouncing; an *average* of
+the iterates does not, but Polyak averaging alone is slow in practice. Schedule-Free keeps three
+sequences and evaluates the gradient at an interpolation between two of them:
+
+$$\begin{aligned}
+y_t &= (1-\beta)\,z_t + \beta\,x_t && \text{where the gradient is taken}\\
+z_{t+1} &= z_t - \gamma_t\,\big(g(y_t) + \lambda\,y_t\big) && \text{a plain SGD step}\\
+x_{t+1} &= (1-c_{t+1})\,x_t + c_{t+1}\,z_{t+1} && \text{a weighted average of the } z\text{'s}\\
+c_{t+1} &= \frac{w_{t+1}}{\sum_{i \le t+1} w_i}, \quad w_t = t^r\,\big(\max_{i \le t}\gamma_i\big)^{p}
+\end{aligned}$$
+
+$z$ takes the SGD steps, $x$ averages them (uniformly, $c_t = 1/t$, for $r = 0$ and a constant
+$\gamma$), and $y$ sits between them: $\beta$ plays the role of momentum. With $\beta = 0$ the gradient
+is taken at $z$ (Polyak averaging); with $\beta = 1$ at $x$ (primal averaging). $x$ is the point to
+evaluate and to keep: the paper shows its loss matches that of a tuned schedule, without knowing the
+length of the run in advance.
+
+## Only one point lives in the model
+
+The model holds $y$ while training, since that is where the gradient must be computed. $x$ is not
+stored at all: $y = (1-\beta) z + \beta x$ gives $x = \big(y - (1-\beta) z\big)/\beta$, so two tensors,
+$z$ and the parameter, hold all three points. One step then updates $y$ in place without forming $x$:
+
+$$y_{t+1} = (1-c)\,y_t + c\,z_t + \gamma\,\big(\beta(1-c) - 1\big)\,d_t, \qquad z_{t+1} = z_t - \gamma\,d_t,$$
+
+with $d_t = g(y_t) + \lambda y_t$ and $c = c_{t+1}$ (expand $\beta x_{t+1} + (1-\beta) z_{t+1}$ and
+substitute $x_t$). `eval()` moves the parameters from $y$ to $x$, `train()` moves them back:
+
+$$x = y + \big(1 - \tfrac1\beta\big)(z - y) \qquad y = x + (1-\beta)(z - x).$$
+
+## Why evaluate and save only after `eval()`
+
+In train mode the model holds $y$, which is closer to $z$, the noisy SGD iterate, than the average
+$x$ the theory is about. Evaluating it measures the wrong model, usually a worse one. A checkpoint of
+the model taken in train mode is $y$ too: loading it for inference serves $y$. So: `optimizer.eval()`
+(with `model.eval()`) before evaluating or saving, `optimizer.train()` before training again. A
+checkpoint of the optimizer records the mode (`train_mode` in each group), so model and optimizer
+saved together in either mode resume exactly; the tests check both.
+
+## What BatchNorm needs
+
+BatchNorm's running mean and variance were collected during training, at the points $y_t$. At $x$ the
+activations have other statistics, and evaluating $x$ with $y$'s statistics loses much of the gain.
+Recompute them at $x$: after `optimizer.eval()`, run a few dozen training batches through the model in
+`model.train()` mode under `torch.no_grad()` with the running statistics reset and averaged with equal
+weights (`momentum=None`). `recompute_batchnorm_statistics` below does exactly that and leaves the model
+in `eval()` mode. Layer norm and RMS norm keep no running statistics and need nothing.
+
+## The weights of the average
+
+$w_t = t^r\,\gamma_{\max,t}^{p}$ with $p$ = `weight_lr_power` $= 2$. During a warmup the step grows, and
+the early iterates, taken with small steps, get little weight: without this, $x$ would stay close to the
+initial point for a long time. The largest learning rate so far is used rather than the current one, so
+a learning rate lowered later does not down-weight the newest iterates. The counters ($t$, $\sum w$,
+$\gamma_{\max}$) are per parameter group, as in the authors' code (`k`, `weight_sum`, `lr_max`).
+
+State: $z$, one tensor per parameter (4 bytes per `float32` parameter), the same as SGD with momentum.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.options import learning_rate
+from .core.precision import MASTER_KEY
+from .core.validation import check_non_negative
+
+
+def check_interpolation(name: str, beta: Any) -> None:
+    r"""
+    $\beta$ must lie in $(0, 1]$: `eval()` divides by it to recover $x$ from $y$ and $z$, so $\beta = 0$
+    (gradients at $z$, Polyak averaging) cannot be represented with one stored point.
+    """
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"Invalid {name}: {beta} (must be in (0, 1])")
+
+
+class ScheduleFreeSGD(GenericAdaptiveOptimizer):
+    r"""
+    ## Hyper-parameters
+
+    The authors' names and defaults (`schedulefree.SGDScheduleFree`).
+
+    * `lr` is $\gamma$ (default $1.0$, the authors'; it suits normalised networks). It is a constant:
+      do not add a schedule. Schedule-Free tolerates larger learning rates than SGD with a schedule,
+      often 1-10x the usual peak.
+    * `momentum` is $\beta$ (default $0.9$), where between $z$ and $x$ the gradient is taken.
+    * `weight_decay` is $\lambda$, evaluated at $y$ and added to the gradient (L2, at the gradient
+      point).
+    * `warmup_steps`: a linear warmup of $\gamma$ over the first steps, the only schedule needed.
+    * `r` and `weight_lr_power` are $r$ and $p$ in the weights $w_t = t^r\gamma_{\max}^p$ of the average
+      (defaults $0$ and $2$). $r > 0$ favours recent iterates.
+    * `maximize` ascends the objective instead.
+
+    The optimizer starts in train mode (at the start $x = y = z$, so both modes are the same point):
+    call `eval()` before evaluating or saving, `train()` before training.
+    """
+
+    def __init__(self, params: ParamsT, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0, *,
+                 maximize: bool = False) -> None:
+        check_interpolation("momentum", momentum)
+        super().__init__(params, dict(lr=lr, momentum=momentum, **self.averaging_defaults(
+            weight_decay, warmup_steps, r, weight_lr_power, maximize)))
+
+    @staticmethod
+    def averaging_defaults(weight_decay: float, warmup_steps: int, r: float, weight_lr_power: float,
+                           maximize: bool) -> dict[str, Any]:
+        r"""
+        The options every Schedule-Free method shares, checked, and the averaging's counters, one set per
+        group: the steps taken $t$ (`k`), the sum of the weights $\sum w$, the largest learning rate so
+        far, and which point the parameters hold.
+        """
+        for name, value in (("weight_decay", weight_decay), ("warmup_steps", warmup_steps), ("r", r),
+                            ("weight_lr_power", weight_lr_power)):
+            check_non_negative(name, value)
+        return dict(weight_decay=weight_decay, warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power,
+                    maximize=maximize, k=0, weight_sum=0.0, lr_max=-1.0, train_mode=True)
+
+    def interpolation(self, group: dict[str, Any]) -> float:
+        r"""$\beta$: `momentum` here, the first of `betas` in the [AdamW form](schedule_free_adamw.md)."""
+        return group["momentum"]
+
+    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""$z$ starts at the parameter: at the first step $x = y = z$."""
+        state["z"] = param.detach().clone(memory_format=torch.preserve_format)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        r"""
+        ### The step, group by group
+
+        The weight $c_{t+1}$ of the average is one number per group, so it is computed once per group
+        before its parameters are updated, and only for a group that takes part in this step (a group
+        without gradients, or a step skipped for a bad gradient, leaves the counters alone).
+        """
+        if not all(group["train_mode"] for group in self.param_groups):
+            raise RuntimeError(f"{type(self).__name__}.step() in eval mode: call optimizer.train() before "
+                               "training (and optimizer.eval() before evaluating or saving)")
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            items = list(self.params_with_grads(group))
+            if not items:
+                continue
+            warmup, average_weight = self.advance_average(group)
+            for param, grad, state in items:
+                self.step_param(state, group, grad, param, warmup=warmup, average_weight=average_weight)
+        return loss
+
+    @staticmethod
+    def advance_average(group: dict[str, Any]) -> tuple[float, float]:
+        r"""
+        Count the step and return the warmup factor and the weight $c_{t+1}$ of the new iterate.
+        """
+        group["k"] += 1
+        t = group["k"]
+        # $$\gamma_t = \gamma \cdot \min(1, t / T_{\text{warmup}})$$
+        warmup = min(1.0, t / group["warmup_steps"]) if group["warmup_steps"] else 1.0
+        lr = group["lr"].item() if isinstance(group["lr"], torch.Tensor) else group["lr"]
+        group["lr_max"] = max(lr * warmup, group["lr_max"])
+        # $$w_t = t^r\,\gamma_{\max,t}^{p} \qquad c_t = w_t \Big/ \textstyle\sum_{i\le t} w_i$$
+        weight = t ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
+        group["weight_sum"] += weight
+        # All weights zero so far ($\gamma = 0$): the average does not move.
+        return warmup, (weight / group["weight_sum"] if group["weight_sum"] else 0.0)
+
+    def direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor) -> torch.Tensor:
+        r"""The base method's step direction before weight decay: the gradient itself, for SGD."""
+        return grad
+
+    def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
+                   warmup: float = 1.0, average_weight: float = 0.0) -> None:
+        r"""
+        ### One parameter: $y$ and $z$ in place
+
+        `param` holds $y_t$.
+        """
+        beta = self.interpolation(group)
+        lr = learning_rate(group, param) * warmup
+        z = state["z"]
+        # $$d_t = g(y_t) + \lambda\,y_t$$ (a new tensor: `param.grad` is never changed)
+        direction = self.direction(state, group, grad)
+        if group["weight_decay"] != 0:
+            direction = direction.add(param, alpha=group["weight_decay"])
+        # $$y_{t+1} = (1-c)\,y_t + c\,z_t + \gamma\,\big(\beta(1-c) - 1\big)\,d_t$$
+        param.lerp_(z, average_weight)
+        param.add_(direction, alpha=lr * (beta * (1 - average_weight) - 1))
+        # $$z_{t+1} = z_t - \gamma\,d_t$$
+        z.sub_(direction, alpha=lr)
+
+    @torch.no_grad()
+    def eval(self) -> None:
+        r"""
+        ### Switch the parameters to $x$, the point to evaluate and to save
+
+        $x = y + (1 - 1/\beta)(z - y)$, for every parameter that has a $z$ (one that never had a gradient
+        is at $x = y = z$ already).
+        """
+        self._switch(to_train=False)
+
+    @torch.no_grad()
+    def train(self) -> None:
+        r"""### Switch the parameters back to $y$, where the gradients are taken: $y = x + (1-\beta)(z - x)$."""
+        self._switch(to_train=True)
+
+    def _switch(self, to_train: bool) -> None:
+        for group in self.param_groups:
+            if group["train_mode"] == to_train:
+                continue
+            beta = self.interpolation(group)
+            weight = 1 - beta if to_train else 1 - 1 / beta
+            for param in group["params"]:
+                state = self.state.get(param, {})
+                if "z" not in state:
+                    continue
+                target = torch.view_as_real(param) if torch.is_complex(param) else param
+                # Under master weights the exact point is the `float32` master: move it, then round.
+                master = state.get(MASTER_KEY)
+                if master is not None:
+                    master.lerp_(state["z"], weight)
+                    target.copy_(master)
+                else:
+                    target.lerp_(state["z"], weight)
+            group["train_mode"] = to_train
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(model: torch.nn.Module, batches: Iterable[Any]) -> None:
+    r"""
+    ### BatchNorm statistics at the evaluation point
+
+    Call after `optimizer.eval()`: resets every batch norm's running mean and variance, runs `batches`
+    (inputs the model takes, a few dozen training batches are enough) through the model in training
+    mode without gradients, with equal weights for every batch (`momentum=None`, a cumulative average),
+    then restores each layer's momentum and leaves the model in `eval()` mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    for batch in batches:
+        model(batch)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.eval()
