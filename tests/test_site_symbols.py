@@ -2,13 +2,14 @@ r"""The notation tables, the symbols linked between math and code, the algorithm
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sitegen import family, symbols  # noqa: E402
+from sitegen import family, hooks, symbols  # noqa: E402
 from sitegen.annotate import annotate  # noqa: E402
 from sitegen.katex import render_math, render_tex  # noqa: E402
 
@@ -102,8 +103,10 @@ def test_the_algorithm_box_links_each_line_to_the_row_of_its_code() -> None:
 
 def test_every_optimizer_page_has_a_notation_and_an_algorithm_box() -> None:
     """The link between math and code is part of every optimizer's page."""
+    hooks.on_config(SimpleNamespace(nav=[]))
     for info in REGISTRY.values():
-        path = ROOT / Path(*info.module.split(".")).with_suffix(".py")
+        page = hooks.module_for(info.module)
+        path = page.path
         source = path.read_text()
         module = annotate(source)
         notation = symbols.module_symbols(module)
@@ -111,7 +114,7 @@ def test_every_optimizer_page_has_a_notation_and_an_algorithm_box() -> None:
         symbols.check_symbols(notation, source)
         assert any("```algorithm" in block for block in module.notes), f"{path.name} has no algorithm box"
         for block in module.notes:
-            symbols.algorithm_boxes(block, module)
+            symbols.algorithm_boxes(block, module, hooks.code_elsewhere(page))
 
 
 def test_the_family_tree_tells_idea_lineage_from_code_inheritance() -> None:

@@ -319,6 +319,21 @@ def plots_markdown(module: Module) -> str:
     return "\n".join(parts)
 
 
+def code_elsewhere(page: Module):
+    r"""For an algorithm box: the link to, and the line of, a piece of code in another module's page."""
+
+    def find(file: str, code: str) -> tuple[str, int]:
+        target = next((m for m in MODULES if m.path == page.path.parent / file), None)
+        if target is None:
+            raise symbols.NotationError(f"the algorithm box points into {file}, which is no module beside it")
+        anchor, number = symbols.row_of(annotate(target.path.read_text()), code)
+        # Both pages are served as folders (`annotated_opt/adam/`).
+        url = posixpath.relpath(target.src_uri.removesuffix(".md"), page.src_uri.removesuffix(".md"))
+        return f"{url}/#{anchor}", number
+
+    return find
+
+
 # The notation of each module page, by the page's path: its math and its code are linked through it.
 PAGE_SYMBOLS: dict[str, list[symbols.Symbol]] = {}
 
@@ -333,7 +348,7 @@ def module_page(module: Module) -> str:
         notation = symbols.module_symbols(annotated)
         symbols.check_symbols(notation, source)
         for section in annotated.sections:
-            section.notes = [symbols.algorithm_boxes(block, annotated) for block in section.notes]
+            section.notes = [symbols.algorithm_boxes(block, annotated, code_elsewhere(module)) for block in section.notes]
     except symbols.NotationError as error:
         raise PluginError(f"{module.source_name}: {error}") from None
     PAGE_SYMBOLS[module.src_uri] = notation

@@ -34,10 +34,12 @@ piece; a piece found nowhere in the code fails the build.
 
 from __future__ import annotations
 
+import ast
 import html
 import io
 import re
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .annotate import AnnotatedModule
@@ -116,8 +118,10 @@ def code_identifiers(source: str) -> set[str]:
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.NAME:
             found.add(token.string)
-        elif token.type == tokenize.STRING and len(token.string) < 40:
-            found.add(token.string.strip("'\"rbuf"))
+        elif token.type == tokenize.STRING and len(token.string) < 40 and not token.string.startswith(("f", "F")):
+            value = ast.literal_eval(token.string)
+            if isinstance(value, str):
+                found.add(value)
     return found
 
 
@@ -226,8 +230,16 @@ def tag_code(page_html: str, symbols: list[Symbol]) -> str:
 # The algorithm box
 
 
-def algorithm_boxes(notes: str, module: AnnotatedModule) -> str:
-    """Replace each `algorithm` fence in `notes` by the box, each line linked to its row of code."""
+ELSEWHERE = re.compile(r"^([\w/]+\.py):\s*(.+)$")
+
+
+def algorithm_boxes(notes: str, module: AnnotatedModule,
+                    elsewhere: Callable[[str, str], tuple[str, int]] | None = None) -> str:
+    """
+    Replace each `algorithm` fence in `notes` by the box, each line linked to its row of code. A line
+    whose code lives in another module (a child that inherits the step) names it first,
+    `@ adam.py: exp_avg.lerp_`; `elsewhere(file, code)` gives the link and the line there.
+    """
 
     def box(match: re.Match[str]) -> str:
         indent = match.group(1)
@@ -238,10 +250,16 @@ def algorithm_boxes(notes: str, module: AnnotatedModule) -> str:
             formula, separator, code = line.rpartition("@")
             if not separator or not formula.strip() or not code.strip():
                 raise NotationError(f"an algorithm line needs a formula, '@' and a piece of code: {line.strip()!r}")
-            section, number = row_of(module, code.strip())
-            items.append(f'<li><a class="ao-algorithm-line" href="#{section}" title="line {number}">'
+            other = ELSEWHERE.match(code.strip())
+            if other and elsewhere is not None:
+                href, number = elsewhere(other.group(1), other.group(2).strip())
+                where = f"{other.group(1)}, line {number}"
+            else:
+                anchor, number = row_of(module, code.strip())
+                href, where = f"#{anchor}", f"line {number}"
+            items.append(f'<li><a class="ao-algorithm-line" href="{href}" title="{where}">'
                          f'<span class="arithmatex">\\(\\displaystyle {html.escape(formula.strip())}\\)</span></a>'
-                         f'<span class="ao-algorithm-where">line {number}</span></li>')
+                         f'<span class="ao-algorithm-where">{where}</span></li>')
         return (f'{indent}<div class="ao-algorithm"><p class="ao-algorithm-title">Algorithm</p>'
                 f'<ol>{"".join(items)}</ol></div>')
 
