@@ -20,9 +20,11 @@ benign, and more like Adam where it is not.
 
 ```algorithm
 m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg.lerp_(grad, 1 - beta1)
-\textcolor{orange}{s_t = \beta_2 s_{t-1} + (1 - \beta_2)\, (g_t - m_t)^2}  @ exp_avg_var.mul_(beta2).addcmul_(residual, residual, value=1 - beta2)
+\textcolor{orange}{s_t = \beta_2 s_{t-1} + (1 - \beta_2)\, (g_t - m_t)^2}
+    @ exp_avg_var.mul_(beta2).addcmul_(residual, residual, value=1 - beta2)
 \textcolor{orange}{s_t \leftarrow s_t + \epsilon}  @ exp_avg_var.add_(group["eps"])
-\theta_t = \theta_{t-1} - \eta\, r_t\, \hat m_t / (\sqrt{\hat s_t} + \epsilon) \quad \text{(rectified as in RAdam)}  @ super().adam_update(state, group, param, exp_avg, exp_avg_sq)
+\theta_t = \theta_{t-1} - \eta\, r_t\, \hat m_t / (\sqrt{\hat s_t} + \epsilon) \quad \text{(rectified as in RAdam)}
+    @ super().adam_update(state, group, param, exp_avg, exp_avg_sq)
 ```
 
 ## Notation

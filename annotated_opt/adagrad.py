@@ -20,10 +20,12 @@ regret, the loss accumulated against the best fixed $\theta$ in hindsight, grow 
 $O(\sqrt{T})$ on convex problems, with a constant that is small when the gradients are sparse.
 
 ```algorithm
-g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay)}  @ grad = self.weight_decay(param, grad, group)
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay)}
+    @ grad = self.weight_decay(param, grad, group)
 \eta_t = \eta / (1 + (t - 1)\,\delta)  @ step_size = learning_rate(group, param)
 s_t = s_{t-1} + g_t^2  @ state["sum"].addcmul_(grad, grad, value=1)
-\theta_t = \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \epsilon)  @ param.addcdiv_(grad, denominator, value=-step_size)
+\theta_t = \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \epsilon)
+    @ param.addcdiv_(grad, denominator, value=-step_size)
 ```
 
 ## Notation

@@ -19,11 +19,13 @@ by orders of magnitude, and why $\eta$ is, to a first approximation, the distanc
 moves per step.
 
 ```algorithm
-g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda > 0\text{)}  @ grad = self.weight_decay(param, grad, group)
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda > 0\text{)}
+    @ grad = self.weight_decay(param, grad, group)
 m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg.lerp_(grad, 1 - beta1)
 v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2  @ exp_avg_sq.mul_(beta2)
 c_1 = 1 - \beta_1^t, \quad \sqrt{c_2} = \sqrt{1 - \beta_2^t}  @ bias_correction1 =
-\theta_t = \theta_{t-1} - \frac{\eta}{c_1}\cdot\frac{m_t}{\sqrt{v_t}/\sqrt{c_2} + \epsilon}  @ param.addcdiv_
+\theta_t = \theta_{t-1} - \frac{\eta}{c_1}\cdot\frac{m_t}{\sqrt{v_t}/\sqrt{c_2} + \epsilon}
+    @ param.addcdiv_
 ```
 
 ## Notation

@@ -22,7 +22,8 @@ $\lVert w\rVert = 0$ or $\lVert u\rVert = 0$: a zero-initialised layer moves lik
 m_t, v_t \ \text{as in Adam}  @ exp_avg = self.update_moments(state, group, grad)
 r_t = \hat m_t / (\sqrt{\hat v_t} + \epsilon)  @ direction = (exp_avg / bias_correction1)
 \textcolor{orange}{u_t = r_t + \lambda\, w_{t-1}}  @ direction.add_(param, alpha=decay)
-\textcolor{orange}{w_t = w_{t-1} - \eta\, \frac{\phi(\lVert w_{t-1}\rVert)}{\lVert u_t\rVert}\, u_t}  @ param.add_(direction.mul_(ratio), alpha=-learning_rate(group, param))
+\textcolor{orange}{w_t = w_{t-1} - \eta\, \frac{\phi(\lVert w_{t-1}\rVert)}{\lVert u_t\rVert}\, u_t}
+    @ param.add_(direction.mul_(ratio), alpha=-learning_rate(group, param))
 ```
 
 ## Notation

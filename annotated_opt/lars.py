@@ -35,9 +35,11 @@ schedule changes it (`lr_in_momentum`).
 
 ```algorithm
 u = g + \lambda w  @ update = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
-\textcolor{orange}{\rho = \kappa \lVert w\rVert / (\lVert g\rVert + \lambda \lVert w\rVert + \epsilon)}  @ ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
+\textcolor{orange}{\rho = \kappa \lVert w\rVert / (\lVert g\rVert + \lambda \lVert w\rVert + \epsilon)}
+    @ ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
 \textcolor{orange}{d = \rho\, u}  @ update = update * ratio
-b_t = \mu\, b_{t-1} + d, \quad w_t = w_{t-1} - \eta\, b_t \quad \text{(SGD's momentum step)}  @ weight.add_(self.momentum_direction(state, group, update), alpha=-lr)
+b_t = \mu\, b_{t-1} + d, \quad w_t = w_{t-1} - \eta\, b_t \quad \text{(SGD's momentum step)}
+    @ weight.add_(self.momentum_direction(state, group, update), alpha=-lr)
 ```
 
 ## A worked example

@@ -36,9 +36,12 @@ is zero, so it cannot have unit norm. Such a parameter is left free like a vecto
 elements, so it is updated exactly like one).
 
 ```algorithm
-v_{i,t} = \beta\, v_{i,t-1} + (1 - \beta)\, \lVert g_{i,t}\rVert^2  @ exp_avg_sq.mul_(beta).addcmul_(neuron_grad_norm, neuron_grad_norm, value=1 - beta)
-w_i \leftarrow w_i - \eta\, \sigma\, g_{i,t} / \sqrt{v_{i,t} / (1 - \beta^t)}  @ param.sub_(normalised.mul_(learning_rate(group, param) * state["scale"]))
-w_i \leftarrow \text{project}(w_i): \ \text{zero mean, unit norm}  @ project(param, *self.constraint(group, param))
+v_{i,t} = \beta\, v_{i,t-1} + (1 - \beta)\, \lVert g_{i,t}\rVert^2
+    @ exp_avg_sq.mul_(beta).addcmul_(neuron_grad_norm, neuron_grad_norm, value=1 - beta)
+w_i \leftarrow w_i - \eta\, \sigma\, g_{i,t} / \sqrt{v_{i,t} / (1 - \beta^t)}
+    @ param.sub_(normalised.mul_(learning_rate(group, param) * state["scale"]))
+w_i \leftarrow \text{project}(w_i): \ \text{zero mean, unit norm}
+    @ project(param, *self.constraint(group, param))
 ```
 
 ## Notation

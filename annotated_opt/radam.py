@@ -11,8 +11,11 @@ scales the adaptive step down by exactly as much as needed.
 ```algorithm
 m_t, v_t \ \text{as in Adam}  @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
 \rho_t = \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t)  @ rho_t = sma_length(beta2, step)
-\textcolor{orange}{\rho_t > 5}: \ \theta_t = \theta_{t-1} - \eta\, \textcolor{orange}{r_t}\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)  @ step_size = lr * rectification(beta2, step)
-\text{otherwise}: \ \textcolor{orange}{\theta_t = \theta_{t-1} - \eta\, \hat m_t}  @ param.add_(exp_avg, alpha=-lr / bias_correction1)
+\textcolor{orange}{\rho_t > 5}: \
+    \theta_t = \theta_{t-1} - \eta\, \textcolor{orange}{r_t}\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+    @ step_size = lr * rectification(beta2, step)
+\text{otherwise}: \ \textcolor{orange}{\theta_t = \theta_{t-1} - \eta\, \hat m_t}
+    @ param.add_(exp_avg, alpha=-lr / bias_correction1)
 ```
 
 ## Notation

@@ -22,12 +22,18 @@ gradient, works with full batches but not with mini-batches, where signs are noi
 RMS gives a step that behaves like the sign when the gradient is steady and is small when it is noise.
 
 ```algorithm
-g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay)}  @ grad = self.weight_decay(param, grad, group)
-v_t = \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2  @ square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-\bar g_t = \alpha\, \bar g_{t-1} + (1 - \alpha)\, g_t \quad \text{(centred only)}  @ grad_avg.lerp_(grad, 1 - alpha)
-\sigma_t = \sqrt{v_t - \bar g_t^2}\ \text{(centred)}, \ \text{else } \sqrt{v_t}  @ scale = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
-b_t = \mu\, b_{t-1} + g_t / (\sigma_t + \epsilon) \quad \text{(momentum only)}  @ buffer.mul_(group["momentum"]).addcdiv_(grad, scale)
-\theta_t = \theta_{t-1} - \eta\, b_t, \quad \text{else } \theta_t = \theta_{t-1} - \eta\, g_t / (\sigma_t + \epsilon)  @ param.addcdiv_(grad, scale, value=-lr)
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay)}
+    @ grad = self.weight_decay(param, grad, group)
+v_t = \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2
+    @ square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+\bar g_t = \alpha\, \bar g_{t-1} + (1 - \alpha)\, g_t \quad \text{(centred only)}
+    @ grad_avg.lerp_(grad, 1 - alpha)
+\sigma_t = \sqrt{v_t - \bar g_t^2}\ \text{(centred)}, \ \text{else } \sqrt{v_t}
+    @ scale = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+b_t = \mu\, b_{t-1} + g_t / (\sigma_t + \epsilon) \quad \text{(momentum only)}
+    @ buffer.mul_(group["momentum"]).addcdiv_(grad, scale)
+\theta_t = \theta_{t-1} - \eta\, b_t, \quad \text{else } \theta_t = \theta_{t-1} - \eta\, g_t / (\sigma_t + \epsilon)
+    @ param.addcdiv_(grad, scale, value=-lr)
 ```
 
 ## Notation

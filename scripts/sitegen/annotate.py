@@ -300,7 +300,8 @@ def _name_anchors(sections: list[Section]) -> None:
         if not section.anchor and not section.segments and heading.startswith("## "):
             # A section of the module's notes: named after its heading (a prefix keeps it apart from
             # the heading's own id).
-            section.anchor = "about-" + re.sub(r"[^a-z0-9]+", "-", re.sub(r"\$[^$]*\$", "", heading[3:]).lower()).strip("-")
+            words = re.sub(r"\$[^$]*\$", "", heading[3:]).lower()
+            section.anchor = "about-" + re.sub(r"[^a-z0-9]+", "-", words).strip("-")
         anchor = section.anchor or f"L{first}"
         if anchor in used:
             anchor = f"L{first}"

@@ -38,9 +38,8 @@ from mkdocs.structure.pages import Page  # noqa: E402
 import annotated_opt  # noqa: E402
 from annotated_opt.core.registry import REGISTRY, OptimizerInfo  # noqa: E402
 from annotated_opt.core.verification import SEEDS, verify  # noqa: E402
-from sitegen import family  # noqa: E402
+from sitegen import family, symbols  # noqa: E402
 from sitegen import page as markdown  # noqa: E402
-from sitegen import symbols  # noqa: E402
 from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
 from sitegen.katex import KATEX_VERSION, MathError, plain_math, render_math, render_tex  # noqa: E402
 
@@ -146,10 +145,10 @@ def build_nav() -> list:
     for info in REGISTRY.values():
         families.setdefault(info.family, []).append(info)
     optimizers = []
-    for family, infos in families.items():
+    for name, infos in families.items():
         infos = sorted(infos, key=lambda i: (i.year, list(REGISTRY).index(i.key)))
         entries = [{info.name: module_for(info.module).src_uri} for info in infos]
-        optimizers.append({f"{family} family" if len(entries) > 1 else family: entries})
+        optimizers.append({f"{name} family" if len(entries) > 1 else name: entries})
     nav.append({"Optimizers": optimizers})
     nav.append({"Machinery": _machinery_nav()})
 
@@ -348,7 +347,8 @@ def module_page(module: Module) -> str:
         notation = symbols.module_symbols(annotated)
         symbols.check_symbols(notation, source)
         for section in annotated.sections:
-            section.notes = [symbols.algorithm_boxes(block, annotated, code_elsewhere(module)) for block in section.notes]
+            elsewhere = code_elsewhere(module)
+            section.notes = [symbols.algorithm_boxes(block, annotated, elsewhere) for block in section.notes]
     except symbols.NotationError as error:
         raise PluginError(f"{module.source_name}: {error}") from None
     PAGE_SYMBOLS[module.src_uri] = notation

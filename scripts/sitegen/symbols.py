@@ -22,10 +22,12 @@ occurrence of a name gets the same `data-sym`. A small script highlights every e
 symbol under the pointer, or the one tapped.
 
 **The algorithm box.** A fenced block of language `algorithm` in the notes is the whole algorithm in
-a few lines, one formula a line, each followed by `@` and a piece of the code that computes it:
+a few lines, one formula a line, each followed by `@` and a piece of the code that computes it (on
+the same line, or on the next when the line would be long):
 
 ```
-\theta_t = \theta_{t-1} - \eta\,\hat m_t / (\sqrt{\hat v_t} + \epsilon)  @ param.addcdiv_
+\theta_t = \theta_{t-1} - \eta\,\hat m_t / (\sqrt{\hat v_t} + \epsilon)
+    @ param.addcdiv_
 ```
 
 The box shows the formulas in order, each a link to the row of the page whose code contains its
@@ -199,7 +201,9 @@ def tag_tex(tex: str, symbols: list[Symbol]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The code
 
-CODE_NAME = re.compile(r'(<span class="(?:n|nb|nv|bp|na|nf|s1|s2)")>(&quot;|&#39;|\'|"|)([A-Za-z_][A-Za-z0-9_]*)\2</span>')
+# A name, or a string of one (a state key), in pygments' highlighting.
+CODE_NAME = re.compile(r'(<span class="(?:n|nb|nv|bp|na|nf|s1|s2)")>(&quot;|&#39;|\'|"|)'
+                       r'([A-Za-z_][A-Za-z0-9_]*)\2</span>')
 NOTES_CODE = re.compile(r"<code>([A-Za-z_][A-Za-z0-9_]*)</code>")
 
 
@@ -244,9 +248,15 @@ def algorithm_boxes(notes: str, module: AnnotatedModule,
     def box(match: re.Match[str]) -> str:
         indent = match.group(1)
         items = []
-        for line in match.group(2).split("\n"):
-            if not line.strip():
-                continue
+        # A line that starts with `@` holds the code of the formula above it (long lines are split so).
+        lines = [line.strip() for line in match.group(2).split("\n") if line.strip()]
+        joined: list[str] = []
+        for line in lines:
+            if line.startswith("@") and joined:
+                joined[-1] += " " + line
+            else:
+                joined.append(line)
+        for line in joined:
             formula, separator, code = line.rpartition("@")
             if not separator or not formula.strip() or not code.strip():
                 raise NotationError(f"an algorithm line needs a formula, '@' and a piece of code: {line.strip()!r}")
