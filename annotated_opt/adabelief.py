@@ -18,6 +18,28 @@ while $s_t$ is small and AdaBelief takes a large step. Where the gradient is sma
 careful. $s_t$ is a variance, so AdaBelief behaves more like SGD with momentum where the curvature is
 benign, and more like Adam where it is not.
 
+```algorithm
+m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg.lerp_(grad, 1 - beta1)
+\textcolor{orange}{s_t = \beta_2 s_{t-1} + (1 - \beta_2)\, (g_t - m_t)^2}
+    @ exp_avg_var.mul_(beta2).addcmul_(residual, residual, value=1 - beta2)
+\textcolor{orange}{s_t \leftarrow s_t + \epsilon}  @ exp_avg_var.add_(group["eps"])
+\theta_t = \theta_{t-1} - \eta\, r_t\, \hat m_t / (\sqrt{\hat s_t} + \epsilon) \quad \text{(rectified as in RAdam)}
+    @ super().adam_update(state, group, param, exp_avg, exp_avg_sq)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $m_t$ | `exp_avg` | the first moment |
+| $s_t$ | `exp_avg_var` | the belief: the moving average of $(g_t - m_t)^2$ |
+| $s^{\max}_t$ | `max_exp_avg_var` | its running maximum (`amsgrad`) |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates |
+| $\epsilon$ | `eps` | added to $s_t$ every step, and to the denominator |
+| $\lambda$ | `weight_decay` | the weight decay |
+
 ## As published: the official package
 
 The default of this class is the official package, `adabelief-pytorch` 0.2.1, to the last detail

@@ -19,6 +19,29 @@ element-wise.) The paper derives this as the diagonal of a preconditioner that m
 regret, the loss accumulated against the best fixed $\theta$ in hindsight, grow only as
 $O(\sqrt{T})$ on convex problems, with a constant that is small when the gradients are sparse.
 
+```algorithm
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay)}
+    @ grad = self.weight_decay(param, grad, group)
+\eta_t = \eta / (1 + (t - 1)\,\delta)  @ step_size = learning_rate(group, param)
+s_t = s_{t-1} + g_t^2  @ state["sum"].addcmul_(grad, grad, value=1)
+\theta_t = \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \epsilon)
+    @ param.addcdiv_(grad, denominator, value=-step_size)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $s_t$ | `sum` | the sum of squared gradients, per coordinate (`initial_accumulator_value` at first) |
+| $\eta$ | `lr` | the learning rate |
+| $\eta_t$ | `step_size` | the decayed learning rate |
+| $\delta$ | `lr_decay` | its decay |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $t$ | `step` | the step count |
+
 ## Why the steps decay like $1/\sqrt{t}$
 
 Suppose a coordinate's gradients have a steady size, $|g_i| \approx G$. Then

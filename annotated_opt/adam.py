@@ -18,6 +18,31 @@ leaves the step unchanged. That is why one learning rate works across layers who
 by orders of magnitude, and why $\eta$ is, to a first approximation, the distance each coordinate
 moves per step.
 
+```algorithm
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda > 0\text{)}
+    @ grad = self.weight_decay(param, grad, group)
+m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg.lerp_(grad, 1 - beta1)
+v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2  @ exp_avg_sq.mul_(beta2)
+c_1 = 1 - \beta_1^t, \quad \sqrt{c_2} = \sqrt{1 - \beta_2^t}  @ bias_correction1 =
+\theta_t = \theta_{t-1} - \frac{\eta}{c_1}\cdot\frac{m_t}{\sqrt{v_t}/\sqrt{c_2} + \epsilon}
+    @ param.addcdiv_
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter, updated in place |
+| $g_t$ | `grad` | the gradient at step $t$ |
+| $m_t$ | `exp_avg` | the first moment, a moving average of $g$ |
+| $v_t$ | `exp_avg_sq` | the second moment, a moving average of $g^2$ |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | their decay rates (`betas`) |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $c_1, c_2$ | `bias_correction1`, `bias_correction2_sqrt` | the bias corrections ($\sqrt{c_2}$ in the code) |
+| $t$ | `step` | the step count, from 1 |
+
 ## The effective step: $|\Delta\theta| \lesssim \eta$, and when it is not
 
 Think of the gradient of one coordinate as a signal $\bar g$ plus noise of standard deviation

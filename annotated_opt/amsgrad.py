@@ -13,6 +13,24 @@ The fix changes one line. Keep the largest $v$ seen so far and divide by that:
 $$\textcolor{orange}{v^{\max}_t = \max\left(v^{\max}_{t-1},\, v_t\right)} \qquad
   \theta_t = \theta_{t-1} - \eta\,\frac{\hat m_t}{\sqrt{\textcolor{orange}{v^{\max}_t} / (1-\beta_2^t)} + \epsilon}.$$
 
+```algorithm
+m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \quad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2
+    @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
+\textcolor{orange}{v^{\max}_t = \max(v^{\max}_{t-1}, v_t)}
+    @ torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+\theta_t = \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\textcolor{orange}{v^{\max}_t} / (1 - \beta_2^t)} + \epsilon)
+    @ adam.py: param.addcdiv_
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $v_t$ | `exp_avg_sq` | the second moment, as in Adam |
+| $v^{\max}_t$ | `max_exp_avg_sq` | its running maximum, which the denominator uses |
+
+The other symbols are [Adam](adam.md)'s.
+
 ## Why the maximum gives convergence
 
 The guarantee is about *regret* in online convex optimisation: the loss accumulated along the way,

@@ -4,10 +4,10 @@ r"""
 [You et al., 2020](https://arxiv.org/abs/1904.00962) trained BERT in 76 minutes with batches of 32k
 to 64k sequences. They did for [Adam](adam.md) what [LARS](lars.md) did for SGD: keep Adam's
 per-coordinate direction, but rescale each layer's step so that it is proportional to the layer's own
-norm. With $r_t$ the Adam direction and $\beta$ the weight decay,
+norm. With $r_t$ the Adam direction and $\lambda$ the weight decay,
 
 $$r_t = \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} \qquad
-  \textcolor{orange}{u_t = r_t + \beta\, w_{t-1}} \qquad
+  \textcolor{orange}{u_t = r_t + \lambda\, w_{t-1}} \qquad
   \textcolor{orange}{w_t = w_{t-1} - \eta\,\frac{\phi(\lVert w_{t-1}\rVert)}{\lVert u_t\rVert}\, u_t},$$
 
 per layer (per parameter tensor). The moments $m_t, v_t$ and their bias corrections are Adam's, and
@@ -18,6 +18,27 @@ size. Weight decay sits inside $u_t$, so it is scaled by the trust ratio too (th
 [Adam](adam.md)'s L2 and [AdamW](adamw.md)'s decoupled decay). As in LARS, the ratio is 1 when
 $\lVert w\rVert = 0$ or $\lVert u\rVert = 0$: a zero-initialised layer moves like Adam.
 
+```algorithm
+m_t, v_t \ \text{as in Adam}  @ exp_avg = self.update_moments(state, group, grad)
+r_t = \hat m_t / (\sqrt{\hat v_t} + \epsilon)  @ direction = (exp_avg / bias_correction1)
+\textcolor{orange}{u_t = r_t + \lambda\, w_{t-1}}  @ direction.add_(param, alpha=decay)
+\textcolor{orange}{w_t = w_{t-1} - \eta\, \frac{\phi(\lVert w_{t-1}\rVert)}{\lVert u_t\rVert}\, u_t}
+    @ param.add_(direction.mul_(ratio), alpha=-learning_rate(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $w$ | `param` | the layer's weights |
+| $m_t$ | `exp_avg` | the first moment |
+| $v_t$ | `exp_avg_sq` | the second moment |
+| $r_t$, $u_t$ | `direction` | the Adam direction, then with the decay added |
+| $\phi$ | `clipped_norm` | the weight norm, clipped to `weight_norm_bounds` |
+| $\lambda$ | `decay` | the weight decay |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+
 ## The variants
 
 The paper's versions and the well-known implementations differ; each difference is an option here.
@@ -25,7 +46,7 @@ The paper's versions and the well-known implementations differ; each difference 
 * **Bias correction.** The final paper (Algorithm 2) corrects both moments, as Adam does; its third
   arXiv version had none, and the widely copied `cybertronai/pytorch-lamb` (and `jxbz/nero`'s copy of
   it) follows that one. A constant factor on $r_t$ cancels in the trust ratio except against
-  $\beta w$ and $\epsilon$, so the corrections matter mostly in the first steps: they change the
+  $\lambda w$ and $\epsilon$, so the corrections matter mostly in the first steps: they change the
   balance of $r_t$ against the decay and of $\sqrt{v_t}$ against $\epsilon$.
   `bias_correction` (default `True`).
 * **The clip $\phi$.** The paper allows $\phi(z) = \min(\max(z, \gamma_l), \gamma_u)$ and leaves the
@@ -38,9 +59,9 @@ The paper's versions and the well-known implementations differ; each difference 
 * **What is adapted.** NVIDIA's apex FusedLAMB and timm apply the ratio only to parameters whose
   weight decay is non-zero (biases and norms usually have none) and use Adam's step for the rest.
   `always_adapt` (default `True`, the paper); `False` gives that convention.
-* **Where the decay goes.** A number for `weight_decay` is the paper's $u_t = r_t + \beta w$. A
+* **Where the decay goes.** A number for `weight_decay` is the paper's $u_t = r_t + \lambda w$. A
   [`WeightDecay`](weight_decay.md) object, or `decoupled_weight_decay=True`, applies decay outside the
-  ratio instead, before the moments: decoupled $w \leftarrow (1 - \eta\beta) w$ is pytorch_optimizer's
+  ratio instead, before the moments: decoupled $w \leftarrow (1 - \eta\lambda) w$ is pytorch_optimizer's
   default (`weight_decouple=True`), L2 is apex's `adam_w_mode=False`.
 * **A global gradient pre-normalisation.** apex and timm first divide all gradients by
   $\max(1, \lVert g\rVert_{\text{global}}/\text{max\_grad\_norm})$ (NVLAMB). That is what
@@ -73,7 +94,7 @@ class LAMB(Adam):
     * `lr` is $\eta$ (default $10^{-3}$); the step of an adapted layer has norm
       $\eta\,\phi(\lVert w\rVert)$, so $\eta$ is a relative step size.
     * `betas`, `eps` as in [Adam](adam.md); `eps` defaults to $10^{-6}$ as in the paper.
-    * `weight_decay` is $\beta$ (default 0); the paper uses $0.01$ for BERT.
+    * `weight_decay` is $\lambda$ (default 0); the paper uses $0.01$ for BERT.
     * `bias_correction`, `weight_norm_bounds`, `trust_clip`, `trust_eps`, `always_adapt`,
       `decoupled_weight_decay`: the variants above.
 
@@ -124,7 +145,7 @@ class LAMB(Adam):
         ### One LAMB step
 
         Adam's sequence. The only change: with the paper's decay, nothing is done to the gradient
-        here, since $\beta w$ joins the update later, inside the trust ratio.
+        here, since $\lambda w$ joins the update later, inside the trust ratio.
         """
         if not group["decay_in_update"]:
             grad = self.weight_decay(param, grad, group)
@@ -156,7 +177,7 @@ class LAMB(Adam):
 
         decay = param_option(group, param, "weight_decay")
         if group["decay_in_update"] and decay != 0:
-            # $$\textcolor{orange}{u_t = r_t + \beta\, w_{t-1}}$$
+            # $$\textcolor{orange}{u_t = r_t + \lambda\, w_{t-1}}$$
             direction.add_(param, alpha=decay)
 
         weight_norm = torch.linalg.vector_norm(param)

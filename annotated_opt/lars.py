@@ -8,7 +8,7 @@ ones ([Goyal et al., 2017](https://arxiv.org/abs/1706.02677)). Past a few thousa
 the learning rate becomes so large that training diverges in its first steps, even with a warm-up.
 
 Their diagnosis is that one global learning rate cannot suit every layer. What a step does to a layer
-is best measured *relative* to the layer, $\eta\lVert g\rVert / \lVert w\rVert$, and the ratio
+is best measured *relative* to the layer, $\kappa\lVert g\rVert / \lVert w\rVert$, and the ratio
 $\lVert w\rVert / \lVert g\rVert$ differs widely between layers (and between the weights and the
 biases of one layer), and changes during training. A learning rate that is safe for the layer with the smallest
 ratio barely moves the others; one that suits most layers makes the relative step of that layer
@@ -16,53 +16,62 @@ huge, and it blows up. The plot below measures the ratio on a small network.
 
 So LARS gives every layer $l$ (every parameter tensor) its own *local* rate, the **trust ratio**,
 
-$$\lambda^l = \eta\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \beta\lVert w^l\rVert + \epsilon},$$
+$$\rho^l = \kappa\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \lambda\lVert w^l\rVert + \epsilon},$$
 
-where $\eta$ is the *trust coefficient* (about $10^{-3}$), $\beta$ the weight decay and $\epsilon$ a
-guard against division by zero. The step of the layer is then $\gamma\lambda^l(g^l + \beta w^l)$, whose
-norm is at most $\gamma\eta\lVert w^l\rVert$: each layer changes by a fixed fraction of its own size,
+where $\kappa$ is the *trust coefficient* (about $10^{-3}$), $\lambda$ the weight decay and $\epsilon$ a
+guard against division by zero. The step of the layer is then $\eta\rho^l(g^l + \lambda w^l)$, whose
+norm is at most $\eta\kappa\lVert w^l\rVert$: each layer changes by a fixed fraction of its own size,
 whatever the scale of its gradient. The denominator is the triangle-inequality bound of
-$\lVert g + \beta w\rVert$. Momentum then runs on the scaled direction:
+$\lVert g + \lambda w\rVert$. Momentum then runs on the scaled direction:
 
-$$d^l_t = \lambda^l\,(g^l_t + \beta w^l_{t-1}) \qquad b_t = \mu\, b_{t-1} + d^l_t \qquad
-  w^l_t = w^l_{t-1} - \gamma\, b_t.$$
+$$d^l_t = \rho^l\,(g^l_t + \lambda w^l_{t-1}) \qquad b_t = \mu\, b_{t-1} + d^l_t \qquad
+  w^l_t = w^l_{t-1} - \eta\, b_t.$$
 
 Everything after the scaling is [SGD](sgd.md)'s momentum step, which this class inherits unchanged
 (`momentum_direction`); LARS only changes what goes into the buffer. The paper writes the momentum
-with the learning rate *inside* the buffer, $v_t = \mu v_{t-1} + \gamma_t d_t$,
-$w_t = w_{t-1} - v_t$, which is the same optimizer as long as $\gamma$ is constant and differs when a
+with the learning rate *inside* the buffer, $v_t = \mu v_{t-1} + \eta_t d_t$,
+$w_t = w_{t-1} - v_t$, which is the same optimizer as long as $\eta$ is constant and differs when a
 schedule changes it (`lr_in_momentum`).
+
+```algorithm
+u = g + \lambda w  @ update = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
+\textcolor{orange}{\rho = \kappa \lVert w\rVert / (\lVert g\rVert + \lambda \lVert w\rVert + \epsilon)}
+    @ ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
+\textcolor{orange}{d = \rho\, u}  @ update = update * ratio
+b_t = \mu\, b_{t-1} + d, \quad w_t = w_{t-1} - \eta\, b_t \quad \text{(SGD's momentum step)}
+    @ weight.add_(self.momentum_direction(state, group, update), alpha=-lr)
+```
 
 ## A worked example
 
-Two layers, no decay, $\eta = 10^{-3}$. Layer A is large with a small gradient,
+Two layers, no decay, $\kappa = 10^{-3}$. Layer A is large with a small gradient,
 $\lVert w\rVert = 10$ and $\lVert g\rVert = 0.01$; layer B is small with a large one,
 $\lVert w\rVert = 1$ and $\lVert g\rVert = 1$.
 
-| | $\lambda = \eta\lVert w\rVert/\lVert g\rVert$ | LARS step | SGD step |
+| | $\rho = \kappa\lVert w\rVert/\lVert g\rVert$ | LARS step | SGD step |
 |---|---|---|---|
-| A | $10^{-3} \cdot 10 / 0.01 = 1$ | $0.1\%\ \gamma$ | $0.1\%\ \gamma$ |
-| B | $10^{-3} \cdot 1 / 1 = 10^{-3}$ | $0.1\%\ \gamma$ | $100\%\ \gamma$ |
+| A | $10^{-3} \cdot 10 / 0.01 = 1$ | $0.1\%\ \eta$ | $0.1\%\ \eta$ |
+| B | $10^{-3} \cdot 1 / 1 = 10^{-3}$ | $0.1\%\ \eta$ | $100\%\ \eta$ |
 
-(the steps are the change of the layer per step relative to its size: $\gamma\lambda\lVert g\rVert/\lVert w\rVert$
-for LARS, $\gamma\lVert g\rVert/\lVert w\rVert$ for SGD)
+(the steps are the change of the layer per step relative to its size: $\eta\rho\lVert g\rVert/\lVert w\rVert$
+for LARS, $\eta\lVert g\rVert/\lVert w\rVert$ for SGD)
 
-With SGD, keeping B's change per step under 1% forces $\gamma \le 0.01$, and then A changes by
-$0.001\%$ per step: it barely trains. With LARS both change by the same fraction, and $\gamma$ can be
+With SGD, keeping B's change per step under 1% forces $\eta \le 0.01$, and then A changes by
+$0.001\%$ per step: it barely trains. With LARS both change by the same fraction, and $\eta$ can be
 a thousand times larger before B is in danger.
 
-## Names in the code
+## Notation
 
 | math | code | |
 |---|---|---|
 | $w$ | `param`, `weight` | the layer's weights (its float32 master under master weights) |
 | $g$ | `grad` | its gradient, after MXNet's rescale and clip |
-| $u = g + \beta w$ | `update` | the decayed gradient; after the scaling, $d = \lambda u$ |
-| $\lambda$ | `ratio` | the trust ratio |
-| $\beta$ | `weight_decay` | the layer's decay, $0$ when excluded |
-| $\eta$, $\epsilon$ | `trust_coefficient`, `eps` | |
-| $\gamma$ | `lr` | the global rate (with any per-parameter scale) |
-| $b$, $v$ | `momentum_buffer`, `velocity` | the buffer by torch's convention, or with $\gamma$ inside |
+| $u = g + \lambda w$ | `update` | the decayed gradient; after the scaling, $d = \rho u$ |
+| $\rho$ | `ratio` | the trust ratio |
+| $\lambda$ | `weight_decay` | the layer's decay, $0$ when excluded |
+| $\kappa$, $\epsilon$ | `trust_coefficient`, `eps` | |
+| $\eta$ | `lr` | the global rate (with any per-parameter scale) |
+| $b$, $v$ | `momentum_buffer`, `velocity` | the buffer by torch's convention, or with $\eta$ inside |
 
 ## The conventions real code disagrees on
 
@@ -72,25 +81,25 @@ behaves like MXNet; the tests check each against an independent computation.
 
 | | ratio denominator | $\epsilon$ | no adaptation for | no decay for | momentum |
 |---|---|---|---|---|---|
-| paper | $\Vert g\Vert+\beta\Vert w\Vert$ | 0 | — | — | $\gamma$ inside |
-| MXNet | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | names ending `bias`, `gamma`, `beta` | — | $\gamma$ inside |
-| apex LARC | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | — | — | torch; clip mode |
-| Lightning bolts | $\Vert g\Vert+\beta\Vert w\Vert$ | $10^{-8}$ | groups with $\beta = 0$ | — | torch |
-| MAE, MoCo v3 | $\Vert g+\beta w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
-| pytorch_optimizer | $\Vert g\Vert+\beta\Vert w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
-| SimCLR, optax | $\Vert g+\beta w\Vert$ | 0 | chosen by name | chosen by name | $\gamma$ inside |
+| paper | $\Vert g\Vert+\lambda\Vert w\Vert$ | 0 | — | — | $\eta$ inside |
+| MXNet | $\Vert g\Vert+\lambda\Vert w\Vert$ | $10^{-8}$ | names ending `bias`, `gamma`, `beta` | — | $\eta$ inside |
+| apex LARC | $\Vert g\Vert+\lambda\Vert w\Vert$ | $10^{-8}$ | — | — | torch; clip mode |
+| Lightning bolts | $\Vert g\Vert+\lambda\Vert w\Vert$ | $10^{-8}$ | groups with $\lambda = 0$ | — | torch |
+| MAE, MoCo v3 | $\Vert g+\lambda w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
+| pytorch_optimizer | $\Vert g\Vert+\lambda\Vert w\Vert$ | 0 | vectors and scalars | vectors and scalars | torch |
+| SimCLR, optax | $\Vert g+\lambda w\Vert$ | 0 | chosen by name | chosen by name | $\eta$ inside |
 
-* **Which norm.** `trust_ratio_norm="gradient"` uses $\lVert g\rVert + \beta\lVert w\rVert$;
-  `"update"` uses the norm of the decayed gradient itself, $\lVert g + \beta w\rVert$.
-* **Zero norms.** A fresh zero-initialised bias has $\lVert w\rVert = 0$, so $\lambda = 0$ and it could
-  never move. Every implementation falls back to $\lambda = 1$ (plain SGD) when $\lVert w\rVert = 0$ or
+* **Which norm.** `trust_ratio_norm="gradient"` uses $\lVert g\rVert + \lambda\lVert w\rVert$;
+  `"update"` uses the norm of the decayed gradient itself, $\lVert g + \lambda w\rVert$.
+* **Zero norms.** A fresh zero-initialised bias has $\lVert w\rVert = 0$, so $\rho = 0$ and it could
+  never move. Every implementation falls back to $\rho = 1$ (plain SGD) when $\lVert w\rVert = 0$ or
   the gradient norm is $0$; MXNet also when the ratio is NaN, which the comparison below does too.
   Two variants exist: pytorch_optimizer tests the whole denominator instead of $\lVert g\rVert$ (with
-  decay, a zero gradient then gives $\lambda = \eta/\beta$, not 1), and LARC and bolts skip the weight
+  decay, a zero gradient then gives $\rho = \kappa/\lambda$, not 1), and LARC and bolts skip the weight
   decay as well as the scaling for such a layer. Neither is reproduced; both only matter when a
   gradient is exactly zero.
-* **What is excluded.** Excluding a parameter from *adaptation* (it gets $\lambda = 1$) and from
-  *decay* ($\beta = 0$ for it) are two separate switches: MXNet adapts everything but names ending
+* **What is excluded.** Excluding a parameter from *adaptation* (it gets $\rho = 1$) and from
+  *decay* ($\lambda = 0$ for it) are two separate switches: MXNet adapts everything but names ending
   in `bias`, `gamma` or `beta` and still decays them. A rule can use the name (`no_adaptation_suffixes`,
   `no_decay_suffixes`; this needs named parameters, `model.named_parameters()`, which torch keeps as
   `param_names` in each group, so the state dict stays a plain picklable dictionary), the number of
@@ -99,8 +108,8 @@ behaves like MXNet; the tests check each against an independent computation.
   A complex parameter is optimised as its real view, as everywhere in this library, and the dimension
   rules see that view: a complex vector counts as a matrix (its view has a last dimension of 2).
 * **LARC's clip mode** ([NVIDIA apex](https://github.com/NVIDIA/apex/blob/master/apex/parallel/LARC.py))
-  caps the local rate at the global one: the effective rate is $\min(\lambda, \gamma)$, i.e. the
-  direction is scaled by $\min(\lambda/\gamma, 1)$ (`larc_clip=True`; its default $\eta$ is $0.02$).
+  caps the local rate at the global one: the effective rate is $\min(\rho, \eta)$, i.e. the
+  direction is scaled by $\min(\rho/\eta, 1)$ (`larc_clip=True`; its default $\kappa$ is $0.02$).
 * **MXNet's pre-processing.** `rescale_grad` multiplies the gradient first and `clip_gradient` clips
   it element-wise to $[-c, c]$. MXNet computes the ratio from the rescaled gradient *before* clipping,
   and so does this class (with `trust_ratio_norm="gradient"`).
@@ -115,18 +124,18 @@ which to pick.
 
 * **$\epsilon$ in the denominator.** The paper assumes both norms are positive. Code cannot: a
   gradient of exactly zero (a dead ReLU layer, a frozen embedding row) would divide by zero. With
-  the fallback to $\lambda = 1$ below, $\epsilon$ only matters when the denominator is tiny but not
-  zero; there it caps $\lambda$ at $\eta\lVert w\rVert/\epsilon$.
-* **$\lVert g\rVert + \beta\lVert w\rVert$ or $\lVert g + \beta w\rVert$.** The first is the
+  the fallback to $\rho = 1$ below, $\epsilon$ only matters when the denominator is tiny but not
+  zero; there it caps $\rho$ at $\kappa\lVert w\rVert/\epsilon$.
+* **$\lVert g\rVert + \lambda\lVert w\rVert$ or $\lVert g + \lambda w\rVert$.** The first is the
   paper's, a bound on the second by the triangle inequality, so the scaled step has norm *at most*
-  $\eta\lVert w\rVert$. The second makes the scaled step's norm *exactly* $\eta\lVert w\rVert$
+  $\kappa\lVert w\rVert$. The second makes the scaled step's norm *exactly* $\kappa\lVert w\rVert$
   (as [LAMB](lamb.md) does with its own update), at the cost of one more norm. They differ most when
-  $g$ and $\beta w$ point in opposite directions, late in training when the gradient and the decay
+  $g$ and $\lambda w$ point in opposite directions, late in training when the gradient and the decay
   nearly balance: there the first takes a small step, while the second still takes a step of norm
-  $\eta\lVert w\rVert$, in the direction of whatever is left of $g + \beta w$.
+  $\kappa\lVert w\rVert$, in the direction of whatever is left of $g + \lambda w$.
 * **Not adapting biases and normalisation parameters.** The trust ratio is meant for weight
   matrices, whose norm says how big the layer is. A bias or a batch-norm shift starts at zero: its
-  first step falls back to $\lambda = 1$, and after it its norm is tiny, so is its ratio, and it
+  first step falls back to $\rho = 1$, and after it its norm is tiny, so is its ratio, and it
   barely moves. A batch-norm gain is a vector of ones whose norm $\sqrt n$ is unrelated to its
   gradient's scale. Excluding them keeps them on
   plain SGD. By *name* (MXNet's `bias`, `gamma`, `beta`) needs the model's naming scheme; by *number
@@ -136,14 +145,14 @@ which to pick.
   itself; decaying a bias regularises little. Most recipes therefore exclude the same
   parameters from decay as from adaptation; MXNet decays everything and excludes only from
   adaptation, so the two switches are separate here.
-* **$\gamma$ inside or outside the buffer.** Inside (the paper, MXNet, optax) the buffer holds
-  past *steps*; outside (torch) it holds past *directions*, and the current $\gamma$ scales all of
+* **$\eta$ inside or outside the buffer.** Inside (the paper, MXNet, optax) the buffer holds
+  past *steps*; outside (torch) it holds past *directions*, and the current $\eta$ scales all of
   them. With a constant rate they agree; with a schedule, inside means that a step taken at a high
-  rate keeps its size as it decays from the buffer, outside means that lowering $\gamma$ shrinks the
+  rate keeps its size as it decays from the buffer, outside means that lowering $\eta$ shrinks the
   momentum at once.
-* **LARC's clip.** Without it, a layer whose ratio $\lambda$ exceeds $\gamma$ gets a *larger* step
-  than SGD would give it. Clipping to $\min(\lambda, \gamma)$ means LARS can only slow a layer
-  down, never speed it up: a safer drop-in for a recipe tuned for SGD (its default $\eta$ is
+* **LARC's clip.** Without it, a layer whose ratio $\rho$ exceeds $\eta$ gets a *larger* step
+  than SGD would give it. Clipping to $\min(\rho, \eta)$ means LARS can only slow a layer
+  down, never speed it up: a safer drop-in for a recipe tuned for SGD (its default $\kappa$ is
   $0.02$).
 * **MXNet's rescale and clip.** `rescale_grad` undoes the sum over a batch (or a loss scale);
   element-wise clipping protects against single huge values. The ratio reads the norm before the
@@ -161,7 +170,7 @@ run both paths on every configuration and check they agree.
 
 ## Master weights for half precision
 
-With $\eta = 10^{-3}$ a layer changes by about $\gamma\eta$ of its norm per step, often less than the
+With $\kappa = 10^{-3}$ a layer changes by about $\eta\kappa$ of its norm per step, often less than the
 resolution of bfloat16 ($2^{-8}$) or float16 ($2^{-11}$): the update rounds away. Every optimizer here
 can keep float32 master weights ([master weights](precision.md), the group option `master_weights`);
 `multi_precision=True` is MXNet's name for it and switches it on for every group. The norms, ratio,
@@ -181,13 +190,13 @@ from .core.options import learning_rate, param_option
 from .core.validation import check_non_negative
 from .sgd import SGD
 
-# The two denominators of the ratio: $\lVert g\rVert + \beta\lVert w\rVert$ and $\lVert g + \beta w\rVert$.
+# The two denominators of the ratio: $\lVert g\rVert + \lambda\lVert w\rVert$ and $\lVert g + \lambda w\rVert$.
 TRUST_RATIO_NORMS = ("gradient", "update")
 
 # The choices of each well-known implementation, as keyword arguments of `LARS`.
 # `max_ndim_*=-1` switches the dimension rules off wherever the source excludes nothing by shape.
 LARS_CONVENTIONS: dict[str, dict[str, Any]] = {
-    # You et al., Algorithm 1: no $\epsilon$, every tensor adapted and decayed, $\gamma$ in the buffer.
+    # You et al., Algorithm 1: no $\epsilon$, every tensor adapted and decayed, $\eta$ in the buffer.
     "paper": dict(eps=0.0, lr_in_momentum=True, max_ndim_without_adaptation=-1, max_ndim_without_decay=-1),
     # MXNet's `LARS` optimizer: exclusion from adaptation by name, decay for all.
     "mxnet": dict(eps=1e-8, lr_in_momentum=True, no_adaptation_suffixes=("bias", "gamma", "beta"),
@@ -212,8 +221,8 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
     r"""
     ### The local rate of a layer
 
-    The factor that multiplies a layer's decayed gradient $g + \beta w$. `weight_norm` is
-    $\lVert w\rVert$; `norm` is $\lVert g\rVert$ or $\lVert g + \beta w\rVert$ depending on
+    The factor that multiplies a layer's decayed gradient $g + \lambda w$. `weight_norm` is
+    $\lVert w\rVert$; `norm` is $\lVert g\rVert$ or $\lVert g + \lambda w\rVert$ depending on
     `trust_ratio_norm`. Written with tensor operations only, so the same function serves one layer
     (0-d tensors) and a whole group at once (vectors of norms, decays and rates), and the two paths
     cannot drift apart.
@@ -223,17 +232,17 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
     """
     eta, eps = group["trust_coefficient"], group["eps"]
     if group["trust_ratio_norm"] == "gradient":
-        # $$\lambda = \eta\,\frac{\lVert w\rVert}{\lVert g\rVert + \beta\lVert w\rVert + \epsilon}$$
+        # $$\rho = \kappa\,\frac{\lVert w\rVert}{\lVert g\rVert + \lambda\lVert w\rVert + \epsilon}$$
         ratio = eta * weight_norm / (norm + weight_decay * weight_norm + eps)
     else:
-        # $$\lambda = \eta\,\frac{\lVert w\rVert}{\lVert g + \beta w\rVert + \epsilon}$$
+        # $$\rho = \kappa\,\frac{\lVert w\rVert}{\lVert g + \lambda w\rVert + \epsilon}$$
         ratio = eta * weight_norm / (norm + eps)
     if group["larc_clip"]:
-        # LARC's clip mode: the effective rate $\gamma\cdot\min(\lambda/\gamma, 1) = \min(\lambda, \gamma)$.
-        # $$\lambda \leftarrow \min\left(\frac{\lambda}{\gamma},\ 1\right)$$
+        # LARC's clip mode: the effective rate $\eta\cdot\min(\rho/\eta, 1) = \min(\rho, \eta)$.
+        # $$\rho \leftarrow \min\left(\frac{\rho}{\eta},\ 1\right)$$
         ratio = torch.clamp(ratio / lr, max=1.0)
-    # $\lambda = 1$ when either norm is zero, or NaN (the comparisons are false for NaN).
-    # $$\lambda \leftarrow \begin{cases} \lambda & \lVert w\rVert > 0 \text{ and } \lVert\cdot\rVert > 0 \\
+    # $\rho = 1$ when either norm is zero, or NaN (the comparisons are false for NaN).
+    # $$\rho \leftarrow \begin{cases} \rho & \lVert w\rVert > 0 \text{ and } \lVert\cdot\rVert > 0 \\
     #   1 & \text{otherwise} \end{cases}$$
     # `torch.where` rather than an `if`, so the same line serves a vector of ratios, and no
     # synchronisation with the device is needed to decide.
@@ -245,12 +254,12 @@ class LARS(SGD):
     r"""
     ## Hyper-parameters
 
-    * `lr` is the global rate $\gamma$ (default $1$). The relative change of an adapted layer per
-      step is at most $\gamma\eta$, and $\gamma\eta/(1-\mu)$ with momentum: with the defaults, $0.1\%$
-      and about $1\%$. Large-batch recipes scale $\gamma$ with the batch and warm it up.
+    * `lr` is the global rate $\eta$ (default $1$). The relative change of an adapted layer per
+      step is at most $\eta\kappa$, and $\eta\kappa/(1-\mu)$ with momentum: with the defaults, $0.1\%$
+      and about $1\%$. Large-batch recipes scale $\eta$ with the batch and warm it up.
     * `momentum` $\mu$ (default $0.9$), `dampening` $\tau$ and `nesterov` as in [SGD](sgd.md).
-    * `weight_decay` is $\beta$ (a number: it always enters as $\beta w$ inside the scaled direction).
-    * `trust_coefficient` is $\eta$ (default $10^{-3}$; LARC uses $0.02$).
+    * `weight_decay` is $\lambda$ (a number: it always enters as $\lambda w$ inside the scaled direction).
+    * `trust_coefficient` is $\kappa$ (default $10^{-3}$; LARC uses $0.02$).
     * `eps` is $\epsilon$ (default $10^{-8}$, as MXNet and LARC; the paper has none).
     * `trust_ratio_norm`: `"gradient"` (default) or `"update"`, see the table above.
     * `max_ndim_without_adaptation` / `max_ndim_without_decay` (default $1$ for both): parameters with
@@ -260,8 +269,8 @@ class LARS(SGD):
       these are not adapted / not decayed. They need named parameters.
     * `adapt_without_decay` (default `True`): `False` adapts only parameters whose decay is non-zero.
     * `larc_clip` (default `False`): LARC's clip mode.
-    * `lr_in_momentum` (default `False`): keep $\gamma$ inside the buffer as the paper and MXNet do,
-      $v_t = \mu v_{t-1} - \gamma d_t$, $w_t = w_{t-1} + v_t$; no dampening then.
+    * `lr_in_momentum` (default `False`): keep $\eta$ inside the buffer as the paper and MXNet do,
+      $v_t = \mu v_{t-1} - \eta d_t$, $w_t = w_{t-1} + v_t$; no dampening then.
     * `rescale_grad` (default 1) and `clip_gradient` (default `None`): MXNet's gradient pre-processing.
     * `multi_precision` (default `False`): float32 master weights for float16/bfloat16 parameters, the
       `master_weights` option of every optimizer here under MXNet's name (a group may set
@@ -271,10 +280,10 @@ class LARS(SGD):
     Every option lives in the parameter groups, so it can differ per group; `lr`, `lr_scale` and
     `weight_decay` can also be set per parameter through `opt_args`.
 
-    **Starting points.** $\gamma$ is not SGD's learning rate: an adapted layer moves by
-    $\gamma\lambda^l$ times its decayed gradient, with $\lambda^l \approx \eta\lVert w\rVert/\lVert g\rVert$,
-    so $\gamma\eta$ is the relative change per step and a rate tuned for [SGD](sgd.md) does not carry
-    over. Tune $\gamma$ on its own scale, warm it up, and scale it with the batch as the large-batch
+    **Starting points.** $\eta$ is not SGD's learning rate: an adapted layer moves by
+    $\eta\rho^l$ times its decayed gradient, with $\rho^l \approx \kappa\lVert w\rVert/\lVert g\rVert$,
+    so $\eta\kappa$ is the relative change per step and a rate tuned for [SGD](sgd.md) does not carry
+    over. Tune $\eta$ on its own scale, warm it up, and scale it with the batch as the large-batch
     recipes do. To reproduce a paper or a codebase, start from its entry in `LARS_CONVENTIONS` and
     change only what its recipe changes.
     """
@@ -364,8 +373,8 @@ class LARS(SGD):
         # Suffixes are matched with `str.endswith`, which wants a tuple.
         for name in ("no_adaptation_suffixes", "no_decay_suffixes"):
             group[name] = tuple(group[name])
-        # None of these has a meaning below zero: a negative $\eta$ or rescale would turn the step
-        # uphill, a negative $\epsilon$ or $\beta$ could make the denominator vanish or change sign.
+        # None of these has a meaning below zero: a negative $\kappa$ or rescale would turn the step
+        # uphill, a negative $\epsilon$ or $\lambda$ could make the denominator vanish or change sign.
         for name in ("trust_coefficient", "eps", "weight_decay", "rescale_grad"):
             check_non_negative(name, group[name])
         if group["clip_gradient"] is not None:
@@ -393,10 +402,10 @@ class LARS(SGD):
 
     def weight_decay_of(self, group: dict[str, Any], param: torch.Tensor, name: str | None) -> float:
         r"""
-        $\beta$ for this parameter: zero when a decay-exclusion rule matches it,
-        $$\beta^l = \begin{cases} 0 & \text{ndim} \le \texttt{max\_ndim\_without\_decay}
+        $\lambda$ for this parameter: zero when a decay-exclusion rule matches it,
+        $$\lambda^l = \begin{cases} 0 & \text{ndim} \le \texttt{max\_ndim\_without\_decay}
           \text{ or the name ends in a } \texttt{no\_decay\_suffixes} \\
-          \beta & \text{otherwise (the parameter's own, through } \texttt{opt\_args}\text{, if set)}
+          \lambda & \text{otherwise (the parameter's own, through } \texttt{opt\_args}\text{, if set)}
           \end{cases}$$
         """
         if param.ndim <= group["max_ndim_without_decay"]:
@@ -407,9 +416,9 @@ class LARS(SGD):
 
     def adapts(self, group: dict[str, Any], param: torch.Tensor, name: str | None, weight_decay: float) -> bool:
         r"""
-        Whether this parameter gets a trust ratio, or $\lambda = 1$ (plain SGD). The same two rules
+        Whether this parameter gets a trust ratio, or $\rho = 1$ (plain SGD). The same two rules
         as for the decay, by dimensions and by name, and a third: with `adapt_without_decay=False`
-        only a parameter whose $\beta^l$ (after the decay rules) is non-zero is adapted.
+        only a parameter whose $\lambda^l$ (after the decay rules) is non-zero is adapted.
         """
         if param.ndim <= group["max_ndim_without_adaptation"]:
             return False
@@ -465,7 +474,7 @@ class LARS(SGD):
         # Called directly (not through `step`), the name is looked up here.
         if name is None and "param_names" in group:
             name = self.parameter_names(group).get(id(state))
-        # $\gamma$, with any per-parameter `lr` or `lr_scale`.
+        # $\eta$, with any per-parameter `lr` or `lr_scale`.
         lr = learning_rate(group, param)
 
         # MXNet's pre-processing, $g \leftarrow \text{rescale}\cdot g$; the ratio's
@@ -478,19 +487,19 @@ class LARS(SGD):
             # $$g \leftarrow \max(-c, \min(g, c))$$
             grad = grad.clamp(-group["clip_gradient"], group["clip_gradient"])
 
-        # $\beta^l$: the group's decay, or $0$ for an excluded parameter.
+        # $\lambda^l$: the group's decay, or $0$ for an excluded parameter.
         weight_decay = self.weight_decay_of(group, param, name)
-        # The decayed gradient $u = g + \beta w$.
+        # The decayed gradient $u = g + \lambda w$.
         update = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
 
         if self.adapts(group, param, name, weight_decay):
-            # The denominator's norm: $\lVert g\rVert$ (before the clip), or $\lVert g + \beta w\rVert$.
+            # The denominator's norm: $\lVert g\rVert$ (before the clip), or $\lVert g + \lambda w\rVert$.
             norm = grad_norm if group["trust_ratio_norm"] == "gradient" else torch.linalg.vector_norm(update)
-            # $$\lambda = \eta\,\frac{\lVert w\rVert}{\lVert g\rVert + \beta\lVert w\rVert + \epsilon}
-            #   \quad\text{or}\quad \eta\,\frac{\lVert w\rVert}{\lVert g + \beta w\rVert + \epsilon}$$
+            # $$\rho = \kappa\,\frac{\lVert w\rVert}{\lVert g\rVert + \lambda\lVert w\rVert + \epsilon}
+            #   \quad\text{or}\quad \kappa\,\frac{\lVert w\rVert}{\lVert g + \lambda w\rVert + \epsilon}$$
             # (with LARC's clip and the fallback to $1$), a 0-d tensor: no synchronisation here.
             ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
-            # $$\textcolor{orange}{d_t = \lambda\,(g_t + \beta w_{t-1})}$$
+            # $$\textcolor{orange}{d_t = \rho\,(g_t + \lambda w_{t-1})}$$
             update = update * ratio
 
         # The scaled direction goes into the momentum, by torch's convention or the paper's.
@@ -504,28 +513,28 @@ class LARS(SGD):
         torch's convention is [SGD](sgd.md)'s `momentum_direction`, inherited as it is. With
         `lr_in_momentum` the buffer holds the step itself (MXNet, the paper, optax):
 
-        $$v_t = \mu\, v_{t-1} - \gamma\, d_t \qquad w_t = w_{t-1} + v_t,$$
+        $$v_t = \mu\, v_{t-1} - \eta\, d_t \qquad w_t = w_{t-1} + v_t,$$
 
-        with $v_1 = -\gamma d_1$, and Nesterov's $w_t = w_{t-1} + \mu v_t - \gamma d_t$.
+        with $v_1 = -\eta d_1$, and Nesterov's $w_t = w_{t-1} + \mu v_t - \eta d_t$.
         """
         if not group["lr_in_momentum"]:
-            # $$w_t = w_{t-1} - \gamma\, b_t$$
+            # $$w_t = w_{t-1} - \eta\, b_t$$
             weight.add_(self.momentum_direction(state, group, update), alpha=-lr)
             return
         momentum = group["momentum"]
         if momentum == 0:
-            # Without momentum the two conventions are the same step, $$w_t = w_{t-1} - \gamma\, d_t$$
+            # Without momentum the two conventions are the same step, $$w_t = w_{t-1} - \eta\, d_t$$
             weight.add_(update, alpha=-lr)
             return
         velocity = state.get("velocity")
         if velocity is None:
-            # The first velocity is the first step itself, $$v_1 = -\gamma\, d_1$$
+            # The first velocity is the first step itself, $$v_1 = -\eta\, d_1$$
             velocity = state["velocity"] = update.mul(-lr)
         else:
-            # $$v_t = \mu\, v_{t-1} - \gamma\, d_t$$
+            # $$v_t = \mu\, v_{t-1} - \eta\, d_t$$
             velocity.mul_(momentum).add_(update, alpha=-lr)
         if group["nesterov"]:
-            # $$w_t = w_{t-1} + \mu\, v_t - \gamma\, d_t$$
+            # $$w_t = w_{t-1} + \mu\, v_t - \eta\, d_t$$
             weight.add_(velocity, alpha=momentum).add_(update, alpha=-lr)
         else:
             # $$w_t = w_{t-1} + v_t$$
@@ -542,7 +551,7 @@ class LARS(SGD):
         """
         if not items:
             return
-        # The group as parallel lists: $w^l$, $g^l$, the states, $\gamma^l$ and the names.
+        # The group as parallel lists: $w^l$, $g^l$, the states, $\eta^l$ and the names.
         weights = [param for param, _, _ in items]
         grads = [grad for _, grad, _ in items]
         states = [state for _, _, state in items]
@@ -560,34 +569,34 @@ class LARS(SGD):
             grads = torch._foreach_clamp_max(grads, group["clip_gradient"])
             torch._foreach_clamp_min_(grads, -group["clip_gradient"])
 
-        # $\beta^l$ for every tensor: the rules are decided on the host, per tensor, as in `step_param`.
+        # $\lambda^l$ for every tensor: the rules are decided on the host, per tensor, as in `step_param`.
         decays = [self.weight_decay_of(group, w, n) for w, n in zip(weights, param_names)]
-        # $u = g + \beta w$ for the whole group; a tensor with $\beta = 0$ is left as $g$, as above.
+        # $u = g + \lambda w$ for the whole group; a tensor with $\lambda = 0$ is left as $g$, as above.
         updates = [
             grad.add(weight, alpha=decay) if decay != 0 else grad
             for grad, weight, decay in zip(grads, weights, decays)
         ]
 
-        # The indices of the tensors that get a trust ratio; the others keep $\lambda = 1$.
+        # The indices of the tensors that get a trust ratio; the others keep $\rho = 1$.
         adapted = [i for i, (w, n, d) in enumerate(zip(weights, param_names, decays)) if self.adapts(group, w, n, d)]
         if adapted:
             # $$\big(\lVert w^l\rVert\big)_l$$ stacked into one vector
             weight_norms = torch.stack(torch._foreach_norm([weights[i] for i in adapted]))
-            # $\big(\lVert g^l\rVert\big)_l$, already computed, or $\big(\lVert g^l + \beta^l w^l\rVert\big)_l$.
+            # $\big(\lVert g^l\rVert\big)_l$, already computed, or $\big(\lVert g^l + \lambda^l w^l\rVert\big)_l$.
             if group["trust_ratio_norm"] == "gradient":
                 norms = torch.stack([grad_norms[i] for i in adapted])
             else:
                 norms = torch.stack(torch._foreach_norm([updates[i] for i in adapted]))
-            # $$\lambda^l = \eta\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \beta^l\lVert w^l\rVert + \epsilon}$$
-            # for every adapted tensor at once: the same `trust_ratio`, with vectors of $\beta^l$ and
-            # $\gamma^l$ in place of numbers.
+            # $$\rho^l = \kappa\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \lambda^l\lVert w^l\rVert + \epsilon}$$
+            # for every adapted tensor at once: the same `trust_ratio`, with vectors of $\lambda^l$ and
+            # $\eta^l$ in place of numbers.
             dtype, device = weight_norms.dtype, weight_norms.device
             ratios = trust_ratio(
                 group, weight_norms, norms,
                 torch.tensor([decays[i] for i in adapted], dtype=dtype, device=device),
                 torch.tensor([lrs[i] for i in adapted], dtype=dtype, device=device),
             )
-            # $d = \lambda\, u$ for every adapted tensor in one multi-tensor multiply.
+            # $d = \rho\, u$ for every adapted tensor in one multi-tensor multiply.
             scaled = torch._foreach_mul([updates[i] for i in adapted], list(ratios.unbind()))
             for i, update in zip(adapted, scaled):
                 updates[i] = update
@@ -600,18 +609,18 @@ class LARS(SGD):
         r"""
         `apply_update` for a list of tensors, with multi-tensor operations: the same equations, for
         every tensor $l$ of the group at once,
-        $$b^l_t = \mu\, b^l_{t-1} + (1 - \tau)\, d^l_t \qquad w^l_t = w^l_{t-1} - \gamma^l\, b^l_t$$
+        $$b^l_t = \mu\, b^l_{t-1} + (1 - \tau)\, d^l_t \qquad w^l_t = w^l_{t-1} - \eta^l\, b^l_t$$
         by torch's convention, or with `lr_in_momentum`
-        $$v^l_t = \mu\, v^l_{t-1} - \gamma^l d^l_t \qquad w^l_t = w^l_{t-1} + v^l_t.$$
+        $$v^l_t = \mu\, v^l_{t-1} - \eta^l d^l_t \qquad w^l_t = w^l_{t-1} + v^l_t.$$
         """
         momentum = group["momentum"]
         if momentum == 0:
-            # $$w^l_t = w^l_{t-1} - \gamma^l\, d^l_t$$
+            # $$w^l_t = w^l_{t-1} - \eta^l\, d^l_t$$
             self.add_scaled(weights, updates, [-lr for lr in lrs])
             return
         # The buffer's name in the state: torch's or the paper's convention.
         key = "velocity" if group["lr_in_momentum"] else "momentum_buffer"
-        # The first step creates the buffers ($b_1 = d_1$, or $v_1 = -\gamma d_1$); later steps
+        # The first step creates the buffers ($b_1 = d_1$, or $v_1 = -\eta d_1$); later steps
         # update all existing buffers together.
         existing = [i for i, state in enumerate(states) if key in state]
         for i, state in enumerate(states):
@@ -623,7 +632,7 @@ class LARS(SGD):
             # $$\mu\, b_{t-1} \quad\text{or}\quad \mu\, v_{t-1}$$
             torch._foreach_mul_(old, momentum)
             if group["lr_in_momentum"]:
-                # $$v_t = \mu\, v_{t-1} - \gamma\, d_t$$
+                # $$v_t = \mu\, v_{t-1} - \eta\, d_t$$
                 self.add_scaled(old, [updates[i] for i in existing], [-lrs[i] for i in existing])
             else:
                 # $$b_t = \mu\, b_{t-1} + (1 - \tau)\, d_t$$
@@ -631,14 +640,14 @@ class LARS(SGD):
 
         if group["lr_in_momentum"]:
             if group["nesterov"]:
-                # $$w_t = w_{t-1} + \mu\, v_t - \gamma\, d_t$$
+                # $$w_t = w_{t-1} + \mu\, v_t - \eta\, d_t$$
                 torch._foreach_add_(weights, buffers, alpha=momentum)
                 self.add_scaled(weights, updates, [-lr for lr in lrs])
             else:
                 # $$w_t = w_{t-1} + v_t$$
                 torch._foreach_add_(weights, buffers)
             return
-        # The direction: $b_t$, or Nesterov's $d_t + \mu\, b_t$; then $$w_t = w_{t-1} - \gamma\,(\cdot)$$
+        # The direction: $b_t$, or Nesterov's $d_t + \mu\, b_t$; then $$w_t = w_{t-1} - \eta\,(\cdot)$$
         directions = torch._foreach_add(updates, buffers, alpha=momentum) if group["nesterov"] else buffers
         self.add_scaled(weights, directions, [-lr for lr in lrs])
 

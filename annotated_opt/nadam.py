@@ -12,6 +12,31 @@ $$\textcolor{orange}{\bar m_t = \frac{\mu_{t+1}\, m_t}{1 - \prod_{i=1}^{t+1}\mu_
   + \frac{(1-\mu_t)\, g_t}{1 - \prod_{i=1}^{t}\mu_i}} \qquad
   \theta_t = \theta_{t-1} - \eta\,\frac{\textcolor{orange}{\bar m_t}}{\sqrt{\hat v_t} + \epsilon}.$$
 
+```algorithm
+\mu_t = \beta_1 (1 - \tfrac12\, 0.96^{t\psi})
+    @ mu = momentum_coefficient(beta1, group["momentum_decay"], step)
+m_t, v_t \ \text{as in Adam}  @ exp_avg = self.update_moments(state, group, grad)
+\theta \leftarrow \theta - \eta\, \frac{1 - \mu_t}{1 - \prod_{i \le t} \mu_i}\, \frac{g_t}{\sqrt{\hat v_t} + \epsilon}
+    @ param.addcdiv_(grad, denominator, value=-lr * (1 - mu) / (1 - mu_product))
+\theta_t = \theta - \eta\, \textcolor{orange}{\frac{\mu_{t+1}}{1 - \prod_{i \le t+1} \mu_i}}
+    \frac{m_t}{\sqrt{\hat v_t} + \epsilon}
+    @ param.addcdiv_(exp_avg, denominator, value=-lr * mu_next / (1 - mu_product_next))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $m_t$ | `exp_avg` | the first moment |
+| $v_t$ | `exp_avg_sq` | the second moment |
+| $\mu_t$ | `mu` | the momentum coefficient of step $t$ ($\mu_{t+1}$: `mu_next`) |
+| $\psi$ | `momentum_decay` | how fast $\mu_t$ warms up |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+
 ## The momentum schedule
 
 Dozat also lets the momentum coefficient grow during training, following

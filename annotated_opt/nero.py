@@ -35,6 +35,26 @@ neurons have a single weight each (a linear layer with one input): a one-element
 is zero, so it cannot have unit norm. Such a parameter is left free like a vector (its rows are its
 elements, so it is updated exactly like one).
 
+```algorithm
+v_{i,t} = \beta\, v_{i,t-1} + (1 - \beta)\, \lVert g_{i,t}\rVert^2
+    @ exp_avg_sq.mul_(beta).addcmul_(neuron_grad_norm, neuron_grad_norm, value=1 - beta)
+w_i \leftarrow w_i - \eta\, \sigma\, g_{i,t} / \sqrt{v_{i,t} / (1 - \beta^t)}
+    @ param.sub_(normalised.mul_(learning_rate(group, param) * state["scale"]))
+w_i \leftarrow \text{project}(w_i): \ \text{zero mean, unit norm}
+    @ project(param, *self.constraint(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $w$ | `param` | the weights; $w_i$ is the row of neuron $i$ |
+| $g$ | `grad` | the gradient |
+| $v$ | `exp_avg_sq` | the average squared gradient norm of each neuron |
+| $\beta$ | `beta` | its decay |
+| $\sigma$ | `scale` | the typical neuron norm, fixed at the first step |
+| $\eta$ | `lr` | the learning rate: the relative change of a neuron per step |
+
 ## Initialisation is part of the method
 
 The constraints must hold *before* the first step: a row that is not centred and normalised would be

@@ -31,6 +31,31 @@ w_i &\leftarrow \text{project}(w_i)
 
 Nero has no $\sigma$ scale factor here: the step size is Adam's.
 
+```algorithm
+g_t \leftarrow g_t + \lambda_2\, w  @ grad = grad.add(param, alpha=l2)
+m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg = state["exp_avg"].lerp_(grad, 1 - beta1)
+v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \ \text{(or the neuron's } \lVert g\rVert^2\text{)}
+    @ exp_avg_sq = state["exp_avg_sq"].lerp_(square, 1 - beta2)
+w \leftarrow (1 - \eta\lambda)\, w  @ self.weight_decay(param, grad, group)
+w \leftarrow w - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+    @ param.addcdiv_(exp_avg, denominator, value=-step_size)
+w_i \leftarrow \text{project}(w_i)  @ project(param, *self.constraint(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $w$ | `param` | the weights |
+| $g_t$ | `grad` | the gradient |
+| $m_t$ | `exp_avg` | the first moment |
+| $v_t$ | `exp_avg_sq` | the second moment, per coordinate or per neuron |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates |
+| $\lambda$ | `weight_decay` | the decoupled weight decay |
+| $\lambda_2$ | `l2` | the L2 regularisation |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+
 ## Per-parameter options
 
 Every option above can be set on a single parameter through the `opt_args` dictionary that the whole

@@ -8,6 +8,31 @@ throw the model into a bad region it never leaves. Warmup hides the problem by k
 while $v_t$ is unreliable. RAdam removes the cause instead: it measures how reliable $v_t$ is and
 scales the adaptive step down by exactly as much as needed.
 
+```algorithm
+m_t, v_t \ \text{as in Adam}  @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
+\rho_t = \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t)  @ rho_t = sma_length(beta2, step)
+\textcolor{orange}{\rho_t > 5}: \
+    \theta_t = \theta_{t-1} - \eta\, \textcolor{orange}{r_t}\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+    @ step_size = lr * rectification(beta2, step)
+\text{otherwise}: \ \textcolor{orange}{\theta_t = \theta_{t-1} - \eta\, \hat m_t}
+    @ param.add_(exp_avg, alpha=-lr / bias_correction1)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $m_t$ | `exp_avg` | the first moment |
+| $v_t$ | `exp_avg_sq` | the second moment |
+| $\rho_t$ | `rho_t` | the length of the simple moving average $v_t$ approximates |
+| $\rho_\infty$ | `rho_inf` | its limit |
+| $r_t$ | `rectification` | the variance rectification term |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $t$ | `step` | the step count |
+
 ## How many gradients is $v_t$ worth?
 
 An exponential moving average of $t$ squared gradients behaves like a simple moving average of

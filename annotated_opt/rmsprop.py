@@ -21,6 +21,37 @@ forever. The lecture's motivation was mini-batch training: Rprop, which steps by
 gradient, works with full batches but not with mini-batches, where signs are noisy; dividing by the
 RMS gives a step that behaves like the sign when the gradient is steady and is small when it is noise.
 
+```algorithm
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay)}
+    @ grad = self.weight_decay(param, grad, group)
+v_t = \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2
+    @ square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+\bar g_t = \alpha\, \bar g_{t-1} + (1 - \alpha)\, g_t \quad \text{(centred only)}
+    @ grad_avg.lerp_(grad, 1 - alpha)
+\sigma_t = \sqrt{v_t - \bar g_t^2}\ \text{(centred)}, \ \text{else } \sqrt{v_t}
+    @ scale = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+b_t = \mu\, b_{t-1} + g_t / (\sigma_t + \epsilon) \quad \text{(momentum only)}
+    @ buffer.mul_(group["momentum"]).addcdiv_(grad, scale)
+\theta_t = \theta_{t-1} - \eta\, b_t, \quad \text{else } \theta_t = \theta_{t-1} - \eta\, g_t / (\sigma_t + \epsilon)
+    @ param.addcdiv_(grad, scale, value=-lr)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $v_t$ | `square_avg` | the moving average of $g^2$ |
+| $\bar g_t$ | `grad_avg` | the moving average of $g$ (centred only) |
+| $\sigma_t$ | `scale` | the denominator, before $\epsilon$ |
+| $b_t$ | `buffer`, `momentum_buffer` | the momentum buffer |
+| $\alpha$ | `alpha` | the decay of the averages |
+| $\mu$ | `momentum` | the momentum |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\lambda$ | `weight_decay` | the weight decay |
+
 ## No bias correction: the first steps are large
 
 $v$ starts at zero and is *not* bias-corrected. With a steady gradient $g$ the average after $t$

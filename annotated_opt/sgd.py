@@ -18,6 +18,29 @@ noisy mini-batch gradient still converges if the learning rate decays, slowly en
 ($\sum_t \eta_t = \infty$) and fast enough to average the noise away ($\sum_t \eta_t^2 < \infty$):
 hence *stochastic* gradient descent.
 
+```algorithm
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda > 0\text{)}
+    @ grad = self.weight_decay(param, grad, group)
+b_1 = g_1, \qquad b_t = \mu\, b_{t-1} + (1 - \tau)\, g_t
+    @ buffer.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+d_t = g_t + \mu\, b_t \ \text{(Nesterov)}, \quad \text{else } d_t = b_t
+    @ return grad.add(buffer, alpha=momentum)
+\theta_t = \theta_{t-1} - \eta\, d_t  @ param.add_(direction, alpha=-learning_rate(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter, updated in place |
+| $g_t$ | `grad` | the gradient at step $t$ |
+| $b_t$ | `buffer`, `momentum_buffer` | the momentum buffer |
+| $d_t$ | `direction` | the direction of the step |
+| $\mu$ | `momentum` | the momentum |
+| $\tau$ | `dampening` | the dampening |
+| $\eta$ | `lr` | the learning rate |
+| $\lambda$ | `weight_decay` | the weight decay |
+
 ## Momentum
 
 **Momentum** ([Polyak, 1964](https://doi.org/10.1016/0041-5553(64)90137-5);

@@ -81,9 +81,10 @@ def test_every_code_line_appears_once_with_its_own_number(path: Path) -> None:
 def test_docstrings_and_comments_become_notes_beside_their_code() -> None:
     module = annotate(EXAMPLE)
     assert module.title == "Example"
-    intro, halve, formula, second = module.sections
-    assert "The idea, $x_t$." in intro.notes_text
-    assert [(s.start, s.text) for s in intro.segments] == [(7, "import math")]
+    intro, imports, halve, formula, second = module.sections
+    # The module's notes are a row of their own, across the page; the imports start the code.
+    assert "The idea, $x_t$." in intro.notes_text and not intro.segments
+    assert not imports.notes and [(s.start, s.text) for s in imports.segments] == [(7, "import math")]
     # The docstring is read as written: a raw string's backslashes stay.
     assert "$\\frac{x}{2}$" in halve.notes_text and halve.anchor == "halve"
     assert [(s.start, s.end) for s in halve.segments] == [(10, 10)]
@@ -217,3 +218,11 @@ def test_a_moved_module_page_redirects_to_its_new_address() -> None:
     html = hooks.redirect_page("base", "core.base")
     assert 'url=../core/base/"' in html and 'rel="canonical" href="../core/base/"' in html
     assert 'url=../../schedules/functional/"' in hooks.redirect_page("composable.schedules", "schedules.functional")
+
+
+def test_long_module_notes_are_split_at_their_sections() -> None:
+    source = 'r"""\n# T\n\nIntro.\n\n## One\n\nA.\n\n```\n## not a heading\n```\n\n## Two\n\nB.\n"""\n\nx = 1\n'
+    module = annotate(source)
+    notes = [section.notes_text for section in module.sections if not section.segments]
+    assert notes == ["Intro.", "## One\n\nA.\n\n```\n## not a heading\n```", "## Two\n\nB."]
+    assert [section.anchor for section in module.sections][:3] == ["introduction", "about-one", "about-two"]

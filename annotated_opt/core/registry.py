@@ -19,8 +19,9 @@ tests.
 
 ## What an entry says
 
-Each entry is an `OptimizerInfo`: facts about the algorithm (paper, year, family and parent in the
-family tree, state kept per parameter), how to build it, and how it is checked, as a `Reference`
+Each entry is an `OptimizerInfo`: facts about the algorithm (paper, year, family, state kept per
+parameter, and `parent`, the optimizer whose *idea* it refines: the lineage of ideas, which the
+class's Python base need not follow, as RMSprop's does not), how to build it, and how it is checked, as a `Reference`
 and a list of configurations for the [verification](verification.md). The configurations are
 chosen like test cases, not like recipes: each one switches on an option or a combination whose
 code path the others do not reach (weight decay in both modes, momentum with dampening, Nesterov,
@@ -326,7 +327,7 @@ register(OptimizerInfo(
 # for $\beta_2 = 0.9$, $0.63$ for $0.99$), while with $\beta_2 = 0.999$ it is still $0.21$ at step 100.
 # Both ends of $r_t$'s range are then checked.
 register(OptimizerInfo(
-    name="RAdam", cls=RAdam, family="Adam", parent="AMSGrad", year=2020, state_tensors=2,
+    name="RAdam", cls=RAdam, family="Adam", parent="Adam", year=2020, state_tensors=2,
     paper="On the Variance of the Adaptive Learning Rate and Beyond", url="https://arxiv.org/abs/1908.03265",
     # torch computes the rectified step as a product of tensors, m/c_1 * lr * sqrt(c_2)/(sqrt(v)+eps) * r_t,
     # each rounded; ours multiplies m/(sqrt(v)+eps) by one step size computed in float64.

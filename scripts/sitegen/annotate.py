@@ -170,6 +170,23 @@ def find_comments(source: str) -> dict[int, str]:
     return comments
 
 
+FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+
+
+def split_at_sections(text: str) -> list[str]:
+    """`text` cut before each `## ` heading that is not inside fenced code."""
+    parts: list[list[str]] = [[]]
+    fence = None
+    for line in text.split("\n"):
+        match = FENCE_LINE.match(line)
+        if match and (fence is None or match.group(1).startswith(fence)):
+            fence = None if fence else match.group(1)
+        if fence is None and line.startswith("## ") and any(x.strip() for x in parts[-1]):
+            parts.append([])
+        parts[-1].append(line)
+    return ["\n".join(part).strip("\n") for part in parts]
+
+
 def _trim(sections: list[Section]) -> list[Section]:
     """Drop blank lines at either end of each segment, then empty segments and sections."""
     kept = []
@@ -222,7 +239,11 @@ def annotate(source: str) -> AnnotatedModule:
         line = lines[number - 1]
         if module_doc and number == module_doc.start:
             close_comment_block()
-            start_section_if_code(number).notes.append(module_doc.text)
+            # The module's notes are prose about the whole algorithm, not about the imports below them:
+            # each of their sections is a row of its own, across the page, and the code starts afresh.
+            for part in split_at_sections(module_doc.text):
+                start_section_if_code(number).notes.append(part)
+                sections.append(Section(first_line=number))
             number = module_doc.end + 1
             continue
         if number in by_header:
@@ -271,10 +292,20 @@ def annotate(source: str) -> AnnotatedModule:
 def _name_anchors(sections: list[Section]) -> None:
     """Every section gets a unique id: the name it defines, or `L<line>` where it starts."""
     used: set[str] = set()
+    if sections and sections[0].notes and not sections[0].anchor:
+        sections[0].anchor = "introduction"
     for section in sections:
         first = section.segments[0].start if section.segments else section.first_line
+        heading = section.notes[0].partition("\n")[0] if section.notes else ""
+        if not section.anchor and not section.segments and heading.startswith("## "):
+            # A section of the module's notes: named after its heading (a prefix keeps it apart from
+            # the heading's own id).
+            words = re.sub(r"\$[^$]*\$", "", heading[3:]).lower()
+            section.anchor = "about-" + re.sub(r"[^a-z0-9]+", "-", words).strip("-")
         anchor = section.anchor or f"L{first}"
         if anchor in used:
             anchor = f"L{first}"
+        while anchor in used:
+            anchor += "-"
         used.add(anchor)
         section.anchor = anchor

@@ -38,6 +38,7 @@ from mkdocs.structure.pages import Page  # noqa: E402
 import annotated_opt  # noqa: E402
 from annotated_opt.core.registry import REGISTRY, OptimizerInfo  # noqa: E402
 from annotated_opt.core.verification import SEEDS, verify  # noqa: E402
+from sitegen import family, symbols  # noqa: E402
 from sitegen import page as markdown  # noqa: E402
 from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
 from sitegen.katex import KATEX_VERSION, MathError, plain_math, render_math, render_tex  # noqa: E402
@@ -57,7 +58,7 @@ TABLE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*optimizer-table[ \t]*-->[ \t]*$", r
 INCLUDE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*include:[ \t]*(generated/[\w./-]+\.md)[ \t]*-->[ \t]*$", re.MULTILINE)
 # Guides whose place in the navigation is known; any other guide comes after these, by name, and
 # "How the pages are made" comes last.
-GUIDE_ORDER = ("momentum", "weight-decay", "schedules", "composable")
+GUIDE_ORDER = ("which-optimizer", "momentum", "weight-decay", "schedules", "composable")
 LAST_GUIDE = "how-pages-are-made"
 
 
@@ -144,10 +145,10 @@ def build_nav() -> list:
     for info in REGISTRY.values():
         families.setdefault(info.family, []).append(info)
     optimizers = []
-    for family, infos in families.items():
+    for name, infos in families.items():
         infos = sorted(infos, key=lambda i: (i.year, list(REGISTRY).index(i.key)))
         entries = [{info.name: module_for(info.module).src_uri} for info in infos]
-        optimizers.append({f"{family} family" if len(entries) > 1 else family: entries})
+        optimizers.append({f"{name} family" if len(entries) > 1 else name: entries})
     nav.append({"Optimizers": optimizers})
     nav.append({"Machinery": _machinery_nav()})
 
@@ -233,6 +234,10 @@ def coloured_math(module: AnnotatedModule) -> list[str]:
     return [tex for tex, key in zip(formulas, keys) if not any(key != other and key in other for other in keys)]
 
 
+# What each optimizer's verification found while this build made its page: a mark and the error.
+CERTIFICATES: dict[str, str] = {}
+
+
 def verification_markdown(info: OptimizerInfo) -> str:
     if info.reference is None:
         return ("No independent implementation is registered to run at build time; the tests show how "
@@ -252,6 +257,7 @@ def verification_markdown(info: OptimizerInfo) -> str:
     if not summary.passed:
         log.warning(f"{info.name} {summary.sentence()}")
     mark = '<span class="ao-pass">✓</span>' if summary.passed else '<span class="ao-fail">✗</span>'
+    CERTIFICATES[info.key] = f"{mark} {summary.error:.1e}"
     seeds = ", ".join(str(s) for s in SEEDS)
     return (f"{mark} {info.name} {summary.sentence()}. Run when this page was built, with seed "
             f"{', '.join(str(s) for s in BUILD_SEEDS)}; the tests run seeds {seeds}.")
@@ -271,13 +277,14 @@ def facts_markdown(module: Module, annotated: AnnotatedModule) -> str:
             link = info.parent
         formulas = coloured_math(annotated)
         if info.parent is None:
-            parts += ["Parent", f":   none: {info.name} is the root of the {info.family} family", ""]
+            parts += ["Idea from", f":   none: {info.name} is the root of the {info.family} family", ""]
         elif formulas:
-            parts += ["Parent", f":   {link}; what changes is coloured:", ""]
+            parts += ["Idea from", f":   {link}; what changes is coloured:", ""]
             for tex in formulas:
                 parts += ["    $$", *("    " + line for line in tex.splitlines()), "    $$", ""]
         else:
-            parts += ["Parent", f":   {link}; the notes below say what changes", ""]
+            parts += ["Idea from", f":   {link}; the notes below say what changes", ""]
+        parts += ["Code extends", f":   {code_parent_link(info, module)}", ""]
         plural = "tensor" if info.state_tensors == 1 else "tensors"
         parts += ["State", f":   {info.state_tensors} {plural} the size of the parameter: "
                   f"{info.state_bytes_per_param} bytes per float32 parameter", ""]
@@ -286,6 +293,17 @@ def facts_markdown(module: Module, annotated: AnnotatedModule) -> str:
             parts += ["Plots", f":   [below](#plots-{info.key})", ""]
     parts += ["</div>"]
     return "\n".join(parts)
+
+
+def code_parent_link(info: OptimizerInfo, module: Module) -> str:
+    r"""The class `info`'s class extends: another optimizer's (linked), or a base of the machinery."""
+    base = family.code_parent(info, list(REGISTRY.values()))
+    if base is not None:
+        return f"[{base.cls.__name__}]({markdown.relative(module_for(base.module).src_uri, module.src_uri)})"
+    direct = info.cls.__mro__[1]
+    owner = module_for(direct.__module__)
+    name = f"`{direct.__name__}`"
+    return f"[{name}]({markdown.relative(owner.src_uri, module.src_uri)})" if owner else name
 
 
 def plots_markdown(module: Module) -> str:
@@ -300,11 +318,40 @@ def plots_markdown(module: Module) -> str:
     return "\n".join(parts)
 
 
+def code_elsewhere(page: Module):
+    r"""For an algorithm box: the link to, and the line of, a piece of code in another module's page."""
+
+    def find(file: str, code: str) -> tuple[str, int]:
+        target = next((m for m in MODULES if m.path == page.path.parent / file), None)
+        if target is None:
+            raise symbols.NotationError(f"the algorithm box points into {file}, which is no module beside it")
+        anchor, number = symbols.row_of(annotate(target.path.read_text()), code)
+        # Both pages are served as folders (`annotated_opt/adam/`).
+        url = posixpath.relpath(target.src_uri.removesuffix(".md"), page.src_uri.removesuffix(".md"))
+        return f"{url}/#{anchor}", number
+
+    return find
+
+
+# The notation of each module page, by the page's path: its math and its code are linked through it.
+PAGE_SYMBOLS: dict[str, list[symbols.Symbol]] = {}
+
+
 def module_page(module: Module) -> str:
-    annotated = annotate(module.path.read_text())
+    source = module.path.read_text()
+    annotated = annotate(source)
     for line in annotated.cooked_docstrings:
         log.warning(f"{module.source_name}:{line}: a docstring with a backslash is not raw (write r\"\"\"): "
                     "Python reads it differently from what the page shows")
+    try:
+        notation = symbols.module_symbols(annotated)
+        symbols.check_symbols(notation, source)
+        for section in annotated.sections:
+            elsewhere = code_elsewhere(module)
+            section.notes = [symbols.algorithm_boxes(block, annotated, elsewhere) for block in section.notes]
+    except symbols.NotationError as error:
+        raise PluginError(f"{module.source_name}: {error}") from None
+    PAGE_SYMBOLS[module.src_uri] = notation
     if module.infos:
         title = annotated.title or module.infos[0].name
         header, footer = facts_markdown(module, annotated), plots_markdown(module)
@@ -337,6 +384,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(File.generated(config, module.src_uri, content=module_page(module)))
     for site_path, path in katex_assets():
         files.append(File.generated(config, site_path, abs_src_path=str(path)))
+    # The tests' sources, so that the certificates can link to the checks they describe.
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            files.append(File.generated(config, path.relative_to(ROOT).as_posix(), abs_src_path=str(path)))
     for old, new in annotated_opt.MOVED_MODULES.items():
         files.append(File.generated(config, _page_folder(old) + "index.html", content=redirect_page(old, new)))
     log.info(f"generated {len(MODULES)} module pages in {time.perf_counter() - start:.1f} s")
@@ -437,8 +488,75 @@ def _normalise(path: str) -> str:
     return "/".join(parts)
 
 
+def certificate_table(page_src_uri: str) -> str:
+    r"""
+    Every optimizer, what it is checked against, how closely, and the tests that check it. The tests'
+    sources are served with the site (under `tests/`), so each row links to the file that holds them.
+    """
+    rows = ["| Optimizer | Checked against | Tolerance (float64) | At this build | Tests |",
+            "|---|---|---:|---|---|"]
+    for info in REGISTRY.values():
+        page = f"[{info.name}]({markdown.relative(module_for(info.module).src_uri, page_src_uri)})"
+        tests = [f"[`{path.name}`]({markdown.relative(f'tests/{path.name}', page_src_uri)})"
+                 for path in tests_of(info)]
+        if info.reference is None:
+            rows.append(f"| {page} | the properties its paper states, by hand-derived steps | | not run | "
+                        f"{', '.join(tests)} |")
+            continue
+        rows.append(f"| {page} | {reference_description(info, page_src_uri)} | {info.reference.tolerance:.0e} "
+                    f"| {CERTIFICATES.get(info.key, 'not run')} | {', '.join(tests)} |")
+    return "\n".join(rows)
+
+
+def reference_description(info: OptimizerInfo, page_src_uri: str) -> str:
+    """`torch.optim.Adam`, a package with its installed version, or a reference in this repository."""
+    target = info.reference.target
+    package = target.partition(".")[0]
+    if info.reference.is_torch_optim:
+        return f"`{target}` (torch {version_of('torch')})"
+    if package == "tests":
+        path = "/".join(target.split(".")[:-1]) + ".py"
+        link = markdown.relative(path, page_src_uri)
+        return f"`{target.rpartition('.')[2]}` in [`{path}`]({link}), written from the authors' code"
+    return f"`{target}` ({package} {version_of(package)})"
+
+
+def version_of(package: str) -> str:
+    from importlib import metadata
+
+    for name in (package, package.replace("_", "-")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "version unknown"
+
+
+def tests_of(info: OptimizerInfo) -> list[Path]:
+    """The test files that name `info`'s class: its own checks and the shared batteries."""
+    name = re.compile(rf"\b{re.escape(info.cls.__name__)}\b|[\"']{re.escape(info.key)}[\"']")
+    found = [path for path in sorted((ROOT / "tests").glob("test_*.py")) if name.search(path.read_text())]
+    shared = [ROOT / "tests" / name for name in ("test_reference_equivalence.py", "test_properties.py")]
+    return found + [path for path in shared if path not in found]
+
+
+FAMILY_TREE_MARKER = re.compile(r"^[ \t]*<!--[ \t]*family-tree[ \t]*-->[ \t]*$", re.MULTILINE)
+CERTIFICATES_MARKER = re.compile(r"^[ \t]*<!--[ \t]*certificates[ \t]*-->[ \t]*$", re.MULTILINE)
+
+
+def family_tree(page_src_uri: str) -> str:
+    def link(info: OptimizerInfo) -> str:
+        return markdown.relative(module_for(info.module).src_uri, page_src_uri).removesuffix(".md") + "/"
+
+    prefix = "../" if page_src_uri.endswith(".md") and not page_src_uri.endswith("index.md") else ""
+    svg = family.family_tree_svg(list(REGISTRY.values()), lambda info: prefix + link(info))
+    return f'<div class="ao-family-tree-frame">{svg}</div>'
+
+
 def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     source = TABLE_MARKER.sub(lambda _: optimizer_table(page.file.src_uri), source)
+    source = CERTIFICATES_MARKER.sub(lambda _: certificate_table(page.file.src_uri), source)
+    source = FAMILY_TREE_MARKER.sub(lambda _: family_tree(page.file.src_uri), source)
     # Fragments first: they carry plot markers of their own.
     source = INCLUDE_MARKER.sub(lambda m: included_markdown(page, m.group(1)), source)
     source = markdown.replace_plot_markers(source, lambda plot_page, slug: plot_figure(page, plot_page, slug))
@@ -453,8 +571,9 @@ ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
 
 
 def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    notation = PAGE_SYMBOLS.get(page.file.src_uri, [])
     try:
-        content = render_math(content)
+        content = render_math(content, lambda tex: symbols.tag_tex(tex, notation))
         for item in _walk_toc(page.toc):
             if "\\(" in item.title:
                 item.title = INLINE_TEX.sub(lambda m: render_tex(html.unescape(m.group(1)), False), item.title)
@@ -463,7 +582,7 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
             page.title = INLINE_TEX.sub(lambda m: plain_math(html.unescape(m.group(1))), page.title)
     except MathError as error:
         raise PluginError(f"docs/{page.file.src_uri}: {error}") from None
-    return ROW.sub(PERMALINK, content)
+    return symbols.tag_code(ROW.sub(PERMALINK, content), notation)
 
 
 def _walk_toc(items):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from functools import cache
 
 import pykatex
@@ -38,7 +39,11 @@ class MathError(ValueError):
 def render_tex(tex: str, display: bool) -> str:
     """KaTeX's HTML (with MathML for screen readers) for one formula."""
     try:
-        rendered = pykatex.renderToString(tex, displayMode=display, throwOnError=True, output="htmlAndMathml")
+        # `trust` lets `\htmlData` through: the notation's links between a symbol and its code
+        # (KaTeX's strict mode would warn that the extension is not LaTeX: it is meant.)
+        extension = {"trust": True, "strict": "ignore"} if "\\htmlData" in tex else {}
+        rendered = pykatex.renderToString(tex, displayMode=display, throwOnError=True, output="htmlAndMathml",
+                                          **extension)
     except pykatex.ParseError as error:
         raise MathError(f"KaTeX cannot render {'$$' if display else '$'}{tex}{'$$' if display else '$'}: "
                         f"{error}") from None
@@ -86,14 +91,22 @@ def plain_math(tex: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", mathml))
 
 
-def render_math(page_html: str) -> str:
-    """Replace every formula that arithmatex marked in `page_html` by its KaTeX rendering."""
+def render_math(page_html: str, rewrite: Callable[[str], str] = lambda tex: tex) -> str:
+    """
+    Replace every formula that arithmatex marked in `page_html` by its KaTeX rendering, after
+    `rewrite` (which links the symbols of a module page to its code).
+    """
+
+    def rendered(tex: str, display: bool) -> str:
+        linked = rewrite(tex)
+        # The TeX kept in the MathML (for screen readers and copying) is the author's, without the links.
+        return render_tex(linked, display).replace(html.escape(linked, quote=False), html.escape(tex, quote=False))
 
     def inline(match: re.Match[str]) -> str:
-        return render_tex(html.unescape(match.group(1)).strip(), False)
+        return rendered(html.unescape(match.group(1)).strip(), False)
 
     def block(match: re.Match[str]) -> str:
-        return render_tex(html.unescape(match.group(1)).strip(), True)
+        return rendered(html.unescape(match.group(1)).strip(), True)
 
     page_html = BLOCK.sub(block, page_html)
     page_html = BLOCK_ENVIRONMENT.sub(block, page_html)

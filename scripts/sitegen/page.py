@@ -50,9 +50,7 @@ def module_markdown(module: AnnotatedModule, *, title: str, source_name: str, he
     last_line = max((segment.end for section in module.sections for segment in section.segments), default=1)
     # Every row numbers its lines in a gutter as wide as the file's longest number, so the code lines up.
     parts += [f'<div class="ao-annotated" style="--ao-lineno-width: {len(str(last_line)) + 1}ch" markdown>', ""]
-    for index, section in enumerate(module.sections):
-        if index == 0 and section.anchor.startswith("L") and module.sections[0].notes:
-            section.anchor = "introduction"
+    for section in module.sections:
         parts.append(row_markdown(section))
     parts += ["</div>", ""]
     if footer:
