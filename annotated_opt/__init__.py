@@ -32,8 +32,8 @@ from .adabelief import AdaBelief
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
-from .ademamix import AdEMAMix
 from .adan import Adan
+from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .amsgrad import AMSGrad
 from .core.base import GenericAdaptiveOptimizer

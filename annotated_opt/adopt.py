@@ -47,8 +47,14 @@ The first version had no clipping. Where a coordinate's first gradients are tiny
 at zero), $v_{t-1}$ is tiny and $g_t/\sqrt{v_{t-1}}$ huge, and training could blow up early. The
 authors' current code clips each normalised coordinate to $[-c_t, c_t]$ with $c_t = t^{1/4}$, a bound
 that grows slowly enough to keep the convergence proof (the paper's updated version). `clip_lambda`
-is that schedule, a function of $t$; `None` gives the first version. On the counter-example the
-clipping matters: the rare large gradient is exactly what it cuts (plot below).
+is that schedule, a function of $t$; `None` gives the first version.
+
+On [the counter-example](counterexample.md) the clipping matters, because the rare large gradient is
+exactly what it cuts. Unclipped, ADOPT heads for the optimum with $\beta_2 = 0.99$ and with
+$\beta_2 = 0.5$ alike; clipped, it drifts to the wrong end like Adam until $t^{1/4}$ exceeds the
+rare gradient's normalised size: after about $29\,000$ steps for $\beta_2 = 0.99$, after $10^8$ for
+$\beta_2 = 0.5$ (plot below). Clipping trades this slowness on rare, informative spikes for
+stability when $v$ starts near zero.
 
 ## Where the official code differs from the paper
 

@@ -113,7 +113,7 @@ class MARS(AdamW):
             raise ValueError(f"Invalid lr: {lr} (MARS keeps lr_1d as a ratio to it, so it must be > 0)")
         check_non_negative("gamma", gamma)
         check_non_negative("weight_decay_1d", weight_decay_1d)
-        check_betas(betas_1d)
+        check_betas(betas_1d, name="betas_1d")
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, gamma=gamma,
                          optimize_1d=optimize_1d, lr_1d_factor=lr_1d / float(lr), betas_1d=tuple(betas_1d),
                          weight_decay_1d=weight_decay_1d)
