@@ -17,6 +17,8 @@ gradient clipping (`max_grad_norm`, off by default) is left out.
 
 import torch
 
+from . import params_with_grads
+
 
 class Adan(torch.optim.Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.0, no_prox=False,
@@ -26,30 +28,25 @@ class Adan(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
+        for group, p, g, state in params_with_grads(self):
             b1, b2, b3 = group["betas"]
             lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    for key in ("exp_avg", "exp_avg_sq", "exp_avg_diff"):
-                        state[key] = torch.zeros_like(p)
-                state["step"] += 1
-                k = state["step"]
-                previous = g if k == 1 else -state["neg_pre_grad"]
-                diff = g - previous
-                state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * g
-                state["exp_avg_diff"] = b2 * state["exp_avg_diff"] + (1 - b2) * diff
-                nesterov = g + b2 * diff
-                state["exp_avg_sq"] = b3 * state["exp_avg_sq"] + (1 - b3) * nesterov * nesterov
-                denominator = state["exp_avg_sq"].sqrt() / (1 - b3**k) ** 0.5 + eps
-                update = (state["exp_avg"] / (1 - b1**k) + b2 * state["exp_avg_diff"] / (1 - b2**k)) / denominator
-                if group["no_prox"]:
-                    p.copy_(p * (1 - lr * wd) - lr * update)
-                else:
-                    p.copy_((p - lr * update) / (1 + lr * wd))
-                state["neg_pre_grad"] = -g.clone()
+            if not state:
+                state["step"] = 0
+                for key in ("exp_avg", "exp_avg_sq", "exp_avg_diff"):
+                    state[key] = torch.zeros_like(p)
+            state["step"] += 1
+            k = state["step"]
+            previous = g if k == 1 else -state["neg_pre_grad"]
+            diff = g - previous
+            state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * g
+            state["exp_avg_diff"] = b2 * state["exp_avg_diff"] + (1 - b2) * diff
+            nesterov = g + b2 * diff
+            state["exp_avg_sq"] = b3 * state["exp_avg_sq"] + (1 - b3) * nesterov * nesterov
+            denominator = state["exp_avg_sq"].sqrt() / (1 - b3**k) ** 0.5 + eps
+            update = (state["exp_avg"] / (1 - b1**k) + b2 * state["exp_avg_diff"] / (1 - b2**k)) / denominator
+            if group["no_prox"]:
+                p.copy_(p * (1 - lr * wd) - lr * update)
+            else:
+                p.copy_((p - lr * update) / (1 + lr * wd))
+            state["neg_pre_grad"] = -g.clone()

@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from . import params_with_grads
+
 
 def scheduled_alpha(step, alpha_end, warmup):
     if warmup is None or step >= warmup:
@@ -43,27 +45,22 @@ class AdEMAMix(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
+        for group, p, g, state in params_with_grads(self):
             b1, b2, b3_end = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state.update(step=0, exp_avg=torch.zeros_like(p) if b1 != 0 else None,
-                                 exp_avg_slow=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-                state["step"] += 1
-                t = state["step"]
-                alpha = scheduled_alpha(t, group["alpha"], group["alpha_warmup"])
-                b3 = scheduled_beta3(t, b3_end, b1, group["beta3_warmup"])
-                if b1 != 0:
-                    state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * g
-                    fast = state["exp_avg"]
-                else:
-                    fast = g
-                state["exp_avg_slow"] = b3 * state["exp_avg_slow"] + (1 - b3) * g
-                state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
-                denominator = state["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t) + group["eps"]
-                update = (fast / (1 - b1**t) + alpha * state["exp_avg_slow"]) / denominator
-                p.sub_(group["lr"] * (update + group["weight_decay"] * p))
+            if not state:
+                state.update(step=0, exp_avg=torch.zeros_like(p) if b1 != 0 else None,
+                             exp_avg_slow=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            state["step"] += 1
+            t = state["step"]
+            alpha = scheduled_alpha(t, group["alpha"], group["alpha_warmup"])
+            b3 = scheduled_beta3(t, b3_end, b1, group["beta3_warmup"])
+            if b1 != 0:
+                state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * g
+                fast = state["exp_avg"]
+            else:
+                fast = g
+            state["exp_avg_slow"] = b3 * state["exp_avg_slow"] + (1 - b3) * g
+            state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
+            denominator = state["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t) + group["eps"]
+            update = (fast / (1 - b1**t) + alpha * state["exp_avg_slow"]) / denominator
+            p.sub_(group["lr"] * (update + group["weight_decay"] * p))

@@ -14,6 +14,8 @@ both. `step` is a number rather than the official 0-d tensor.
 
 import torch
 
+from . import params_with_grads
+
 
 class ADOPT(torch.optim.Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, clip_lambda=lambda t: t**0.25,
@@ -24,28 +26,23 @@ class ADOPT(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
+        for group, p, g, state in params_with_grads(self):
             b1, b2 = group["betas"]
             lr, wd = group["lr"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-                t = state["step"]
-                if wd and not group["decoupled_weight_decay"]:
-                    g = g + wd * p
-                state["step"] = t + 1
-                if t == 0:
-                    state["exp_avg_sq"] = g * g
-                    continue
-                if wd and group["decoupled_weight_decay"]:
-                    p.sub_(lr * wd * p)
-                normalised = g / torch.clamp(state["exp_avg_sq"].sqrt(), min=group["eps"])
-                if self.clip_lambda is not None:
-                    normalised = normalised.clamp(-self.clip_lambda(t), self.clip_lambda(t))
-                state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * normalised
-                p.sub_(lr * state["exp_avg"])
-                state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g
+            if not state:
+                state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            t = state["step"]
+            if wd and not group["decoupled_weight_decay"]:
+                g = g + wd * p
+            state["step"] = t + 1
+            if t == 0:
+                state["exp_avg_sq"] = g * g
+                continue
+            if wd and group["decoupled_weight_decay"]:
+                p.sub_(lr * wd * p)
+            normalised = g / torch.clamp(state["exp_avg_sq"].sqrt(), min=group["eps"])
+            if self.clip_lambda is not None:
+                normalised = normalised.clamp(-self.clip_lambda(t), self.clip_lambda(t))
+            state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * normalised
+            p.sub_(lr * state["exp_avg"])
+            state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * g * g

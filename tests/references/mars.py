@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from . import params_with_grads
+
 
 class MARS(torch.optim.Optimizer):
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.99), eps=1e-8, weight_decay=0.0, amsgrad=False,
@@ -31,35 +33,30 @@ class MARS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p),
-                                 last_grad=torch.zeros_like(p))
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                if self.optimize_1d or p.dim() == 2:
-                    b1, b2 = group["betas"]
-                    lr, wd = group["lr"], group["weight_decay"]
-                    c = g + self.gamma * (b1 / (1 - b1)) * (g - state["last_grad"])
-                    norm = torch.linalg.vector_norm(c)
-                    if norm > 1:
-                        c = c / norm
-                else:
-                    (b1, b2), c = self.betas_1d, g
-                    lr, wd = group["lr"] * self.lr_1d_factor, self.weight_decay_1d
-                state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * c
-                state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * c * c
-                second = state["exp_avg_sq"]
+        for group, p, g, state in params_with_grads(self):
+            if not state:
+                state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p),
+                             last_grad=torch.zeros_like(p))
                 if group["amsgrad"]:
-                    state["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], second)
-                    second = state["max_exp_avg_sq"]
-                denominator = (second.sqrt() / math.sqrt(1 - b2**t) + self.eps) * (1 - b1**t)
-                p.sub_(lr * (wd * p + state["exp_avg"] / denominator))
-                state["last_grad"] = g.clone()
+                    state["max_exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            t = state["step"]
+            if self.optimize_1d or p.dim() == 2:
+                b1, b2 = group["betas"]
+                lr, wd = group["lr"], group["weight_decay"]
+                c = g + self.gamma * (b1 / (1 - b1)) * (g - state["last_grad"])
+                norm = torch.linalg.vector_norm(c)
+                if norm > 1:
+                    c = c / norm
+            else:
+                (b1, b2), c = self.betas_1d, g
+                lr, wd = group["lr"] * self.lr_1d_factor, self.weight_decay_1d
+            state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * c
+            state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * c * c
+            second = state["exp_avg_sq"]
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], second)
+                second = state["max_exp_avg_sq"]
+            denominator = (second.sqrt() / math.sqrt(1 - b2**t) + self.eps) * (1 - b1**t)
+            p.sub_(lr * (wd * p + state["exp_avg"] / denominator))
+            state["last_grad"] = g.clone()
