@@ -32,6 +32,9 @@ from .adabelief import AdaBelief
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
+from .adan import Adan
+from .ademamix import AdEMAMix
+from .adopt import ADOPT
 from .amsgrad import AMSGrad
 from .core.base import GenericAdaptiveOptimizer
 from .core.nonfinite import NonFiniteGradientError
@@ -42,7 +45,9 @@ from .core.wrapper import OptimizerWrapper
 from .dadapt_adam import DAdaptAdam
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
+from .lion import Lion
 from .lookahead import Lookahead
+from .mars import MARS
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
@@ -94,7 +99,10 @@ __all__ = [
     "lr_schedules",
     "schedules",
     "SGD",
+    "ADOPT",
     "AMSGrad",
+    "AdEMAMix",
+    "Adan",
     "AdaBelief",
     "Adagrad",
     "Adam",
@@ -104,6 +112,8 @@ __all__ = [
     "LAMB",
     "LARS",
     "LARS_CONVENTIONS",
+    "Lion",
+    "MARS",
     "Nero",
     "NeroPlus",
     "NonFiniteGradientError",

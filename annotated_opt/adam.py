@@ -181,6 +181,9 @@ class Adam(GenericAdaptiveOptimizer):
     supports_amsgrad = False
     # Group options a child computes from its arguments rather than takes as one (LAMB's decay mode).
     derived_options: tuple[str, ...] = ()
+    # How many decay rates `betas` holds: $\beta_1, \beta_2$ here; children with a third moment
+    # ([Adan](adan.md), [AdEMAMix](ademamix.md)) append theirs, and the first two keep Adam's meaning.
+    beta_count = 2
 
     def __init__(
         self,
@@ -204,7 +207,7 @@ class Adam(GenericAdaptiveOptimizer):
         """
         # $0 \le \beta < 1$ for both: $\beta = 1$ would freeze an average at its initial zero (and
         # make its bias correction $1 - 1^t$ a division by zero).
-        check_betas(betas)
+        check_betas(betas, self.beta_count)
         check_non_negative("eps", eps)
         # Children pass their own hyper-parameters up through `extra_defaults`; anything else is a typo
         # (`momentum=0.9` given to Adam) and must not be stored silently.
@@ -266,7 +269,7 @@ class Adam(GenericAdaptiveOptimizer):
         Returns $m_t$; $v_t$ stays in the state for `second_moment`. Both are updated in place, so
         the state always holds the latest averages.
         """
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = group["betas"][:2]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         # $$m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t$$
         # `lerp_` computes $m + (1-\beta_1)(g - m)$, the same average in one operation: one pass that
@@ -303,7 +306,7 @@ class Adam(GenericAdaptiveOptimizer):
         numbers, computed once per parameter in double precision; only the tensors pay for
         passes over memory.
         """
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = group["betas"][:2]
         step = state["step"]
         # The learning rate in force now: the group's, after any scheduler, times a parameter's own
         # `lr_scale` ([options](options.md)).

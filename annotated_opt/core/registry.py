@@ -38,11 +38,16 @@ from ..adabelief import AdaBelief
 from ..adagrad import Adagrad
 from ..adam import Adam
 from ..adamw import AdamW
+from ..adan import Adan
+from ..ademamix import AdEMAMix
+from ..adopt import ADOPT
 from ..amsgrad import AMSGrad
 from ..dadapt_adam import DAdaptAdam
 from ..lamb import LAMB
 from ..lars import LARS
+from ..lion import Lion
 from ..lookahead import Lookahead
+from ..mars import MARS
 from ..nadam import NAdam
 from ..nero import Nero
 from ..nero_plus import NeroPlus
@@ -572,4 +577,88 @@ register(OptimizerInfo(
     # Until the first refresh (the battery never refreshes) every step is a sign step of size lr.
     exemptions={"native_dtypes": "without a Hessian estimate the step is lr*sign(m), discontinuous at m = 0: a "
                                  "momentum that rounds to zero in float16 moves by 0 where float64 moves by lr"},
+))
+
+
+# ## Element-wise methods of 2022-2025
+#
+# Lion is checked against the authors' package, which takes neither `maximize` nor an `eps`; the
+# others against transcriptions of the authors' code in `tests/references/`, each naming the file and
+# commit it follows and the conventions of the harness it adopts (a step count per parameter,
+# `maximize` as a negated gradient). Every sign in Lion's update is $\pm 1$, so its configurations
+# use a small learning rate with a large decay, as the paper advises.
+register(OptimizerInfo(
+    name="Lion", cls=Lion, family="Sign", parent=None, year=2023, state_tensors=1,
+    paper="Symbolic Discovery of Optimization Algorithms", url="https://arxiv.org/abs/2302.06675",
+    reference=Reference("lion_pytorch.Lion"),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.5},
+        {"lr": 0.005, "betas": (0.95, 0.98), "weight_decay": 1.0},
+    ),
+))
+# Adan's `betas` follow the official code (one minus the paper's). The third configuration is
+# AdamW-style decay (`no_prox`), the fourth short memories for all three averages.
+register(OptimizerInfo(
+    name="Adan", cls=Adan, family="Adam", parent="Adam", year=2022, state_tensors=4,
+    paper="Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep Models",
+    url="https://arxiv.org/abs/2208.06677",
+    reference=Reference("tests.references.adan.Adan"),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.05},
+        {"lr": 0.01, "weight_decay": 0.05, "no_prox": True},
+        {"lr": 0.01, "betas": (0.9, 0.8, 0.95), "eps": 1e-6, "maximize": True},
+    ),
+))
+# ADOPT: L2 and decoupled decay (which start at different steps), a large $\epsilon$ floor with short
+# memories, and the first, unclipped version.
+register(OptimizerInfo(
+    name="ADOPT", cls=ADOPT, family="Adam", parent="Adam", year=2024, state_tensors=2,
+    paper="ADOPT: Modified Adam Can Converge with Any beta2 with the Optimal Rate",
+    url="https://arxiv.org/abs/2411.02853",
+    reference=Reference("tests.references.adopt.ADOPT"),
+    exemptions={
+        "closure": "the first step only sets the second moment v_0 = g_0^2; the parameters move from the second "
+                   "step on (the closure itself is tested in tests/test_modern_optimizers.py)",
+    },
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.05},
+        {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True},
+        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-1, "maximize": True},
+        {"lr": 0.01, "clip_lambda": None},
+    ),
+))
+# AdEMAMix: both warm-ups end inside the 100 steps (so the schedules and their ends are checked),
+# and $\beta_1 = 0$, where the official code keeps no fast average.
+register(OptimizerInfo(
+    name="AdEMAMix", cls=AdEMAMix, family="Adam", parent="Adam", year=2024, state_tensors=3,
+    paper="The AdEMAMix Optimizer: Better, Faster, Older", url="https://arxiv.org/abs/2409.03137",
+    reference=Reference("tests.references.ademamix.AdEMAMix"),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.05, "alpha": 5.0},
+        {"lr": 0.01, "betas": (0.9, 0.99, 0.999), "alpha": 8.0, "alpha_warmup": 50, "beta3_warmup": 60},
+        {"lr": 0.01, "betas": (0.0, 0.99, 0.995), "alpha_warmup": 30, "beta3_warmup": 200, "maximize": True},
+    ),
+))
+# MARS: the harness's matrices take the MARS step and its other tensors the AdamW fallback, unless
+# `optimize_1d`; the fallback's own settings and `amsgrad` each get a configuration.
+register(OptimizerInfo(
+    name="MARS", cls=MARS, family="Adam", parent="AdamW", year=2024, state_tensors=3,
+    paper="MARS: Unleashing the Power of Variance Reduction for Training Large Models",
+    url="https://arxiv.org/abs/2411.10438",
+    reference=Reference("tests.references.mars.MARS"),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.05},
+        {"lr": 0.01, "weight_decay": 0.05, "optimize_1d": True, "gamma": 0.1},
+        {"lr": 0.01, "amsgrad": True, "lr_1d": 0.005, "betas_1d": (0.8, 0.9), "weight_decay_1d": 0.0},
+        {"lr": 0.01, "betas": (0.9, 0.95), "eps": 1e-6, "maximize": True},
+    ),
+    exemptions={
+        "zero_grad_is_noop": "parameters that are not matrices are decayed by their own weight_decay_1d (0.1 by "
+                             "default, as in the official code), which a zero weight_decay leaves on",
+    },
 ))

@@ -22,10 +22,15 @@ def check_in_unit_interval(name: str, value: Any) -> None:
         raise ValueError(f"Invalid {name}: {value} (must be in [0, 1))")
 
 
-def check_betas(betas: Sequence[Any]) -> None:
-    r"""Adam-style `betas` $(\beta_1, \beta_2)$: two decay rates, each in $[0, 1)$."""
-    if len(betas) != 2:
-        raise ValueError(f"Invalid betas: {betas} (expected two values)")
+def check_betas(betas: Sequence[Any], count: int = 2, name: str = "betas") -> None:
+    r"""
+    Adam-style `betas` $(\beta_1, \beta_2)$: `count` decay rates, each in $[0, 1)$ (three for
+    [Adan](../adan.md) and [AdEMAMix](../ademamix.md)); `name` is the argument's, for the message
+    ([MARS](../mars.md) has a second pair, `betas_1d`).
+    """
+    if len(betas) != count:
+        raise ValueError(f"Invalid {name}: {betas} (expected {count} values)")
+    singular = "beta" if name == "betas" else name
     for index, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {index}: {beta} (must be in [0, 1))")
+            raise ValueError(f"Invalid {singular} parameter at index {index}: {beta} (must be in [0, 1))")
