@@ -9,6 +9,7 @@ CI), which turns the skip into a failure.
 """
 
 import os
+import posixpath
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,3 +239,73 @@ def test_search_finds_adamw(desktop: Visit) -> None:
     first.wait_for(timeout=10_000)
     assert "annotated_opt/adamw/" in first.get_attribute("href")
     assert "AdamW" in first.inner_text()
+
+
+READING = """() => {
+    const scrolls = [...document.querySelectorAll('.ao-code .highlight')].filter(block =>
+        [...block.querySelectorAll('pre, pre > code')].some(e => e.scrollWidth > e.clientWidth + 1)).length;
+    const blocks = document.querySelectorAll('.ao-code .highlight').length;
+    const wide = [...document.querySelectorAll('.md-content .katex-display')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60));
+    const ids = new Set([...document.querySelectorAll('[id]')].map(e => e.id));
+    const links = [...document.querySelectorAll('.ao-algorithm a')].map(a => a.getAttribute('href'));
+    return {blocks, scrolls, wide, links, missing: links.filter(h => h.startsWith('#') && !ids.has(h.slice(1)))};
+}"""
+
+LINKED_PAIR = """() => {
+    const inCode = new Set([...document.querySelectorAll('.ao-code [data-sym]')].map(e => e.dataset.sym));
+    const math = [...document.querySelectorAll('.ao-notes .katex [data-sym]')].find(e => inCode.has(e.dataset.sym));
+    return math ? math.dataset.sym : null;
+}"""
+
+
+def hover_highlights(page, source: str, target: str) -> int:
+    """Hover the first visible `source` element; how many `target` elements light up."""
+    element = page.locator(source).first
+    element.scroll_into_view_if_needed()
+    element.hover()
+    return page.locator(f"{target}.ao-sym-on").count()
+
+
+@pytest.mark.browser
+def test_code_reads_beside_its_math_on_every_optimizer_page(site: Path, desktop: Visit) -> None:
+    """At 1440 px: no code block scrolls sideways (at most 5%), no formula overflows its column, every
+    algorithm line links to a row of code, and a symbol and its variables light up together."""
+    failures, blocks, scrolling, elsewhere = [], 0, 0, []
+    for path in optimizer_pages():
+        desktop.open(path, wait_until="load")
+        page = desktop.page
+        found = page.evaluate(READING)
+        blocks, scrolling = blocks + found["blocks"], scrolling + found["scrolls"]
+        failures += [f"/{path}: a display formula overflows its column: {text!r}" for text in found["wide"]]
+        failures += [f"/{path}: the algorithm box links to {href}, which is no row" for href in found["missing"]]
+        if not found["links"]:
+            failures.append(f"/{path}: no algorithm box")
+        elsewhere += [(path, href) for href in found["links"] if not href.startswith("#")]
+        symbol = page.evaluate(LINKED_PAIR)
+        if symbol is None:
+            failures.append(f"/{path}: no symbol of the math is linked to the code")
+            continue
+        if not hover_highlights(page, f'.ao-notes .katex [data-sym="{symbol}"]', ".ao-code [data-sym]"):
+            failures.append(f"/{path}: hovering the symbol {symbol} highlights no code")
+        page.mouse.move(0, 0)
+        if not hover_highlights(page, f'.ao-code [data-sym="{symbol}"]', ".katex [data-sym]"):
+            failures.append(f"/{path}: hovering a variable of {symbol} highlights no symbol")
+    for path, href in elsewhere:
+        target, _, anchor = href.partition("#")
+        desktop.open(posixpath.normpath(posixpath.join(path, target)) + "/", wait_until="load")
+        if not desktop.page.locator(f'[id="{anchor}"]').count():
+            failures.append(f"/{path}: the algorithm box links to {href}, which is no row")
+    assert scrolling <= 0.05 * blocks, f"{scrolling} of {blocks} code blocks scroll sideways"
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.browser
+def test_a_tap_pins_a_symbol_on_a_phone(site: Path, phone: Visit) -> None:
+    phone.open("annotated_opt/adam/", wait_until="load")
+    page = phone.page
+    symbol = page.evaluate(LINKED_PAIR)
+    page.locator(f'.ao-notes .katex [data-sym="{symbol}"]').first.click()
+    assert page.locator(".ao-code .ao-sym-on").count() > 0
+    page.locator("h1").first.click()
+    assert page.locator(".ao-sym-on").count() == 0

@@ -458,7 +458,7 @@ register(OptimizerInfo(
     name="SAM", cls=SAM, family="Wrapper", parent=None, year=2021,
     # The base's state (SGD's momentum) and the saved weights, held during the step.
     state_tensors=2,
-    paper="Sharpness-Aware Minimization for Efficiently Improving Generalization; ASAM: Kwon et al. 2021",
+    paper="Sharpness-Aware Minimization for Efficiently Improving Generalization",
     url="https://arxiv.org/abs/2010.01412",
     reference=Reference("tests.references.sam.SAM"),
     configs=(

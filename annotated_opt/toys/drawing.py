@@ -57,6 +57,9 @@ from .tasks import TASKS, TaskResult, moving_mean
 # registry, so it is the same in every figure; each objective has its own colour for the figures that
 # show one optimizer on all of them.
 PALETTE = matplotlib.colormaps["tab20"].colors
+# The optimizer a page is about, drawn over the others in grey: one strong colour on every page, where
+# its own palette colour may be pale (or grey itself).
+HIGHLIGHT = "#d84315"
 OBJECTIVE_COLORS = dict(zip(OBJECTIVES, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))
 
 
@@ -223,7 +226,7 @@ def trajectories_figure(trajectories: Sequence[Trajectory], title: str) -> Any:
     gap_ax = axes[len(trajectories)]
     draw_gaps(gap_ax, trajectories, [OBJECTIVE_COLORS.get(t.objective, "tab:blue") for t in trajectories],
               [OBJECTIVES[t.objective].title for t in trajectories])
-    gap_ax.legend(fontsize=7)
+    gap_ax.legend(fontsize=8)
     gap_ax.set_title("gap to the minimum", fontsize=9)
     # The grid may have more panels than there is to draw; the rest stay blank.
     for ax in axes[len(trajectories) + 1:]:
@@ -235,30 +238,38 @@ def trajectories_figure(trajectories: Sequence[Trajectory], title: str) -> Any:
 
 def gallery_figure(objective: Objective, trajectories: Sequence[Trajectory], columns: int = 4) -> Any:
     r"""
-    Every optimizer on one objective: small multiples, one panel per optimizer, and a last panel
-    comparing the gap to the minimum of all of them.
+    Every optimizer on one objective: small multiples, one panel per optimizer, grouped by family, each
+    family closed by a panel comparing its members' gaps to the minimum (with a legend).
 
     Small multiples rather than one crowded overlay: with a dozen paths on one surface, none can be
-    followed. Each panel uses the optimizer's own colour, so the gaps panel can be read against them
-    (it has no legend; the panel titles are the legend).
+    followed; and a gap panel per family keeps each comparison to a few curves that a legend can name,
+    where one panel for thirty optimizers would be a tangle.
     """
-    rows = -(-(len(trajectories) + 1) // columns)
-    figure = Figure(figsize=(2.6 * columns, 2.6 * rows))
-    axes = figure.subplots(rows, columns, squeeze=False)
-    axes = axes.ravel()
-    for ax, trajectory in zip(axes, trajectories):
-        draw_surface(ax, objective, levels=10)
-        draw_path(ax, trajectory, color_of(trajectory.optimizer))
-        if trajectory.skipped is not None:
-            draw_note(ax, f"skipped: {trajectory.skipped}")
-        ax.set_title(panel_title(trajectory, label_of(trajectory.optimizer)), fontsize=8)
-    gap_ax = axes[len(trajectories)]
-    draw_gaps(gap_ax, trajectories, [color_of(t.optimizer) for t in trajectories],
-              [label_of(t.optimizer) for t in trajectories])
-    gap_ax.set_title("gap to the minimum", fontsize=8)
-    gap_ax.tick_params(labelsize=6)
-    for ax in axes[len(trajectories) + 1:]:
-        ax.set_visible(False)
+    families: dict[str, list[Trajectory]] = {}
+    for trajectory in trajectories:
+        families.setdefault(REGISTRY[trajectory.optimizer].family, []).append(trajectory)
+    # Each family starts a new row: its panels, then its gap panel.
+    cells: list[tuple[str, Any]] = []
+    for family, members in families.items():
+        cells += [("path", t) for t in members] + [("gaps", family)]
+        cells += [("empty", None)] * (-len(cells) % columns)
+    rows = len(cells) // columns
+    figure = Figure(figsize=(2.7 * columns, 2.7 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (kind, item) in zip(axes, cells):
+        if kind == "path":
+            draw_surface(ax, objective, levels=10)
+            draw_path(ax, item, color_of(item.optimizer))
+            if item.skipped is not None:
+                draw_note(ax, f"skipped: {item.skipped}")
+            ax.set_title(panel_title(item, label_of(item.optimizer)), fontsize=9)
+        elif kind == "gaps":
+            members = families[item]
+            draw_gaps(ax, members, [color_of(t.optimizer) for t in members], [label_of(t.optimizer) for t in members])
+            ax.set_title(f"{item}: gap to the minimum", fontsize=9)
+            ax.legend(fontsize=8, loc="best")
+        else:
+            ax.set_visible(False)
     figure.suptitle(objective.title)
     figure.tight_layout()
     return figure
@@ -281,7 +292,7 @@ def overlay_figure(objective: Objective, trajectories: Sequence[Trajectory]) -> 
     path_ax.set_title(objective.title)
     # A legend only when something was drawn (matplotlib warns about an empty one).
     if any(t.skipped is None for t in trajectories):
-        path_ax.legend(fontsize=7, loc="best")
+        path_ax.legend(fontsize=8, loc="best")
     draw_gaps(gap_ax, trajectories, [color_of(t.optimizer) for t in trajectories], labels)
     gap_ax.set_title("gap to the minimum")
     figure.tight_layout()
@@ -333,7 +344,7 @@ def losses_figure(task_name: str, results: Sequence[TaskResult], highlight: str 
     if highlight is not None:
         for result in results:
             if result.optimizer == highlight:
-                draw_losses(ax, result, color_of(highlight), label_of(highlight), linewidth=1.8)
+                draw_losses(ax, result, HIGHLIGHT, label_of(highlight), linewidth=2.0)
     # The task's target loss: where a curve crosses it is the run's steps to target.
     ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8, label="target")
     loss_axis(ax)
@@ -341,7 +352,7 @@ def losses_figure(task_name: str, results: Sequence[TaskResult], highlight: str 
     ax.set_ylabel(f"training loss (mean of {task.window} steps)")
     ax.set_title(task.title)
     ax.grid(True, which="major", linewidth=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, ncol=2)
     figure.tight_layout()
     return figure
 
@@ -363,14 +374,15 @@ def tasks_figure(results_by_task: dict[str, Sequence[TaskResult]], highlight: st
                 draw_losses(ax, result, "0.8", linewidth=0.8)
         mine = [r for r in results if r.optimizer == highlight]
         for result in mine:
-            draw_losses(ax, result, color_of(highlight), label_of(highlight), linewidth=1.8)
+            draw_losses(ax, result, HIGHLIGHT, label_of(highlight), linewidth=2.0)
             if result.skipped is not None:
                 draw_note(ax, f"skipped: {result.skipped}")
         ax.axhline(task.target_loss, color="black", linestyle="--", linewidth=0.8)
         loss_axis(ax)
         ax.set_xlabel("step")
-        ax.set_title(task.title, fontsize=9)
+        ax.set_title(task.title, fontsize=10)
         ax.grid(True, which="major", linewidth=0.3)
+    axes[0][0].legend(fontsize=9, loc="upper right")
     # The panels share a meaning but not a scale: only the first is labelled.
     axes[0][0].set_ylabel("training loss (moving mean)")
     figure.tight_layout()

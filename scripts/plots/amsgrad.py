@@ -26,6 +26,7 @@ def make() -> None:
     axes.legend(loc="center left")
     axes.grid(alpha=0.3)
     save(figure, "amsgrad", "counterexample",
-         "The counter-example of Reddi et al. (beta = (0.9, 0.99), learning rate 0.5/sqrt(t)): the gradients "
-         "sum to a positive number every period, so the best point is x = -1. Adam forgets the rare large "
-         "gradient and drifts to x = +1; AMSGrad keeps its largest second moment and heads to x = -1.")
+         "The counter-example of Reddi et al. ($(\\beta_1, \\beta_2) = (0.9, 0.99)$, learning rate "
+         "$0.5/\\sqrt{t}$): the gradients "
+         "sum to a positive number every period, so the best point is $x = -1$. Adam forgets the rare large "
+         "gradient and drifts to $x = +1$; AMSGrad keeps its largest second moment and heads to $x = -1$.")

@@ -1,6 +1,6 @@
 """LARS's motivation measured on the digits MLP: the ratio ||w|| / ||g|| differs widely between tensors,
 so one global learning rate moves them by very different relative amounts; LARS's trust ratio makes
-every tensor's relative step about lr * eta."""
+every tensor's relative step about lr * trust coefficient."""
 
 import matplotlib.pyplot as plt
 import torch
@@ -66,7 +66,8 @@ def draw() -> None:
     figure.tight_layout()
     save(figure, "lars", "layer_ratios",
          "Digits MLP, batch 64. Left: the ratio of weight norm to gradient norm differs by a factor of ten and "
-         "more between tensors, and changes during training. Right: with one global learning rate (SGD, lr 0.1, "
-         "dotted) the relative steps differ accordingly; LARS (lr 3, eta 0.001, every tensor adapted, solid) "
-         "starts every tensor at exactly lr * eta = 0.003, and momentum then multiplies that by up to "
-         "1 / (1 - 0.9) where successive directions agree (less for the biases, whose gradients flip more).")
+         "more between tensors, and changes during training. Right: with one global learning rate (SGD, "
+         "$\\eta = 0.1$, dotted) the relative steps differ accordingly; LARS ($\\eta = 3$, $\\kappa = 0.001$, "
+         "every tensor adapted, solid) starts every tensor at exactly $\\eta\\kappa = 0.003$, and momentum then "
+         "multiplies that by up to $1 / (1 - 0.9)$ where successive directions agree (less for the biases, whose "
+         "gradients flip more).")

@@ -59,7 +59,7 @@ def make() -> None:
     axes[0].set_ylabel("$w_2$ (curvature 30)")
     save(figure, "lookahead", "fast-and-slow-weights",
          f"SGD with momentum on a quadratic whose curvatures differ 30-fold, alone (left) and as the fast "
-         f"weights of Lookahead with k = {K}, alpha = {ALPHA} (right). Every {K} steps the slow weights "
+         f"weights of Lookahead with $k = {K}$, $\\alpha = {ALPHA}$ (right). Every {K} steps the slow weights "
          "move halfway to the fast ones and the fast ones restart there, which damps the oscillation across "
          "the valley. (With a momentum that does not overshoot, the same pull-back slows the descent on a "
          "noiseless quadratic: Lookahead pays off against oscillation and noise.)")

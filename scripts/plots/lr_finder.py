@@ -70,7 +70,7 @@ def draw(data) -> dict[str, float]:
     axes[0].set_ylabel("training loss")
     figure.tight_layout()
     save(figure, "lr-finder", "digits",
-         "The LR finder on the digits task (two-layer perceptron, batches of 64), learning rate from 1e-5 to 10 "
+         "The LR finder on the digits task (two-layer perceptron, batches of 64), learning rate from $10^{-5}$ to $10$ "
          "over 100 steps; the sweep stops once the running loss exceeds ten times its best. Suggestions, a "
          "tenth of the minimum of the centred average: " + "; ".join(notes) + ".")
     return suggestions

@@ -56,14 +56,14 @@ def panel_figure(dampening: bool, debiased: bool) -> "plt.Figure":
 def make() -> None:
     save(panel_figure(dampening=False, debiased=False), "momentum", "without-dampening",
          r"Without dampening, the buffer is a discounted sum of the values: on a steady signal it settles "
-         r"near 1/(1-beta) times the signal (off the chart for beta = 0.99), which is why SGD's momentum "
+         r"near $1/(1-\beta)$ times the signal (off the chart for $\beta = 0.99$), which is why SGD's momentum "
          r"multiplies the effective learning rate.")
     save(panel_figure(dampening=True, debiased=False), "momentum", "with-dampening",
-         "With dampening, the average stays at the scale of the data, but it starts from zero: for large "
-         "beta it is dragged towards zero for the first 1/(1-beta) steps, and it lags behind the signal.")
+         "With dampening, the average stays at the scale of the data, but it starts from zero: for a large "
+         r"$\beta$ it is dragged towards zero for the first $1/(1-\beta)$ steps, and it lags behind the signal.")
     save(panel_figure(dampening=True, debiased=True), "momentum", "debiased",
-         "Dividing by 1 - beta^t removes the pull towards zero: the first debiased value is the first data "
-         "point itself (here an outlier, which large beta then remembers for a long time). The lag remains.")
+         r"Dividing by $1 - \beta^t$ removes the pull towards zero: the first debiased value is the first data "
+         r"point itself (here an outlier, which a large $\beta$ then remembers for a long time). The lag remains.")
 
 
 if __name__ == "__main__":

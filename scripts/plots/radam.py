@@ -24,6 +24,7 @@ def make() -> None:
     axes.legend(loc="lower right")
     axes.grid(alpha=0.3)
     save(figure, "radam", "rectification",
-         "The rectification term r_t that multiplies RAdam's adaptive step, for several beta2 (undefined, and "
-         "not drawn, while rho_t <= 4; torch's rule takes SGD steps until rho_t > 5). The larger beta2, the "
-         "longer the built-in warmup: r_t passes 0.9 after about 2.7/(1 - beta2) steps.")
+         r"The rectification term $r_t$ that multiplies RAdam's adaptive step, for several $\beta_2$ (undefined, and "
+         r"not drawn, while $\rho_t \le 4$; torch's rule takes SGD steps until $\rho_t > 5$). The larger "
+         r"$\beta_2$, the "
+         r"longer the built-in warmup: $r_t$ passes $0.9$ after about $2.7/(1 - \beta_2)$ steps.")

@@ -56,8 +56,8 @@ def sharp_versus_flat() -> None:
     axis.set_title(r"Plain descent prefers the deeper, sharp well; SAM's objective prefers the flat one",
                    fontsize=9)
     save(figure, "sam", "sharp-vs-flat",
-         f"A sharp minimum (deeper, at w = {SHARP}) and a flat one (at w = {FLAT}). The orange curve is the "
-         f"worst loss within radius rho = {RHO}; the shaded areas show how far the loss climbs inside that "
+         f"A sharp minimum (deeper, at $w = {SHARP}$) and a flat one (at $w = {FLAT}$). The orange curve is the "
+         f"worst loss within radius $\\rho = {RHO}$; the shaded areas show how far the loss climbs inside that "
          "radius. The sharp well is the lower minimum of the loss, the flat well the lower minimum of SAM's "
          "objective.")
 
@@ -105,8 +105,8 @@ def two_passes() -> None:
                    fontsize=9)
     save(figure, "sam", "two-passes",
          "One SAM step on the wall of the sharp well (arrows show directions only). The plain gradient "
-         f"step goes down into the well. SAM first climbs rho = {RHO} along the gradient, past the well's "
-         "rim, to the highest loss nearby; the slope there, applied back at w, leads away from the sharp "
+         f"step goes down into the well. SAM first climbs $\\rho = {RHO}$ along the gradient, past the well's "
+         "rim, to the highest loss nearby; the slope there, applied back at $w$, leads away from the sharp "
          "well, towards the flat one.")
 
 

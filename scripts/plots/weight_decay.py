@@ -46,10 +46,11 @@ def make() -> None:
     axes[1].legend(fontsize=8)
     figure.tight_layout()
     save(figure, "weight-decay", "l2-vs-decoupled",
-         "Weights whose gradients are pure noise of scale sigma, lr 0.01, lambda 0.1. With L2, Adam divides "
+         r"Weights whose gradients are pure noise of scale $\sigma$, $\eta = 0.01$, $\lambda = 0.1$. With L2, "
+         r"Adam divides "
          "the decay by the gradient's scale: weights with small gradients collapse within a few hundred "
-         "steps, those with large gradients barely shrink, and only at sigma = 1 do the two agree. Decoupled "
-         "decay shrinks every weight by (1 - lr*lambda) per step, whatever its gradients.")
+         r"steps, those with large gradients barely shrink, and only at $\sigma = 1$ do the two agree. Decoupled "
+         r"decay shrinks every weight by $1 - \eta\lambda$ per step, whatever its gradients.")
 
 
 if __name__ == "__main__":

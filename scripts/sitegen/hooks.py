@@ -358,8 +358,12 @@ def module_page(module: Module) -> str:
     else:
         title = annotated.title or f"`{module.dotted}`"
         header = footer = ""
-    return markdown.module_markdown(annotated, title=title, source_name=module.source_name, header=header,
-                                    footer=footer)
+    # The page is served as a folder (`annotated_opt/adam/`), the source beside it (`annotated_opt/adam.py`).
+    source_url = posixpath.relpath(module.source_name, module.src_uri.removesuffix(".md").removesuffix("/index"))
+    page = markdown.module_markdown(annotated, title=title, source_name=module.source_name, source_url=source_url,
+                                    header=header, footer=footer)
+    # A search for an optimizer's name ranks its own page above the pages that mention it.
+    return f"---\nsearch:\n  boost: 3\n---\n\n{page}" if module.infos else page
 
 
 def katex_assets() -> Iterable[tuple[str, Path]]:
@@ -384,8 +388,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(File.generated(config, module.src_uri, content=module_page(module)))
     for site_path, path in katex_assets():
         files.append(File.generated(config, site_path, abs_src_path=str(path)))
-    # The tests' sources, so that the certificates can link to the checks they describe.
-    for path in sorted((ROOT / "tests").rglob("*.py")):
+    # The sources of the package and of the tests, so that each page links to its file and the
+    # certificates to the checks they describe.
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]):
         if "__pycache__" not in path.parts:
             files.append(File.generated(config, path.relative_to(ROOT).as_posix(), abs_src_path=str(path)))
     for old, new in annotated_opt.MOVED_MODULES.items():

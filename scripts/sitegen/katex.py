@@ -50,7 +50,8 @@ def render_tex(tex: str, display: bool) -> str:
     # A named colour follows the theme (a darker orange on white, a lighter one on the dark theme).
     rendered = NAMED_COLOUR.sub(r"color:var(--ao-color-\1, \1)", rendered)
     rendered = _exclude_layout_from_search(rendered)
-    return f'<div class="ao-math">{rendered}</div>' if display else rendered
+    # A display formula stays out of the search previews, where it would read as a run of glyphs.
+    return f'<div class="ao-math" data-search-exclude>{rendered}</div>' if display else rendered
 
 
 SPAN_TAG = re.compile(r"<span\b|</span>")

@@ -41,10 +41,12 @@ def row_markdown(section: Section) -> str:
     return "\n".join(parts)
 
 
-def module_markdown(module: AnnotatedModule, *, title: str, source_name: str, header: str = "",
+def module_markdown(module: AnnotatedModule, *, title: str, source_name: str, source_url: str, header: str = "",
                     footer: str = "") -> str:
-    """The whole page of one module."""
-    parts = [f"# {title}", "", f'<p class="ao-source"><code>{source_name}</code></p>', ""]
+    """The whole page of one module; `source_url` is the module's file as the site serves it."""
+    parts = [f"# {title}", "",
+             f'<p class="ao-source"><a href="{source_url}" title="The source file"><code>{source_name}</code></a></p>',
+             ""]
     if header:
         parts += [header, ""]
     last_line = max((segment.end for section in module.sections for segment in section.segments), default=1)
@@ -65,7 +67,8 @@ def figure_markdown(image: str, caption: str) -> str:
     return "\n".join([
         '<figure class="ao-plot" markdown>',
         "",
-        f'![{alt}]({image})',
+        # The image links to itself: on a phone, a tap opens the figure at full size.
+        f'[![{alt}]({image})]({image}){{ .ao-plot-link title="Open the figure at full size" }}',
         "",
         '<figcaption markdown>',
         "",

@@ -248,11 +248,12 @@ def algorithm_boxes(notes: str, module: AnnotatedModule,
     def box(match: re.Match[str]) -> str:
         indent = match.group(1)
         items = []
-        # A line that starts with `@` holds the code of the formula above it (long lines are split so).
+        # A formula runs on until its `@`: a long one continues on the next lines, and the code may
+        # start a line of its own.
         lines = [line.strip() for line in match.group(2).split("\n") if line.strip()]
         joined: list[str] = []
         for line in lines:
-            if line.startswith("@") and joined:
+            if joined and "@" not in joined[-1]:
                 joined[-1] += " " + line
             else:
                 joined.append(line)
