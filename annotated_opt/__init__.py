@@ -29,6 +29,7 @@ import sys
 
 from . import composable, schedules
 from .adabelief import AdaBelief
+from .adafactor import ADAFACTOR_CONVENTIONS, Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
@@ -41,6 +42,7 @@ from .core.weight_decay import WeightDecay
 from .core.wrapper import OptimizerWrapper
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
+from .lbfgs import LBFGS
 from .lookahead import Lookahead
 from .nadam import NAdam
 from .nero import Nero
@@ -90,7 +92,9 @@ __all__ = [
     "schedules",
     "SGD",
     "AMSGrad",
+    "ADAFACTOR_CONVENTIONS",
     "AdaBelief",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -99,6 +103,7 @@ __all__ = [
     "LAMB",
     "LARS",
     "LARS_CONVENTIONS",
+    "LBFGS",
     "Nero",
     "NeroPlus",
     "NonFiniteGradientError",

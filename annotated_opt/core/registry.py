@@ -34,12 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adabelief import AdaBelief
+from ..adafactor import Adafactor
 from ..adagrad import Adagrad
 from ..adam import Adam
 from ..adamw import AdamW
 from ..amsgrad import AMSGrad
 from ..lamb import LAMB
 from ..lars import LARS
+from ..lbfgs import LBFGS
 from ..lookahead import Lookahead
 from ..nadam import NAdam
 from ..nero import Nero
@@ -470,4 +472,61 @@ register(OptimizerInfo(
         {"base": "SGD", "lr": 0.05, "k": 1, "alpha": 0.3, "maximize": True},
     ),
     factory=build_lookahead,
+))
+
+
+# ## Adafactor
+#
+# The configurations are torch's own (`optim_db`), plus `foreach`. torch raises on zero-size parameters,
+# which the harness has, so the reference is torch's class with those kept out of its step (nothing else
+# changes). `state_tensors=0`: a matrix keeps a row and a column statistic, $n + m$ numbers, not a
+# parameter-sized tensor (a vector keeps one, the size of the vector).
+register(OptimizerInfo(
+    name="Adafactor", cls=Adafactor, family="Adaptive", parent="Adam", year=2018, state_tensors=0,
+    paper="Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", url="https://arxiv.org/abs/1804.04235",
+    # Ours performs torch's operations in torch's order: equal to the last bit in the tests.
+    reference=Reference("tests.references.torch_adafactor.Adafactor", tolerance=1e-12),
+    configs=(
+        {},
+        {"weight_decay": 0.1, "lr": 0.01},
+        {"weight_decay": 0.1, "maximize": True},
+        {"beta2_decay": -1.0},
+        {"d": 1.5, "foreach": True},
+    ),
+    negative_args=("beta2_decay",),
+))
+
+
+# ## L-BFGS
+#
+# Checked against torch's class, adapted to the harness without changing its arithmetic (the harness's
+# two groups merged into torch's one, non-contiguous gradients flattened). The configurations leave `lr`
+# out, since the harness would give the second group its own (L-BFGS has one step length for all);
+# torch's configurations with `lr` run in `tests/test_lbfgs.py`. Every call of `step` runs up to
+# `max_iter` iterations on the harness's quadratic, with and without the line search, with a history
+# short enough to be truncated.
+register(OptimizerInfo(
+    name="LBFGS", cls=LBFGS, family="Quasi-Newton", parent=None, year=1989,
+    # $2m + 2$ vectors the size of the model: the pairs, the direction and the last gradient.
+    state_tensors=2 * 100 + 2,
+    paper="On the Limited Memory BFGS Method for Large Scale Optimization (Liu & Nocedal)",
+    url="https://doi.org/10.1007/BF01589116",
+    reference=Reference("tests.references.torch_lbfgs.LBFGS", tolerance=1e-12),
+    configs=(
+        {},
+        {"line_search_fn": "strong_wolfe"},
+        {"tolerance_grad": 1e-6, "max_iter": 5, "history_size": 3},
+        {"line_search_fn": "strong_wolfe", "max_iter": 7, "max_eval": 9, "history_size": 2},
+    ),
+    requires_closure=True,
+    exemptions={
+        "add_param_group": "all parameters are one vector with one step length and one curvature history: "
+                           "a group with its own learning rate has no meaning, and a parameter added mid-run "
+                           "would change the length of every stored pair",
+        "master_weights": "the curvature pairs are differences of nearby iterates and of their gradients, which "
+                          "half precision does not resolve; L-BFGS runs in float32 or float64, not through "
+                          "half-precision masters",
+        "sparse_gradient": "the algorithm works on the dense vector of all gradients; a sparse gradient is "
+                           "densified exactly, as torch.optim.LBFGS does",
+    },
 ))
