@@ -299,6 +299,10 @@ class Adafactor(GenericAdaptiveOptimizer):
         moment, the decay and the update.
         """
         state["step"] += 1
+        # An empty parameter has nothing to update, and the mean over an empty row or column would be
+        # $0/0$: its statistics stay at zero.
+        if param.numel() == 0:
+            return
         step = state["step"].item()
         step_size = self.step_size(group, param, step)
         # $$U_t = G_t \big/ \sqrt{\hat V_t}$$
