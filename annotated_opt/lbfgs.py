@@ -268,6 +268,11 @@ def two_loop_direction(grad: torch.Tensor, grad_changes: list[torch.Tensor], ste
     return direction
 
 
+def as_number(loss: Any) -> float:
+    r"""The loss as a Python number; a tensor is detached first (its graph is not needed here)."""
+    return float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+
+
 class LBFGS(GenericAdaptiveOptimizer):
     r"""
     ## Hyper-parameters
@@ -292,7 +297,7 @@ class LBFGS(GenericAdaptiveOptimizer):
     def __init__(
         self,
         params: ParamsT,
-        lr: float | torch.Tensor = 1,
+        lr: float | torch.Tensor = 1.0,
         max_iter: int = 20,
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
@@ -364,8 +369,8 @@ class LBFGS(GenericAdaptiveOptimizer):
 
     def _evaluate(self, closure: Callable[[], Any]) -> tuple[float, torch.Tensor]:
         with torch.enable_grad():
-            loss = float(closure())
-        return loss, self._flat_grad()
+            loss = closure()
+        return as_number(loss), self._flat_grad()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
@@ -391,11 +396,11 @@ class LBFGS(GenericAdaptiveOptimizer):
         state = self.state[self.param_groups[0]["params"][0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-        loss, grad = float(first_loss), self._flat_grad()
+        loss, grad = as_number(first_loss), self._flat_grad()
         evals = 1
         state["func_evals"] += 1
-        # Already stationary: nothing to do.
-        if grad.abs().max() <= tolerance_grad:
+        # Already stationary (or nothing to optimise: every parameter is empty): nothing to do.
+        if grad.numel() == 0 or grad.abs().max() <= tolerance_grad:
             return first_loss
 
         direction, step_length = state.get("d"), state.get("t")

@@ -526,6 +526,14 @@ register(OptimizerInfo(
         "master_weights": "the curvature pairs are differences of nearby iterates and of their gradients, which "
                           "half precision does not resolve; L-BFGS runs in float32 or float64, not through "
                           "half-precision masters",
+        "frozen_then_unfrozen": "the inner products run over the one vector of all parameters, in which a frozen "
+                                "parameter is a run of zeros (as in torch, so that the stored pairs keep their "
+                                "length when it unfreezes); the others then train as without it up to the order "
+                                "of additions in those sums (2e-15 after 5 steps), not bit for bit. That it stays "
+                                "untouched and stateless, and trains once unfrozen, is tested in test_lbfgs.py",
+        "no_grad_step_is_noop": "func_evals counts every evaluation of the closure, as torch's does (it is the "
+                                "budget max_eval limits), also one that produced no gradient; the parameters and "
+                                "every other entry are unchanged (tested in test_lbfgs.py)",
         "sparse_gradient": "the algorithm works on the dense vector of all gradients; a sparse gradient is "
                            "densified exactly, as torch.optim.LBFGS does",
     },
