@@ -93,12 +93,18 @@ sets; the tests check this class against both implementations over 100 steps in 
 
 | | torch (default) | paper, `transformers` |
 |---|---|---|
-| $\epsilon_1$ | $\max(\hat V, \epsilon_1^2)$ and $\max(\mathrm{mean} R, \epsilon_1)$; default: the dtype's machine epsilon | added to $G^2$: $G^2 + \epsilon_1$, default $10^{-30}$ |
-| the cap of $\rho_t$ | `lr` ($10^{-2}$) | $10^{-2}$; or `lr` itself with `relative_step=False` |
+| $\epsilon_1$ (1) | clamps $\hat V \ge \epsilon_1^2$, $\mathrm{mean} R \ge \epsilon_1$ | added: $G^2 + \epsilon_1$ |
+| default $\epsilon_1$ | the dtype's machine epsilon | $10^{-30}$ |
+| cap of $\rho_t$ | `lr` ($10^{-2}$) | $10^{-2}$ (`lr` if not `relative_step`) |
 | $\mathrm{RMS}(\theta)$ scaling | always | `scale_parameter` |
-| weight decay | $\theta \mathrel{*}= 1 - \gamma\lambda$ (the cap `lr`) | $\theta \mathrel{*}= 1 - \alpha_t\lambda$ (the actual step size) |
-| first moment | none | `beta1`, a moving average of the clipped, scaled updates |
-| state | `row_var` $(\dots,n,1)$, `col_var` $(\dots,1,m)$, `variance`, a tensor `step` | `exp_avg_sq_row` $(\dots,n)$, `exp_avg_sq_col` $(\dots,m)$, `exp_avg_sq`, an int `step`, `RMS` |
+| weight decay (2) | $\theta \mathrel{*}= 1 - \gamma\lambda$ | $\theta \mathrel{*}= 1 - \alpha_t\lambda$ |
+| first moment | none | `beta1` (3) |
+| state (4) | `row_var`, `col_var`, `variance` | `exp_avg_sq_row`, `exp_avg_sq_col`, `exp_avg_sq` |
+
+(1) `eps1_placement`. (2) `weight_decay_scale`: the cap $\gamma$ = `lr`, or the step size $\alpha_t$ actually
+taken. (3) A moving average of the clipped, scaled updates. (4) torch keeps the reduced dimension,
+$(\dots, n, 1)$ and $(\dots, 1, m)$, and a 0-d `float32` tensor `step`; `transformers` drops it,
+$(\dots, n)$ and $(\dots, m)$, and keeps an int `step` and the parameter's last `RMS`.
 
 The state here is always torch's (names, shapes, a `float32` 0-d `step`), so torch checkpoints load
 into this class and back; `transformers`' layout is the same numbers, reshaped. `transformers`'

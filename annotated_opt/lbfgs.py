@@ -17,7 +17,7 @@ $H_k$: they keep the last $m$ pairs $(s_i, y_i)$, $2mn$ numbers, and apply $H_k$
 $4mn$ multiply-adds, the *two-loop recursion* below. Per iteration:
 
 $$\boxed{\begin{aligned}
-d_k &= -H_k\,g_k \quad\text{(two-loop recursion over the last $m$ pairs, } H^0_k = \gamma_k I,\
+d_k &= -H_k\,g_k \quad\text{(two-loop recursion over the last } m \text{ pairs, } H^0_k = \gamma_k I,\
   \gamma_k = \tfrac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}}\text{)}\\
 t_k &= \eta \text{ (or found by a strong-Wolfe line search from } t = \eta\text{)}\qquad
 \theta_{k+1} = \theta_k + t_k d_k\\
@@ -38,8 +38,10 @@ pairs, the $\alpha$'s are computed on the way down (newest pair first, each chan
 $H^0 = \gamma I$ is applied once, then the $\beta$'s on the way back up (oldest first, each changing $r$):
 
 $$\begin{aligned}
-&q \leftarrow -g;\quad \text{for } i = k-1, \dots, k-m:\quad \alpha_i = \rho_i s_i^\top q,\ \ q \leftarrow q - \alpha_i y_i\\
-&r \leftarrow \gamma\, q;\quad \text{for } i = k-m, \dots, k-1:\quad \beta_i = \rho_i y_i^\top r,\ \ r \leftarrow r + (\alpha_i - \beta_i)\, s_i
+&q \leftarrow -g;\quad \text{for } i = k-1, \dots, k-m:
+  \quad \alpha_i = \rho_i s_i^\top q,\ \ q \leftarrow q - \alpha_i y_i\\
+&r \leftarrow \gamma\, q;\quad \text{for } i = k-m, \dots, k-1:
+  \quad \beta_i = \rho_i y_i^\top r,\ \ r \leftarrow r + (\alpha_i - \beta_i)\, s_i
 \end{aligned}$$
 
 and $r = -H_k g = d_k$. The initial scale $\gamma = s^\top y / y^\top y$ is the inverse of the curvature
@@ -285,7 +287,9 @@ class LBFGS(GenericAdaptiveOptimizer):
       since $-g$ carries no curvature information yet.
     * `max_iter` (default $20$) iterations per call of `step`; `max_eval` (default $\lfloor 1.25\,$
       `max_iter`$\rfloor$) evaluations of the closure per call. `LBFGS(..., max_iter=500)` with one
-      `step` is a complete full-batch solve; `max_iter=1` makes one `step` one iteration.
+      `step` is a complete full-batch solve; `max_iter=1` makes one `step` one iteration, but then give
+      `max_eval` too: its default, $\lfloor 1.25\rfloor = 1$, leaves the line search no evaluation, and it
+      returns the start of the bracket, $t = 0$, or its first trial, whichever is lower (torch's rule).
     * `tolerance_grad` (default $10^{-7}$): stop when $\max|g| \le$ it; `tolerance_change` (default
       $10^{-9}$): stop when the step or the change of the loss is smaller.
     * `history_size` is $m$ (default $100$). $5$ to $20$ pairs give most of the benefit on most problems,

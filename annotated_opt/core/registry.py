@@ -505,6 +505,7 @@ register(OptimizerInfo(
 # torch's configurations with `lr` run in `tests/test_lbfgs.py`. Every call of `step` runs up to
 # `max_iter` iterations on the harness's quadratic, with and without the line search, with a history
 # short enough to be truncated.
+LBFGS_TOY_CONFIG = {"max_iter": 1, "max_eval": 25, "line_search_fn": "strong_wolfe", "history_size": 10}
 register(OptimizerInfo(
     name="LBFGS", cls=LBFGS, family="Quasi-Newton", parent=None, year=1989,
     # $2m + 2$ vectors the size of the model: the pairs, the direction and the last gradient.
@@ -518,6 +519,10 @@ register(OptimizerInfo(
         {"tolerance_grad": 1e-6, "max_iter": 5, "history_size": 3},
         {"line_search_fn": "strong_wolfe", "max_iter": 7, "max_eval": 9, "history_size": 2},
     ),
+    # One iteration per step on the toys and tasks, so a step is comparable with the others' (the line search
+    # may still evaluate several times); `max_eval` is needed, its default for max_iter=1 is 1.
+    toy_hparams={target: LBFGS_TOY_CONFIG for target in ("rosenbrock", "rastrigin", "beale", "quadratic", "saddle",
+                                                         "digits-mlp", "digits-cnn", "charlm")},
     requires_closure=True,
     exemptions={
         "add_param_group": "all parameters are one vector with one step length and one curvature history: "
