@@ -29,6 +29,7 @@ import sys
 
 from . import composable, schedules
 from .adabelief import AdaBelief
+from .adafactor import ADAFACTOR_CONVENTIONS, Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
@@ -46,6 +47,7 @@ from .dadapt_adam import DAdaptAdam
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lion import Lion
+from .lbfgs import LBFGS
 from .lookahead import Lookahead
 from .mars import MARS
 from .nadam import NAdam
@@ -103,7 +105,9 @@ __all__ = [
     "AMSGrad",
     "AdEMAMix",
     "Adan",
+    "ADAFACTOR_CONVENTIONS",
     "AdaBelief",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -114,6 +118,7 @@ __all__ = [
     "LARS_CONVENTIONS",
     "Lion",
     "MARS",
+    "LBFGS",
     "Nero",
     "NeroPlus",
     "NonFiniteGradientError",

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adabelief import AdaBelief
+from ..adafactor import Adafactor
 from ..adagrad import Adagrad
 from ..adam import Adam
 from ..adamw import AdamW
@@ -46,6 +47,7 @@ from ..dadapt_adam import DAdaptAdam
 from ..lamb import LAMB
 from ..lars import LARS
 from ..lion import Lion
+from ..lbfgs import LBFGS
 from ..lookahead import Lookahead
 from ..mars import MARS
 from ..nadam import NAdam
@@ -660,5 +662,75 @@ register(OptimizerInfo(
     exemptions={
         "zero_grad_is_noop": "parameters that are not matrices are decayed by their own weight_decay_1d (0.1 by "
                              "default, as in the official code), which a zero weight_decay leaves on",
+    },
+))
+
+
+# ## Adafactor
+#
+# The configurations are torch's own (`optim_db`), plus `foreach`. torch raises on zero-size parameters,
+# which the harness has, so the reference is torch's class with those kept out of its step (nothing else
+# changes). `state_tensors=0`: a matrix keeps a row and a column statistic, $n + m$ numbers, not a
+# parameter-sized tensor (a vector keeps one, the size of the vector).
+register(OptimizerInfo(
+    name="Adafactor", cls=Adafactor, family="Adaptive", parent="Adam", year=2018, state_tensors=0,
+    paper="Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", url="https://arxiv.org/abs/1804.04235",
+    # Ours performs torch's operations in torch's order: equal to the last bit in the tests.
+    reference=Reference("tests.references.torch_adafactor.Adafactor", tolerance=1e-12),
+    configs=(
+        {},
+        {"weight_decay": 0.1, "lr": 0.01},
+        {"weight_decay": 0.1, "maximize": True},
+        {"beta2_decay": -1.0},
+        {"d": 1.5, "foreach": True},
+    ),
+    negative_args=("beta2_decay",),
+))
+
+
+# ## L-BFGS
+#
+# Checked against torch's class, adapted to the harness without changing its arithmetic (the harness's
+# two groups merged into torch's one, non-contiguous gradients flattened). The configurations leave `lr`
+# out, since the harness would give the second group its own (L-BFGS has one step length for all);
+# torch's configurations with `lr` run in `tests/test_lbfgs.py`. Every call of `step` runs up to
+# `max_iter` iterations on the harness's quadratic, with and without the line search, with a history
+# short enough to be truncated.
+LBFGS_TOY_CONFIG = {"max_iter": 1, "max_eval": 25, "line_search_fn": "strong_wolfe", "history_size": 10}
+register(OptimizerInfo(
+    name="LBFGS", cls=LBFGS, family="Quasi-Newton", parent=None, year=1989,
+    # $2m + 2$ vectors the size of the model: the pairs, the direction and the last gradient.
+    state_tensors=2 * 100 + 2,
+    paper="On the Limited Memory BFGS Method for Large Scale Optimization (Liu & Nocedal)",
+    url="https://doi.org/10.1007/BF01589116",
+    reference=Reference("tests.references.torch_lbfgs.LBFGS", tolerance=1e-12),
+    configs=(
+        {},
+        {"line_search_fn": "strong_wolfe"},
+        {"tolerance_grad": 1e-6, "max_iter": 5, "history_size": 3},
+        {"line_search_fn": "strong_wolfe", "max_iter": 7, "max_eval": 9, "history_size": 2},
+    ),
+    # One iteration per step on the toys and tasks, so a step is comparable with the others' (the line search
+    # may still evaluate several times); `max_eval` is needed, its default for max_iter=1 is 1.
+    toy_hparams={target: LBFGS_TOY_CONFIG for target in ("rosenbrock", "rastrigin", "beale", "quadratic", "saddle",
+                                                         "digits-mlp", "digits-cnn", "charlm")},
+    requires_closure=True,
+    exemptions={
+        "add_param_group": "all parameters are one vector with one step length and one curvature history: "
+                           "a group with its own learning rate has no meaning, and a parameter added mid-run "
+                           "would change the length of every stored pair",
+        "master_weights": "the curvature pairs are differences of nearby iterates and of their gradients, which "
+                          "half precision does not resolve; L-BFGS runs in float32 or float64, not through "
+                          "half-precision masters",
+        "frozen_then_unfrozen": "the inner products run over the one vector of all parameters, in which a frozen "
+                                "parameter is a run of zeros (as in torch, so that the stored pairs keep their "
+                                "length when it unfreezes); the others then train as without it up to the order "
+                                "of additions in those sums (2e-15 after 5 steps), not bit for bit. That it stays "
+                                "untouched and stateless, and trains once unfrozen, is tested in test_lbfgs.py",
+        "no_grad_step_is_noop": "func_evals counts every evaluation of the closure, as torch's does (it is the "
+                                "budget max_eval limits), also one that produced no gradient; the parameters and "
+                                "every other entry are unchanged (tested in test_lbfgs.py)",
+        "sparse_gradient": "the algorithm works on the dense vector of all gradients; a sparse gradient is "
+                           "densified exactly, as torch.optim.LBFGS does",
     },
 ))

@@ -189,6 +189,15 @@ def relative_error(ours: Any, reference: Any) -> float:
     A shape mismatch is an error, not a large number: broadcasting would otherwise compare a
     `(3,)` state with a `(1,)` one and could report agreement.
     """
+    # State kept as a list (L-BFGS's history of vectors, with `None` in unused slots): entry by entry.
+    if isinstance(reference, (list, tuple)) or reference is None:
+        if reference is None or ours is None:
+            if ours is not reference:
+                raise AssertionError(f"{ours!r} differs from the reference's {reference!r}")
+            return 0.0
+        if not isinstance(ours, (list, tuple)) or len(ours) != len(reference):
+            raise AssertionError(f"a list of {len(reference)} entries expected, got {ours!r}")
+        return max((relative_error(a, b) for a, b in zip(ours, reference)), default=0.0)
     # Both in `float64`, so the comparison itself adds no rounding of its own.
     a = torch.as_tensor(ours, dtype=torch.float64)
     b = torch.as_tensor(reference, dtype=torch.float64)
