@@ -47,7 +47,7 @@ from .nero import Nero
 from .nero_plus import NeroPlus
 from .radam import RAdam
 from .rmsprop import RMSprop
-from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
+from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen, second_pass_frozen
 from .schedules import annealing, lr_schedules
 from .sgd import SGD
 
@@ -116,4 +116,5 @@ __all__ = [
     "param_groups_without_decay",
     "param_option",
     "running_stats_frozen",
+    "second_pass_frozen",
 ]
