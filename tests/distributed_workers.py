@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, get_model_state_dict
+from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
 
 from annotated_opt.core.nonfinite import NonFiniteGradientError
 from annotated_opt.core.registry import REGISTRY
@@ -72,39 +72,42 @@ def equality(rank: int, processes: int, out: str, names: list[str] | None = None
             json.dump(results, file)
 
 
+def poisoned_step(info: Any, policy: str, rank: int, processes: int) -> str:
+    """One FSDP2 step with an inf in the last process's shard of one gradient; what this process did."""
+    model = wrap(make_model(), "fsdp")
+    optimizer = info.build(list(model.parameters()), **dict(info.configs[0]))
+    for group in optimizer.param_groups:
+        group["nonfinite"] = policy
+    x, y = (t.chunk(processes)[rank] for t in make_data(0))
+    before = full_parameters(model)
+    poisoned = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        if rank == processes - 1 and not poisoned:
+            model[0].weight.grad.to_local()[0, 0] = float("inf")
+            poisoned.append(True)
+        return loss.detach()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            optimizer.step(closure)
+        except NonFiniteGradientError:
+            return f"raised, skipped_steps={optimizer.skipped_steps}"
+    changed = not all(torch.equal(a, b) for a, b in zip(full_parameters(model), before))
+    return f"{'stepped' if changed else 'unchanged'}, skipped_steps={optimizer.skipped_steps}"
+
+
 def nonfinite_agreement(rank: int, processes: int, out: str) -> None:
-    """An inf in the last process's shard of one gradient: every process must decide the same."""
+    """Every optimizer under every policy: the decisions of all processes, gathered."""
     decisions = {}
     for name, info in REGISTRY.items():
         for policy in ("raise", "skip", "ignore"):
-            model = wrap(make_model(), "fsdp")
-            optimizer = info.build(list(model.parameters()), **dict(info.configs[0]))
-            for group in optimizer.param_groups:
-                group["nonfinite"] = policy
-            x, y = (t.chunk(processes)[rank] for t in make_data(0))
-            before = full_parameters(model)
-            poisoned = []
-
-            def closure(x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
-                optimizer.zero_grad()
-                loss = nn.functional.mse_loss(model(x), y)
-                loss.backward()
-                if rank == processes - 1 and not poisoned:
-                    model[0].weight.grad.to_local()[0, 0] = float("inf")
-                    poisoned.append(True)
-                return loss.detach()
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                try:
-                    optimizer.step(closure)
-                    decision = "stepped" if not all(torch.equal(a, b) for a, b in
-                                                    zip(full_parameters(model), before)) else "unchanged"
-                except NonFiniteGradientError:
-                    decision = "raised"
-            decision += f", skipped_steps={optimizer.skipped_steps}"
             gathered: list[Any] = [None] * processes
-            dist.all_gather_object(gathered, decision)
+            dist.all_gather_object(gathered, poisoned_step(info, policy, rank, processes))
             decisions[f"{name} {policy}"] = gathered
     if rank == 0:
         with open(out, "w") as file:

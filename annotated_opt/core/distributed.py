@@ -137,8 +137,9 @@ def with_count(state_dict: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def read_count(state_dict: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    r"""The checkpoint without the count in its groups, and the count (0 for a checkpoint without one)."""
+    r"""The checkpoint without the count, and the count (0 for a checkpoint without one)."""
     counts = [group[COUNT_KEY] for group in state_dict["param_groups"] if COUNT_KEY in group]
     groups = [{k: v for k, v in group.items() if k != COUNT_KEY} for group in state_dict["param_groups"]]
     count = state_dict.get(COUNT_KEY, max(counts, default=0))
-    return {**state_dict, "param_groups": groups}, int(count)
+    rest = {k: v for k, v in state_dict.items() if k != COUNT_KEY}
+    return {**rest, "param_groups": groups}, int(count)

@@ -97,7 +97,7 @@ def _train_digits(rank: int, processes: int, name: str, how: str, steps: int, ou
             x, y = data.train_x[start:start + batch], data.train_y[start:start + batch]
             x, y = x.chunk(share)[part], y.chunk(share)[part]
 
-            def closure() -> torch.Tensor:
+            def closure(x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
                 optimizer.zero_grad()
                 loss = nn.functional.cross_entropy(model(x), y)
                 loss.backward()
