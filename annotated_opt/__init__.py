@@ -46,8 +46,8 @@ from .core.wrapper import OptimizerWrapper
 from .dadapt_adam import DAdaptAdam
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
-from .lion import Lion
 from .lbfgs import LBFGS
+from .lion import Lion
 from .lookahead import Lookahead
 from .mars import MARS
 from .nadam import NAdam
@@ -56,7 +56,7 @@ from .nero_plus import NeroPlus
 from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
-from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
+from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen, second_pass_frozen
 from .schedule_free_adamw import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD, recompute_batchnorm_statistics
 from .schedules import annealing, lr_schedules
@@ -142,4 +142,5 @@ __all__ = [
     "ScheduleFreeSGD",
     "Sophia",
     "recompute_batchnorm_statistics",
+    "second_pass_frozen",
 ]

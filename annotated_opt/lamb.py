@@ -82,6 +82,7 @@ import torch
 
 from .adam import Adam
 from .core.base import ParamsT
+from .core.distributed import full
 from .core.options import learning_rate, param_option
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
@@ -180,8 +181,10 @@ class LAMB(Adam):
             # $$\textcolor{orange}{u_t = r_t + \lambda\, w_{t-1}}$$
             direction.add_(param, alpha=decay)
 
-        weight_norm = torch.linalg.vector_norm(param)
-        update_norm = torch.linalg.vector_norm(direction)
+        # Under FSDP2 `param` is one process's shard: `full` makes each norm the whole layer's, the same
+        # on every process, before it is used or kept in the state.
+        weight_norm = full(torch.linalg.vector_norm(param))
+        update_norm = full(torch.linalg.vector_norm(direction))
         lower, upper = group["weight_norm_bounds"]
         # $$\phi(\lVert w\rVert) = \min(\max(\lVert w\rVert, \gamma_l), \gamma_u)$$
         clipped_norm = weight_norm.clamp(lower, upper)

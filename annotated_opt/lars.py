@@ -186,6 +186,7 @@ from typing import Any
 import torch
 
 from .core.base import ParamsT
+from .core.distributed import full, like
 from .core.options import learning_rate, param_option
 from .core.validation import check_non_negative
 from .sgd import SGD
@@ -590,11 +591,14 @@ class LARS(SGD):
             # $$\rho^l = \kappa\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \lambda^l\lVert w^l\rVert + \epsilon}$$
             # for every adapted tensor at once: the same `trust_ratio`, with vectors of $\lambda^l$ and
             # $\eta^l$ in place of numbers.
+            # Under FSDP2 the norms are of shards, partial `DTensor`s: `full` completes them, and the
+            # numbers of each layer become `DTensor`s too (an operation may not mix the two kinds).
+            weight_norms, norms = full(weight_norms), full(norms)
             dtype, device = weight_norms.dtype, weight_norms.device
             ratios = trust_ratio(
                 group, weight_norms, norms,
-                torch.tensor([decays[i] for i in adapted], dtype=dtype, device=device),
-                torch.tensor([lrs[i] for i in adapted], dtype=dtype, device=device),
+                like(torch.tensor([decays[i] for i in adapted], dtype=dtype, device=device), weight_norms),
+                like(torch.tensor([lrs[i] for i in adapted], dtype=dtype, device=device), weight_norms),
             )
             # $d = \rho\, u$ for every adapted tensor in one multi-tensor multiply.
             scaled = torch._foreach_mul([updates[i] for i in adapted], list(ratios.unbind()))

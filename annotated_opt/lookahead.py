@@ -211,10 +211,15 @@ class Lookahead(OptimizerWrapper):
             if entry:
                 base_entries[index] = entry
         self.load_base_state_dict({**state_dict, "state": base_entries})
+        # Entries are keyed as the saved groups list their parameters: by position in torch's format,
+        # by name in `torch.distributed.checkpoint`'s. Either way the saved groups list them in the order
+        # of ours, as `torch.optim.Optimizer.load_state_dict` assumes.
+        saved_keys = [key for group in state_dict["param_groups"] for key in group["params"]]
         params = [(group, param) for group in self.param_groups for param in group["params"]]
+        by_key = dict(zip(saved_keys, params))
         self.state = defaultdict(dict)
-        for index, value in slow.items():
-            group, param = params[index]
+        for key, value in slow.items():
+            group, param = by_key[key]
             self.link_master(group, param)
             # A copy, on the parameter's device, in the precision of the fast weights: the master's
             # (`float32`) when the base keeps one, else the parameter's. Nothing is compared with the

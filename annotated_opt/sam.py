@@ -81,6 +81,28 @@ the perturbed point $L(w + \hat\epsilon)$, which estimates $L^{\mathrm{SAM}}(w)$
 parameter has a gradient changes nothing, as in `torch.optim`. The pieces are also there to call by
 hand: `first_step`, your own second pass, `second_step`.
 
+**Without a closure.** Where the training loop owns the backward pass and calls `step()` bare, do the
+two passes yourself: `first_step()` after the first backward, a second forward and backward at the
+perturbed weights, then `step()` (which is then `second_step()`). With the Hugging Face `Trainer`
+(gradient accumulation of 1: each micro-batch would otherwise be perturbed on its own), override
+`training_step`:
+
+```python
+class SAMTrainer(transformers.Trainer):
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)   # g at w
+        sam = self.optimizer.optimizer                                      # inside accelerate's wrapper
+        sam.first_step(zero_grad=True)                                      # to w + eps
+        with running_stats_frozen(model):
+            super().training_step(model, inputs, num_items_in_batch)       # g_SAM at w + eps
+        return loss                                                         # the Trainer then calls step()
+```
+
+A bare `step()` is also a SAM step when every gradient is zero ($\hat\epsilon = 0$), which is how
+`torch.distributed.checkpoint` creates the state of a fresh optimizer. Any other bare `step()` raises.
+With Lightning, whose closure runs `training_step` and `backward`, pass a closure to `step` as usual,
+through `second_pass_frozen` (below) for BatchNorm.
+
 **BatchNorm.** The second forward pass runs in training mode, so every BatchNorm layer would fold the
 statistics of the *perturbed* network into its running averages, and count the batch twice.
 `running_stats_frozen(model)` (or `disable_running_stats` / `enable_running_stats`) switches that off
@@ -299,7 +321,7 @@ class SAM(OptimizerWrapper):
             self.zero_grad(set_to_none=True)
 
     def has_gradients(self) -> bool:
-        return any(param.grad is not None for group in self.param_groups for param in group["params"])
+        return bool(self.gradients())
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -312,10 +334,7 @@ class SAM(OptimizerWrapper):
         that skips a failing batch does not carry on from the perturbed point.
         """
         if closure is None:
-            raise RuntimeError(
-                "SAM.step needs a closure that computes the loss and its gradients: SAM evaluates it at "
-                "the perturbed weights (and first at the current ones, unless their gradients are there)"
-            )
+            return self.step_without_closure()
         try:
             loss = None
             if not self.has_gradients():
@@ -334,6 +353,39 @@ class SAM(OptimizerWrapper):
         finally:
             # Whatever happened (a step, a skipped step, an error), the gradients left are spent.
             self.zero_grad(set_to_none=True)
+
+    def step_without_closure(self) -> None:
+        r"""
+        ### A step without a closure
+
+        Training loops that own the backward pass (the Hugging Face `Trainer`, accelerate) call `step()`
+        with no closure, and so does `torch.distributed.checkpoint` when it creates the state of a fresh
+        optimizer. Two cases are still a SAM step:
+
+        * after `first_step`, the gradients present are $g^{\mathrm{SAM}}$, those of the second pass
+          at $w + \hat\epsilon$: `step()` is `second_step()`;
+        * when every gradient is zero (what the checkpoint code sets), $\hat\epsilon = 0$, the second pass
+          would see the same zero gradients, and the SAM step is the base's step.
+
+        Anything else would silently be the base optimizer without SAM, so it raises.
+        """
+        try:
+            if self.perturbed():
+                self.second_step()
+            elif all(not grad.any() for grad in self.gradients()):
+                if self._gradients_are_usable():
+                    self.base_optimizer.step()
+            else:
+                raise RuntimeError(
+                    "SAM.step() without a closure must follow first_step(): compute the gradients at w, call "
+                    "first_step(), compute them again at the perturbed weights, then step() (or pass a closure "
+                    "that computes the loss and its gradients)"
+                )
+        finally:
+            self.zero_grad(set_to_none=True)
+
+    def gradients(self) -> list[torch.Tensor]:
+        return [param.grad for group in self.param_groups for param in group["params"] if param.grad is not None]
 
     def wrapped_state_dict(self) -> dict[str, Any]:
         r"""The base's checkpoint: it holds the shared groups, with `sam_rho` and `sam_adaptive`."""
@@ -377,3 +429,29 @@ def running_stats_frozen(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         enable_running_stats(model)
+
+
+def second_pass_frozen(optimizer: SAM, model: nn.Module, closure: Callable[[], Any]) -> Callable[[], Any]:
+    r"""
+    ### BatchNorm when the closure is not yours (Lightning)
+
+    A closure for `optimizer.step` that runs `closure` as it is at $w$, and with the running statistics
+    frozen at the perturbed weights, whichever pass `step` is in. For a training loop that builds the
+    closure itself, as Lightning's automatic optimisation does (the closure runs `training_step` and
+    `backward`):
+
+    ```python
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure):
+        optimizer.step(closure=second_pass_frozen(optimizer.optimizer, self, optimizer_closure))
+    ```
+
+    in the `LightningModule` (`optimizer.optimizer` is the SAM inside Lightning's wrapper).
+    """
+
+    def closure_at_either_point() -> Any:
+        if not optimizer.perturbed():
+            return closure()
+        with running_stats_frozen(model):
+            return closure()
+
+    return closure_at_either_point

@@ -55,7 +55,7 @@ from typing import Any
 
 import torch
 
-from . import nonfinite, precision
+from . import distributed, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
 from .validation import check_non_negative
 
@@ -286,6 +286,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         skipped step is reported once, when its scope ends.
         """
         bad, fresh = self._gradient_check(self.param_groups)
+        if fresh:
+            # Under FSDP each process checked its own shards: every process must take the same decision.
+            bad = self._gradient_check.verdict = distributed.agree(self, bad)
         if not bad:
             return True
         if any(self.param_groups[b.group].get("nonfinite", "raise") == "raise" for b in bad):
@@ -332,10 +335,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
 
     def state_dict(self) -> dict[str, Any]:
-        r"""torch's state dict, plus the count of skipped steps."""
-        state_dict = super().state_dict()
-        state_dict["skipped_steps"] = self.skipped_steps
-        return state_dict
+        r"""torch's state dict, plus the count of skipped steps (also in each group: see distributed)."""
+        return distributed.with_count(super().state_dict(), self.skipped_steps)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""
@@ -351,7 +352,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         * a group option missing from the checkpoint (saved before the option existed) takes its
           default, in `__setstate__` below.
         """
-        state_dict = copy.deepcopy(state_dict)
+        state_dict, skipped_steps = distributed.read_count(copy.deepcopy(state_dict))
         kept = precision.float32_state(state_dict)
         super().load_state_dict(state_dict)
         saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
@@ -359,7 +360,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         for saved_id, param in zip(saved_ids, params):
             for key, value in kept.get(saved_id, {}).items():
                 self.state[param][key] = value.to(device=param.device)
-        self.skipped_steps = state_dict.get("skipped_steps", 0)
+        self.skipped_steps = skipped_steps
 
     def __getstate__(self) -> dict[str, Any]:
         r"""

@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 
 # The three values of the group option `nonfinite`, the default first.
 POLICIES = ("raise", "skip", "ignore")
@@ -124,8 +125,10 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
     be a false alarm. Sparse gradients are left out here: the step refuses them with its own error.
     """
     # Every gradient the step will read, with where it lives; groups set to `"ignore"` are left out.
+    # Under FSDP a gradient is a `DTensor`: each process checks its own shard, and the verdicts are
+    # combined afterwards ([distributed](distributed.md)), with one collective instead of one per tensor.
     checked = [
-        (group_index, param_index, p.grad)
+        (group_index, param_index, p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad)
         for group_index, group in enumerate(param_groups)
         if group.get("nonfinite", "raise") != "ignore"
         for param_index, p in enumerate(group["params"])

@@ -46,8 +46,8 @@ from ..amsgrad import AMSGrad
 from ..dadapt_adam import DAdaptAdam
 from ..lamb import LAMB
 from ..lars import LARS
-from ..lion import Lion
 from ..lbfgs import LBFGS
+from ..lion import Lion
 from ..lookahead import Lookahead
 from ..mars import MARS
 from ..nadam import NAdam

@@ -57,6 +57,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .base import GenericAdaptiveOptimizer
 
 
@@ -198,7 +199,7 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
         """
         for pre_hook in self._optimizer_state_dict_pre_hooks.values():
             pre_hook(self)
-        state_dict = {**self.wrapped_state_dict(), "skipped_steps": self.skipped_steps}
+        state_dict = distributed.with_count(self.wrapped_state_dict(), self.skipped_steps)
         for post_hook in self._optimizer_state_dict_post_hooks.values():
             result = post_hook(self, state_dict)
             if result is not None:
@@ -216,9 +217,10 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
             result = pre_hook(self, state_dict)
             if result is not None:
                 state_dict = result
+        state_dict, skipped_steps = distributed.read_count(state_dict)
         self.load_wrapped_state_dict(state_dict)
         self.link_to_base()
-        self.skipped_steps = state_dict.get("skipped_steps", 0)
+        self.skipped_steps = skipped_steps
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
