@@ -404,10 +404,10 @@ class LARS(SGD):
     def weight_decay_of(self, group: dict[str, Any], param: torch.Tensor, name: str | None) -> float:
         r"""
         $\lambda$ for this parameter: zero when a decay-exclusion rule matches it,
-        $$\lambda^l = \begin{cases} 0 & \text{ndim} \le \texttt{max\_ndim\_without\_decay}
-          \text{ or the name ends in a } \texttt{no\_decay\_suffixes} \\
-          \lambda & \text{otherwise (the parameter's own, through } \texttt{opt\_args}\text{, if set)}
-          \end{cases}$$
+        $$\lambda^l = \begin{cases} 0 & \text{if excluded} \\ \lambda & \text{otherwise} \end{cases}$$
+        where a parameter is excluded when it has at most `max_ndim_without_decay` dimensions or its
+        name ends in one of `no_decay_suffixes`, and $\lambda$ is the parameter's own (through `opt_args`)
+        when it has one.
         """
         if param.ndim <= group["max_ndim_without_decay"]:
             return 0.0

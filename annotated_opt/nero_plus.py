@@ -90,6 +90,15 @@ takes the norm of the whole vector, Nero the absolute value of each element). Th
 would make Nero's page show NeroPlus's options, and make Nero a child that *removes* what its parent
 does. One deliberate difference from ALF: with `eps=0` a neuron whose gradient is exactly zero would
 divide 0 by 0; here, as in Nero, that gives a zero step instead of NaN.
+
+## On the toy surfaces NeroPlus is Adam
+
+The toy surfaces optimise one vector of two coordinates. A vector is not a layer of neurons, so
+NeroPlus leaves it unconstrained (no projection, no fixed norm) and keeps a second moment per
+coordinate: what remains is Adam's step with $\epsilon = 10^{-7}$, decoupled decay of zero, and no
+projection. Its trajectories on the [gallery](../gallery.md) therefore coincide with Adam's at the same
+learning rate (they differ only where $\sqrt{\hat v_t}$ is near $\epsilon$). The constraints show on
+real layers: the digits and character tasks on the [results](../results.md) page.
 """
 
 import math

@@ -42,6 +42,10 @@ def optimizer_pages() -> dict[str, list]:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A site already built from this checkout (`ANNOTATED_OPT_BUILT_SITE=site`) spares a rebuild while
+    # working on the pages; by default, and in CI, the tests build their own.
+    if os.environ.get("ANNOTATED_OPT_BUILT_SITE"):
+        return Path(os.environ["ANNOTATED_OPT_BUILT_SITE"])
     site_dir = tmp_path_factory.mktemp("site")
     build_site(site_dir)
     return site_dir
@@ -262,8 +266,9 @@ LINKED_PAIR = """() => {
 def hover_highlights(page, source: str, target: str) -> int:
     """Hover the first visible `source` element; how many `target` elements light up."""
     element = page.locator(source).first
-    element.scroll_into_view_if_needed()
-    element.hover()
+    element.evaluate("e => e.scrollIntoView({block: 'center'})")
+    box = element.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     return page.locator(f"{target}.ao-sym-on").count()
 
 

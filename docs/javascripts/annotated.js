@@ -54,7 +54,7 @@
     apply(wrap);
   });
 
-  // A display formula wider than its column is set in smaller type until it fits (down to 60% of
+  // A display formula wider than its column is set in smaller type until it fits (down to half of
   // the text's size); only a formula wider still scrolls sideways.
   var SIZE = 1.1;
   function fitFormulas() {
@@ -65,7 +65,7 @@
       var available = display.clientWidth;
       var needed = display.scrollWidth;
       if (available > 0 && needed > available + 1) {
-        formula.style.fontSize = (SIZE * Math.max(0.6, (available - 2) / needed)) + "em";
+        formula.style.fontSize = (SIZE * Math.max(0.5, (available - 2) / needed)) + "em";
       }
     });
   }
