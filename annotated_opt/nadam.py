@@ -80,6 +80,9 @@ class NAdam(Adam):
     * `weight_decay` is $\lambda$; `decoupled_weight_decay=True` applies it to the weights directly.
     """
 
+    # torch's twin has no `fused`.
+    torch_flags = ("foreach", "capturable", "differentiable")
+
     def __init__(
         self,
         params: ParamsT,
@@ -114,7 +117,8 @@ class NAdam(Adam):
         """
         super().load_state_dict(state_dict)
         for state in self.state.values():
-            if "mu_product" in state:
+            # A load hook may leave something other than a per-parameter dict in the state.
+            if isinstance(state, dict) and "mu_product" in state:
                 state["mu_product"] = state["mu_product"].to(scalar_dtype())
 
     def step_param(
@@ -157,6 +161,13 @@ class NAdam(Adam):
 
         # $$\sqrt{\hat v_t} + \epsilon = \sqrt{v_t / (1-\beta_2^t)} + \epsilon$$
         denominator = exp_avg_sq.div(1 - beta2**step).sqrt_().add_(group["eps"])
+        if group["differentiable"]:
+            # torch's differentiable form: the two scales stay tensors (the product's precision), so
+            # autograd can follow them, and multiply the tensors before the division.
+            scaled_grad = grad * (-lr * (1 - mu) / (1 - mu_product_tensor))
+            scaled_exp_avg = exp_avg * (-lr * mu_next / (1 - mu_product_tensor * mu_next))
+            param.addcdiv_(scaled_grad, denominator).addcdiv_(scaled_exp_avg, denominator)
+            return
         # The fresh gradient's share, $$\eta\,\frac{1-\mu_t}{1 - \prod_{i=1}^{t}\mu_i}\cdot
         #   \frac{g_t}{\sqrt{\hat v_t} + \epsilon}$$
         param.addcdiv_(grad, denominator, value=-lr * (1 - mu) / (1 - mu_product))

@@ -164,6 +164,9 @@ class RAdam(AMSGrad):
     * `amsgrad=True` divides by the running maximum of $v_t$ in the rectified steps.
     """
 
+    # torch's twin has no `fused`.
+    torch_flags = ("foreach", "capturable", "differentiable")
+
     def __init__(
         self,
         params: ParamsT,

@@ -98,8 +98,10 @@ class RMSprop(GenericAdaptiveOptimizer):
         weight_decay: float | WeightDecay = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
+        capturable: bool = False,
+        foreach: bool | None = None,
         maximize: bool = False,
+        differentiable: bool = False,
     ) -> None:
         r"""
         Arguments are checked here, at construction, and stored in `defaults` so that each param
@@ -116,7 +118,10 @@ class RMSprop(GenericAdaptiveOptimizer):
             eps=eps,
             momentum=momentum,
             centered=centered,
+            capturable=capturable,
+            foreach=foreach,
             maximize=maximize,
+            differentiable=differentiable,
             **self.weight_decay.defaults(),
         )
         super().__init__(params, defaults)

@@ -105,6 +105,9 @@ class SGD(GenericAdaptiveOptimizer):
       `step_param` sees it.
     """
 
+    # Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch: see the sparse step.
+    supports_sparse = True
+
     def __init__(
         self,
         params: ParamsT,
@@ -115,6 +118,9 @@ class SGD(GenericAdaptiveOptimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         r"""
         The arguments are checked here, at construction, so that a typo fails before any training
@@ -140,6 +146,9 @@ class SGD(GenericAdaptiveOptimizer):
             dampening=dampening,
             nesterov=nesterov,
             maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
             **self.weight_decay.defaults(),
         )
         super().__init__(params, defaults)
