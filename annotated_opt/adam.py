@@ -146,9 +146,11 @@ class Adam(GenericAdaptiveOptimizer):
     * `weight_decay` is $\lambda$; L2 unless `decoupled_weight_decay=True` (which is AdamW). With
       Adam, prefer [AdamW](adamw.md): L2 decay is divided by $\sqrt{\hat v_t}$ like the gradient.
     * `fold_bias_correction` uses the folded form derived above: the same steps, one pass fewer.
-    * `amsgrad` is accepted for compatibility with `torch.optim.Adam`, but the running maximum lives in
-      its own class: use [`AMSGrad`](amsgrad.md).
+    * `amsgrad=True` divides by the running maximum of $v_t$, as `torch.optim.Adam(amsgrad=True)`: the
+      maximum is the code of the [`AMSGrad`](amsgrad.md) page, and the flag builds an `AMSGrad`.
     * `maximize` ascends the objective instead.
+    * `foreach`, `fused`, `capturable`, `differentiable`: torch's [implementation flags](implementation.md),
+      with torch's defaults; they do not change a result.
     """
 
     # Whether `amsgrad=True` means anything for this class. Adam keeps no maximum;

@@ -68,6 +68,17 @@ This module follows `torch.optim.SGD` to the last rounding, including two detail
 * Weight decay is L2 regularisation, added to the gradient *before* the momentum, so the decay term
   is accumulated by the buffer like the rest of the gradient (see [weight decay](weight_decay.md)).
 
+## Sparse gradients: lazy or dense
+
+An `nn.Embedding(sparse=True)` gives a gradient that names only the rows used by the batch. Two
+semantics are possible for the rows it does not name. **Dense**: they had a zero gradient, and the
+optimizer's state still evolves for them (a momentum buffer keeps moving the row, decaying by $\mu$
+per step). **Lazy**: they are left alone, state and all, until they next appear (MXNet's
+`lazy_update`, torch's `SparseAdam`). Without momentum the two coincide (a zero gradient moves nothing),
+and the sparse step is simply cheaper. With momentum, torch's SGD (and this class, which takes the same
+steps) keeps the buffer itself sparse: it holds the rows seen so far, decays them all at every step and
+moves them, so a row stops changing only when its buffer has decayed; rows never seen stay untouched.
+
 [LARS](lars.md) extends this class and rescales what goes into the buffer layer by layer.
 """
 

@@ -18,7 +18,7 @@ TWINS = {
     "Adam": {"lr": 0.01, "weight_decay": 0.1},
     "AdamW": {"lr": 0.01, "amsgrad": True},
     "NAdam": {"lr": 0.01, "momentum_decay": 6e-3},
-    "RAdam": {"lr": 0.01, "weight_decay": 0.1},
+    "RAdam": {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
     "Adagrad": {"lr": 0.1, "lr_decay": 0.5},
     "RMSprop": {"lr": 0.01, "centered": True, "momentum": 0.5},
 }

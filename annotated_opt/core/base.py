@@ -400,8 +400,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             self.skipped_steps = 0
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                if key != "differentiable":
-                    group.setdefault(key, value)
+                group.setdefault(key, value)
             for param in group["params"]:
                 param_state = self.state.get(param)
                 if isinstance(param_state, dict):
