@@ -66,10 +66,11 @@ the sum with a moving average to forget old gradients.
 
 As in torch, the learning rate may also decay with the step count,
 $\eta_t = \eta / (1 + (t-1)\,\delta)$, and the sum may start from a positive value $s_0$.
-$\epsilon$ is added to $\sqrt{s_t}$, after the square root. Two differences: torch creates the state
+$\epsilon$ is added to $\sqrt{s_t}$, after the square root. One difference: torch creates the state
 in its constructor, this class at a parameter's first gradient (the two are equal whenever a
-parameter has stepped); and torch accepts sparse gradients (`nn.Embedding(sparse=True)`), which the
-[base class](base.md) refuses with a clear error.
+parameter has stepped). Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch, and
+take a *lazy* step that touches only the rows in the gradient; for Adagrad, unlike for optimizers with
+moving averages, that is exactly the dense step (see the sparse step below).
 """
 
 from typing import Any
@@ -77,7 +78,8 @@ from typing import Any
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
-from .core.options import learning_rate
+from .core.options import learning_rate, param_option
+from .core.step_count import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -104,6 +106,9 @@ class Adagrad(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
+    # Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch: see the sparse step.
+    supports_sparse = True
+
     def __init__(
         self,
         params: ParamsT,
@@ -112,8 +117,11 @@ class Adagrad(GenericAdaptiveOptimizer):
         weight_decay: float | WeightDecay = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         r"""
         Arguments are checked here, at construction: a negative $s_0$ would make $\sqrt{s_t}$ NaN
@@ -130,6 +138,9 @@ class Adagrad(GenericAdaptiveOptimizer):
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
             maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
             **self.weight_decay.defaults(),
         )
         super().__init__(params, defaults)
@@ -140,7 +151,7 @@ class Adagrad(GenericAdaptiveOptimizer):
         parameter's shape and memory layout (`preserve_format` keeps a channels-last or transposed
         parameter's strides, so the element-wise operations below run over matching memory).
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         # $s_0$, one accumulator per coordinate, filled with `initial_accumulator_value`.
         state["sum"] = torch.full_like(
             param, group["initial_accumulator_value"], memory_format=torch.preserve_format
@@ -158,13 +169,19 @@ class Adagrad(GenericAdaptiveOptimizer):
         """
         # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
         # keeps its own, smaller, count.
-        state["step"] += 1
+        step = advance(state)
         # L2 by default, $g_t \leftarrow g_t + \lambda\,\theta_{t-1}$ (see [weight decay](weight_decay.md)).
+        # Decay would make a sparse gradient dense, which is the very thing the sparse step avoids.
+        if grad.is_sparse and param_option(group, param, "weight_decay") != 0:
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
         grad = self.weight_decay(param, grad, group)
         # A scalar, computed in Python: the learning rate in force (after any schedule) and the
         # step-count decay,
         # $$\eta_t = \frac{\eta}{1 + (t-1)\,\delta}$$
-        step_size = learning_rate(group, param) / (1 + (state["step"] - 1) * group["lr_decay"])
+        step_size = learning_rate(group, param) / (1 + (step - 1) * group["lr_decay"])
+        if grad.is_sparse:
+            self.sparse_update(state, group, grad, param, step_size)
+            return
         # `addcmul_` squares and adds in one pass, with no temporary tensor for $g_t^2$:
         # $$s_t = s_{t-1} + g_t^2$$
         state["sum"].addcmul_(grad, grad, value=1)
@@ -173,3 +190,26 @@ class Adagrad(GenericAdaptiveOptimizer):
         # $$\theta_t = \theta_{t-1} - \eta_t \frac{g_t}{\sqrt{s_t} + \epsilon}$$
         denominator = state["sum"].sqrt().add_(group["eps"])
         param.addcdiv_(grad, denominator, value=-step_size)
+
+    def sparse_update(
+        self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor, step_size: float
+    ) -> None:
+        r"""
+        ### The sparse step
+
+        The same update, on the rows the gradient names only (an `nn.Embedding(sparse=True)` names the
+        rows of the tokens in the batch). A coordinate outside the gradient has $g_t = 0$, so the dense
+        step would leave its $s_t$ unchanged and move it by $0/(\sqrt{s_t}+\epsilon) = 0$: for Adagrad
+        the sparse step is *exactly* the dense one, only cheaper, since it touches $k$ rows instead of
+        the whole table. (That is not so for optimizers with momentum or moving averages, whose state
+        decays at every step whether a row was used or not; see [SGD](sgd.md).)
+
+        Repeated indices are summed first (`coalesce`), as the dense gradient would sum them.
+        """
+        grad = grad.coalesce()
+        indices, values = grad._indices(), grad._values()
+        # $$s_t = s_{t-1} + g_t^2$$ on the named rows
+        state["sum"].add_(torch.sparse_coo_tensor(indices, values.pow(2), grad.size()))
+        # $$\theta_t = \theta_{t-1} - \eta_t \frac{g_t}{\sqrt{s_t} + \epsilon}$$ on the same rows
+        denominator = state["sum"].sparse_mask(grad)._values().sqrt_().add_(group["eps"])
+        param.add_(torch.sparse_coo_tensor(indices, values / denominator, grad.size()), alpha=-step_size)

@@ -117,13 +117,13 @@ one of its three steps: `update_moments` ([AdaBelief](adabelief.md)), `second_mo
 """
 
 import inspect
-import math
 from typing import Any
 
 import torch
 
 from .core.base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -171,19 +171,37 @@ class Adam(GenericAdaptiveOptimizer):
     * `weight_decay` is $\lambda$; L2 unless `decoupled_weight_decay=True` (which is AdamW). With
       Adam, prefer [AdamW](adamw.md): L2 decay is divided by $\sqrt{\hat v_t}$ like the gradient.
     * `fold_bias_correction` uses the folded form derived above: the same steps, one pass fewer.
-    * `amsgrad` is accepted for compatibility with `torch.optim.Adam`, but the running maximum lives in
-      its own class: use [`AMSGrad`](amsgrad.md).
+    * `amsgrad=True` divides by the running maximum of $v_t$, as `torch.optim.Adam(amsgrad=True)`: the
+      maximum is the code of the [`AMSGrad`](amsgrad.md) page, and the flag builds an `AMSGrad`.
     * `maximize` ascends the objective instead.
+    * `foreach`, `fused`, `capturable`, `differentiable`: torch's [implementation flags](implementation.md),
+      with torch's defaults; they do not change a result.
     """
 
-    # Whether `amsgrad=True` means anything for this class. Adam keeps no maximum and refuses it;
-    # [AMSGrad](amsgrad.md) and its children set this to `True`.
+    # Whether `amsgrad=True` means anything for this class. Adam keeps no maximum;
+    # [AMSGrad](amsgrad.md) and its children set this to `True`, and `Adam(amsgrad=True)` builds one.
     supports_amsgrad = False
     # Group options a child computes from its arguments rather than takes as one (LAMB's decay mode).
     derived_options: tuple[str, ...] = ()
     # How many decay rates `betas` holds: $\beta_1, \beta_2$ here; children with a third moment
     # ([Adan](adan.md), [AdEMAMix](ademamix.md)) append theirs, and the first two keep Adam's meaning.
     beta_count = 2
+
+    # torch's [implementation flags](implementation.md) this class's torch twin accepts.
+    torch_flags: tuple[str, ...] = ("foreach", "capturable", "differentiable", "fused")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Adam":
+        r"""
+        `torch.optim.Adam(amsgrad=True)` is [AMSGrad](amsgrad.md): the running maximum is that page's
+        code, so the flag builds an `AMSGrad` (which is an `Adam`, and equals `torch.optim.Adam` with
+        the flag bit for bit).
+        """
+        amsgrad = kwargs.get("amsgrad", args[5] if len(args) > 5 else False)
+        if cls is Adam and amsgrad:
+            from .amsgrad import AMSGrad
+
+            cls = AMSGrad
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -194,7 +212,11 @@ class Adam(GenericAdaptiveOptimizer):
         weight_decay: float | WeightDecay = 0.0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         fold_bias_correction: bool = False,
         **extra_defaults: Any,
@@ -217,13 +239,18 @@ class Adam(GenericAdaptiveOptimizer):
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
         # Torch's `Adam(amsgrad=True)` is our `AMSGrad`: rather than ignore the flag, say where it is.
         if amsgrad and not self.supports_amsgrad:
-            raise ValueError(
-                f"Invalid amsgrad: True for {type(self).__name__}; the running maximum is in "
-                "annotated_opt.AMSGrad (with decoupled_weight_decay=True for AdamW with amsgrad)"
-            )
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument 'amsgrad'")
+        flags = dict(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
+        refused = [name for name in flags if name not in self.torch_flags and flags[name] not in (None, False)]
+        if refused:
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument {refused[0]!r}")
+        # A tensor learning rate needs capturable with foreach, in torch.
+        if torch.is_tensor(lr) and foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
         # A plain number takes this optimizer's mode: L2 for Adam, decoupled for AdamW.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=decoupled_weight_decay)
         # `betas` is stored as a tuple, so a list given by the caller is not shared with the group.
+        # The mode of the decay is stored too, as torch stores it: a group may change it.
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -232,17 +259,20 @@ class Adam(GenericAdaptiveOptimizer):
             maximize=maximize,
             fold_bias_correction=fold_bias_correction,
             **self.weight_decay.defaults(),
+            decoupled_weight_decay=self.weight_decay.weight_decouple,
+            **{name: value for name, value in flags.items() if name in self.torch_flags},
             **extra_defaults,
         )
         super().__init__(params, defaults)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
-        The step count $t$ and the two moments $m_0 = v_0 = 0$, under torch's names, with the
-        parameter's shape and memory layout. Two tensors the size of the parameter: with the
-        parameters and their gradients, training with Adam holds four copies of the model.
+        The step count $t$ (a tensor, as torch keeps it: [step counts](step_count.md)) and the two
+        moments $m_0 = v_0 = 0$, under torch's names, with the parameter's shape and memory layout. Two
+        tensors the size of the parameter: with the parameters and their gradients, training with Adam
+        holds four copies of the model.
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
@@ -258,7 +288,7 @@ class Adam(GenericAdaptiveOptimizer):
         bias corrections.
         """
         grad = self.weight_decay(param, grad, group)
-        state["step"] += 1
+        advance(state)
         exp_avg = self.update_moments(state, group, grad)
         self.adam_update(state, group, param, exp_avg, self.second_moment(state, group))
 
@@ -307,14 +337,18 @@ class Adam(GenericAdaptiveOptimizer):
         passes over memory.
         """
         beta1, beta2 = group["betas"][:2]
-        step = state["step"]
+        step = state["step"].item()
         # The learning rate in force now: the group's, after any scheduler, times a parameter's own
         # `lr_scale` ([options](options.md)).
         lr = learning_rate(group, param)
-        # $c_1 = 1 - \beta_1^t$ and $\sqrt{c_2} = \sqrt{1 - \beta_2^t}$
+        # $c_1 = 1 - \beta_1^t$ and $\sqrt{c_2} = \sqrt{1 - \beta_2^t}$, the root taken as torch takes it
+        # (`** 0.5`, which may round differently from `math.sqrt` in the last bit)
         bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
 
+        if group["capturable"] or group["differentiable"]:
+            self.tensor_count_update(state, group, param, exp_avg, exp_avg_sq)
+            return
         if group["fold_bias_correction"]:
             # Both corrections move into the scalar step size, and $\epsilon$ is rescaled so that the
             # step is exactly the unfolded one; the denominator costs one pass fewer.
@@ -331,3 +365,30 @@ class Adam(GenericAdaptiveOptimizer):
             denominator = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
         # One fused pass: divide, scale by the (negative) step size, add.
         param.addcdiv_(exp_avg, denominator, value=-step_size)
+
+    def tensor_count_update(
+        self,
+        state: dict[str, Any],
+        group: dict[str, Any],
+        param: torch.Tensor,
+        exp_avg: torch.Tensor,
+        exp_avg_sq: torch.Tensor,
+    ) -> None:
+        r"""
+        ### The same update with the count as a tensor (`capturable`, `differentiable`)
+
+        A captured step cannot read the count back to the host, and a differentiable one keeps every
+        scalar in the graph; so the corrections are computed from the count *tensor*, in its dtype, and
+        the step size moves into the denominator (`addcdiv_` takes its scale as a number only):
+        $$\theta_t = \theta_{t-1} + \frac{m_t}{\sqrt{v_t} / (\sqrt{c_2}\,s) + \epsilon / s}
+          \qquad s = -\eta / c_1,$$
+        the same step, rounded as torch rounds it in these two modes.
+        """
+        beta1, beta2 = group["betas"]
+        count = state["step"]
+        # $s = -\eta / (1-\beta_1^t)$ and $\sqrt{c_2} = \sqrt{1-\beta_2^t}$, 0-d tensors
+        step_size_neg = (learning_rate(group, param) / (1 - beta1**count)).neg()
+        bias_correction2_sqrt = (1 - beta2**count).sqrt()
+        denominator = (exp_avg_sq.sqrt() / (bias_correction2_sqrt * step_size_neg)).add_(group["eps"] / step_size_neg)
+        # A differentiable step must not save a tensor the next step changes in place.
+        param.addcdiv_(exp_avg.clone() if group["differentiable"] else exp_avg, denominator)

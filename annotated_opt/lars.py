@@ -289,6 +289,9 @@ class LARS(SGD):
     change only what its recipe changes.
     """
 
+    # The trust ratio needs the whole gradient's norm: SGD's sparse step is not inherited.
+    supports_sparse = False
+
     def __init__(
         self,
         params: ParamsT,

@@ -75,6 +75,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -103,6 +104,9 @@ class NAdam(Adam):
     * `momentum_decay` is $\psi$ (default $0.004$); $0$ gives the constant $\mu_t = \beta_1/2$.
     * `weight_decay` is $\lambda$; `decoupled_weight_decay=True` applies it to the weights directly.
     """
+
+    # torch's twin has no `fused`.
+    torch_flags = ("foreach", "capturable", "differentiable")
 
     def __init__(
         self,
@@ -138,7 +142,8 @@ class NAdam(Adam):
         """
         super().load_state_dict(state_dict)
         for state in self.state.values():
-            if "mu_product" in state:
+            # A load hook may leave something other than a per-parameter dict in the state.
+            if isinstance(state, dict) and "mu_product" in state:
                 state["mu_product"] = state["mu_product"].to(scalar_dtype())
 
     def step_param(
@@ -150,7 +155,7 @@ class NAdam(Adam):
         The same order as Adam: weight decay, moments, update; the update also reads `grad`.
         """
         grad = self.weight_decay(param, grad, group)
-        state["step"] += 1
+        advance(state)
         exp_avg = self.update_moments(state, group, grad)
         self.nesterov_update(state, group, param, grad, exp_avg, self.second_moment(state, group))
 
@@ -167,7 +172,7 @@ class NAdam(Adam):
         ### The Nesterov update
         """
         beta1, beta2 = group["betas"]
-        step = state["step"]
+        step = state["step"].item()
         lr = learning_rate(group, param)
         # This step's momentum coefficient and the next one's, $\mu_t$ and $\mu_{t+1}$
         mu = momentum_coefficient(beta1, group["momentum_decay"], step)
@@ -181,6 +186,13 @@ class NAdam(Adam):
 
         # $$\sqrt{\hat v_t} + \epsilon = \sqrt{v_t / (1-\beta_2^t)} + \epsilon$$
         denominator = exp_avg_sq.div(1 - beta2**step).sqrt_().add_(group["eps"])
+        if group["differentiable"]:
+            # torch's differentiable form: the two scales stay tensors (the product's precision), so
+            # autograd can follow them, and multiply the tensors before the division.
+            scaled_grad = grad * (-lr * (1 - mu) / (1 - mu_product_tensor))
+            scaled_exp_avg = exp_avg * (-lr * mu_next / (1 - mu_product_tensor * mu_next))
+            param.addcdiv_(scaled_grad, denominator).addcdiv_(scaled_exp_avg, denominator)
+            return
         # The fresh gradient's share, $$\eta\,\frac{1-\mu_t}{1 - \prod_{i=1}^{t}\mu_i}\cdot
         #   \frac{g_t}{\sqrt{\hat v_t} + \epsilon}$$
         param.addcdiv_(grad, denominator, value=-lr * (1 - mu) / (1 - mu_product))

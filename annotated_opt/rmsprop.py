@@ -91,6 +91,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -128,8 +129,10 @@ class RMSprop(GenericAdaptiveOptimizer):
         weight_decay: float | WeightDecay = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
+        capturable: bool = False,
+        foreach: bool | None = None,
         maximize: bool = False,
+        differentiable: bool = False,
     ) -> None:
         r"""
         Arguments are checked here, at construction, and stored in `defaults` so that each param
@@ -146,7 +149,10 @@ class RMSprop(GenericAdaptiveOptimizer):
             eps=eps,
             momentum=momentum,
             centered=centered,
+            capturable=capturable,
+            foreach=foreach,
             maximize=maximize,
+            differentiable=differentiable,
             **self.weight_decay.defaults(),
         )
         super().__init__(params, defaults)
@@ -159,7 +165,7 @@ class RMSprop(GenericAdaptiveOptimizer):
         """
         # The step count is kept for compatibility with torch's state; the update never reads it,
         # since there is no bias correction.
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         # $v_0 = 0$
         state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         if group["momentum"] > 0:
@@ -179,7 +185,7 @@ class RMSprop(GenericAdaptiveOptimizer):
         momentum.
         """
         alpha = group["alpha"]
-        state["step"] += 1
+        advance(state)
         # L2 by default, $g_t \leftarrow g_t + \lambda\,\theta_{t-1}$ (see [weight decay](weight_decay.md)).
         grad = self.weight_decay(param, grad, group)
 

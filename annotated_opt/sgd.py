@@ -91,6 +91,17 @@ This module follows `torch.optim.SGD` to the last rounding, including two detail
 * Weight decay is L2 regularisation, added to the gradient *before* the momentum, so the decay term
   is accumulated by the buffer like the rest of the gradient (see [weight decay](weight_decay.md)).
 
+## Sparse gradients: lazy or dense
+
+An `nn.Embedding(sparse=True)` gives a gradient that names only the rows used by the batch. Two
+semantics are possible for the rows it does not name. **Dense**: they had a zero gradient, and the
+optimizer's state still evolves for them (a momentum buffer keeps moving the row, decaying by $\mu$
+per step). **Lazy**: they are left alone, state and all, until they next appear (MXNet's
+`lazy_update`, torch's `SparseAdam`). Without momentum the two coincide (a zero gradient moves nothing),
+and the sparse step is simply cheaper. With momentum, torch's SGD (and this class, which takes the same
+steps) keeps the buffer itself sparse: it holds the rows seen so far, decays them all at every step and
+moves them, so a row stops changing only when its buffer has decayed; rows never seen stay untouched.
+
 [LARS](lars.md) extends this class and rescales what goes into the buffer layer by layer.
 """
 
@@ -128,6 +139,9 @@ class SGD(GenericAdaptiveOptimizer):
       `step_param` sees it.
     """
 
+    # Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch: see the sparse step.
+    supports_sparse = True
+
     def __init__(
         self,
         params: ParamsT,
@@ -138,6 +152,9 @@ class SGD(GenericAdaptiveOptimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         r"""
         The arguments are checked here, at construction, so that a typo fails before any training
@@ -163,6 +180,9 @@ class SGD(GenericAdaptiveOptimizer):
             dampening=dampening,
             nesterov=nesterov,
             maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
             **self.weight_decay.defaults(),
         )
         super().__init__(params, defaults)

@@ -525,8 +525,17 @@ def test_sparse_gradient_raises_clearly(info) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sparse = torch.sparse_coo_tensor([[0, 2]], torch.ones(2, 2), (4, 2))
-    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
-        optimizer.step(closure_for([p], 1, gradient=lambda q, index, step: sparse))
+    if not getattr(optimizer, "supports_sparse", False):
+        with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+            optimizer.step(closure_for([p], 1, gradient=lambda q, index, step: sparse))
+        return
+    # An optimizer with a sparse step (SGD, Adagrad, as in torch): on a first step the rows the gradient
+    # does not name have a zero gradient, and the sparse step equals the dense one.
+    q = p.detach().clone().requires_grad_()
+    dense = info.build([q], **info.configs[0])
+    optimizer.step(closure_for([p], 1, gradient=lambda q, index, step: sparse))
+    dense.step(closure_for([q], 1, gradient=lambda q, index, step: sparse.to_dense()))
+    assert torch.equal(p, q)
 
 
 # ---------------------------------------------------------------------------------------------- hooks, lr, closure

@@ -35,7 +35,6 @@ def param() -> list[torch.nn.Parameter]:
         (Adam, {"betas": (0.9,)}, "Invalid betas"),
         (Adam, {"eps": -1e-8}, "Invalid eps: -1e-08"),
         (Adam, {"lr": float("nan")}, "Invalid lr: nan"),
-        (Adam, {"amsgrad": True}, "Invalid amsgrad: True for Adam"),
         (AdamW, {"weight_decay": -0.01}, "Invalid weight_decay: -0.01"),
         (AMSGrad, {"betas": (0.9, 1.5)}, "Invalid beta parameter at index 1: 1.5"),
     ],

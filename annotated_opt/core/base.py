@@ -14,7 +14,8 @@ So each optimizer answers two questions, as two methods:
   like the equations in the paper.
 
 Everything else is the same for all of them and lives here, once: running the closure, walking the
-parameter groups, skipping parameters without a gradient, refusing sparse gradients, `maximize`, and
+parameter groups, skipping parameters without a gradient, refusing sparse gradients (unless the algorithm
+has a sparse form), `maximize`, torch's [implementation flags](implementation.md), and
 four things that are easy to get wrong in every optimizer separately:
 
 * **bad gradients**: an `inf` or `NaN` anywhere is caught before anything changes, and then raises or
@@ -55,8 +56,9 @@ from typing import Any
 
 import torch
 
-from . import distributed, nonfinite, precision
+from . import distributed, implementation, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
+from .step_count import restore_step_count
 from .validation import check_non_negative
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, torch.Tensor]]
@@ -123,10 +125,14 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     views). A subclass for which it is not sets it to `False`, and a complex parameter is then refused
     when it is added, with a clear error.
 
+    `supports_sparse` says whether `step_param` accepts a sparse gradient (SGD and Adagrad do, as in
+    torch); for the others a sparse gradient is refused with a clear error.
+
     `skipped_steps` counts the steps skipped for non-finite gradients.
     """
 
     supports_complex = True
+    supports_sparse = False
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         check_learning_rate(defaults["lr"])
@@ -134,6 +140,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self.skipped_steps = 0
         self._start_bookkeeping()
         super().__init__(params, defaults)
+        implementation.check_flags(defaults)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,22 +176,28 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     @_step_scope
-    @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
         r"""
         ### The template step
 
         First the closure, when one is given: it re-evaluates the model and returns the loss, so it
-        needs gradients switched back on (the step itself runs under `no_grad`).
+        needs gradients switched back on. The step itself runs under `no_grad`, or, for an optimizer
+        built with `differentiable=True`, with autograd recording it, as torch's does.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
 
-        for group in self.param_groups:
-            for param, grad, state in self.params_with_grads(group):
-                self.step_param(state, group, grad, param)
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            for group in self.param_groups:
+                for param, grad, state in self.params_with_grads(group):
+                    self.step_param(state, group, grad, param)
+                # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no
+                # empty entry in the state, as in torch.
+                for param in group["params"]:
+                    if param in self.state and not self.state[param]:
+                        del self.state[param]
 
         return loss
 
@@ -223,8 +236,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 continue
             grad = param.grad
             # A sparse gradient would silently be treated as dense by the arithmetic below;
-            # refuse it instead.
-            if grad.is_sparse:
+            # refuse it instead, unless the optimizer has a sparse form.
+            if grad.is_sparse and not self.supports_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients "
                     "(use torch.optim.SparseAdam or a dense gradient)"
@@ -241,6 +254,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             if group.get("maximize", False):
                 grad = -grad
 
+            implementation.check_param(group, param)
             state = self.state[param]
             fresh = len(state) == 0
             # A low-precision parameter with master weights is updated through its `float32` master,
@@ -378,7 +392,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         r"""
         Called by unpickling and by `load_state_dict`. A group that lacks an option fills it from the
         defaults, which is how an older checkpoint loads into a newer optimizer (torch's own optimizers
-        do the same for each option they added over the years).
+        do the same for each option they added over the years); a step count saved as a plain number
+        becomes the tensor torch keeps ([step counts](step_count.md)).
         """
         super().__setstate__(state)
         self._start_bookkeeping()
@@ -386,5 +401,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             self.skipped_steps = 0
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                if key != "differentiable":
-                    group.setdefault(key, value)
+                group.setdefault(key, value)
+            for param in group["params"]:
+                param_state = self.state.get(param)
+                if isinstance(param_state, dict):
+                    restore_step_count(param_state, group, param)

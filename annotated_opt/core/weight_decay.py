@@ -34,9 +34,12 @@ $10^{-4}$ are already strong.
 
 ## One object, many groups
 
-The *mode* is fixed when the optimizer is built; the *value* $\lambda$ is kept in each parameter
+The *mode* is chosen when the optimizer is built; the *value* $\lambda$ is kept in each parameter
 group, as `group["weight_decay"]`, so it can differ per group, be overridden per parameter
-(`opt_args`, see [options](options.md)), and be scheduled like the learning rate. The object is
+(`opt_args`, see [options](options.md)), and be scheduled like the learning rate. Optimizers whose
+torch twin takes `decoupled_weight_decay` (Adam, AdamW, NAdam, RAdam and their children) also keep
+the mode in each group, as torch does: a group with `"decoupled_weight_decay": True` is decayed
+decoupled and the others with L2, and the choice is saved in the state dict. The object is
 immutable, so one instance can never be shared and changed under two optimizers.
 """
 
@@ -110,7 +113,9 @@ class WeightDecay:
         # also makes a zero-decay step bit-identical to one of an optimizer without decay.
         if decay == 0:
             return grad
-        if not self.weight_decouple:
+        # The mode: the group's (or the parameter's) `decoupled_weight_decay` where the optimizer keeps
+        # one, else this object's.
+        if not param_option(group, param, "decoupled_weight_decay", self.weight_decouple):
             # L2: a new tensor, because `grad` may be `param.grad` itself, which the caller owns.
             # (The AdaBelief package adds to `param.grad` in place; its gradient after a step is then
             # not the one backward computed.)

@@ -1,0 +1,63 @@
+r"""
+# Implementation flags: `foreach`, `fused`, `capturable`, `differentiable`
+
+`torch.optim` optimizers take four flags that choose *how* a step is computed rather than *what* it
+computes. Real training code passes them all the time, so every class here with a `torch.optim` twin
+accepts exactly the flags its twin accepts, with the same defaults, stores them in each parameter
+group as torch does (so state dicts are interchangeable), and refuses the same combinations with the
+same errors. What each one does here:
+
+* `foreach`: torch runs one kernel over the group's list of tensors (`None` lets torch choose: the
+  for-loop on the CPU). Here: the same numbers as the readable step.
+* `fused`: torch runs one fused kernel per group (`None`: off). Here: the same numbers as the readable
+  step; only floating-point parameters are accepted, as by torch.
+* `capturable`: torch keeps the step count on the parameter's device, so that a CUDA graph can capture
+  the step. Here the same: the count lives on the parameter's device, the corrections are computed
+  from the count tensor as torch computes them, and a parameter on a device torch cannot capture (the
+  CPU) is refused when it steps, with torch's `AssertionError`.
+* `differentiable`: torch runs the step with autograd on, so that a loss after the step can be
+  differentiated through it. Here the same, with torch's arithmetic for that mode.
+
+**`foreach` and `fused` do not change a result here.** They are accepted and stored, never ignored
+where ignoring would change a number: the readable step is what runs, and its results are torch's
+for-loop's bit for bit. A faster path is chosen by these flags where one exists; it must give the
+readable step's results (that is what its tests check). torch's own `fused=True` kernels round
+differently from torch's for-loop (by a few units in the last place); with `fused=True` you get the
+for-loop's numbers here.
+"""
+
+from typing import Any
+
+import torch
+from torch.optim.optimizer import _get_capturable_supported_devices, _get_fused_kernels_supported_devices
+
+FLAGS = ("foreach", "fused", "capturable", "differentiable")
+
+
+def check_flags(defaults: dict[str, Any]) -> None:
+    r"""The combinations torch refuses at construction, with torch's exception types and messages."""
+    if defaults.get("fused"):
+        if defaults.get("differentiable"):
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if defaults.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def check_param(group: dict[str, Any], param: torch.Tensor) -> None:
+    r"""
+    What torch checks for one parameter when it steps: a fused step needs a floating-point parameter
+    on a device with fused kernels, and a capturable step a parameter on a device that can be
+    captured.
+    """
+    fused_devices = _get_fused_kernels_supported_devices()
+    if group.get("fused") and not (param.device.type in fused_devices and param.is_floating_point()):
+        raise RuntimeError(
+            "`fused=True` requires all the params to be floating point Tensors of "
+            f"supported devices: {fused_devices} but {param.dtype} and {param.device.type}"
+        )
+    if group.get("capturable") and not torch.compiler.is_compiling():
+        devices = _get_capturable_supported_devices()
+        if param.device.type not in devices:
+            raise AssertionError(
+                f"If capturable=True, params and state_steps must be on supported devices: {devices}."
+            )
