@@ -146,7 +146,7 @@ class Adan(Adam):
         exp_avg, exp_avg_diff, exp_avg_sq = state["exp_avg"], state["exp_avg_diff"], state["exp_avg_sq"]
         scratch = state["neg_pre_grad"]
         # At the first step there is no previous gradient: take $g_0 = g_1$, so that $d_1 = 0$.
-        if state["step"] == 1:
+        if state["step"].item() == 1:
             torch.neg(grad, out=scratch)
         # $$d_k = g_k - g_{k-1}$$
         difference = scratch.add_(grad)
@@ -171,7 +171,7 @@ class Adan(Adam):
         corrections are Python numbers, as in Adam.
         """
         beta1, beta2, beta3 = group["betas"]
-        step = state["step"]
+        step = state["step"].item()
         lr = learning_rate(group, param)
         # $$\sqrt{\hat n_k} + \epsilon = \sqrt{n_k}/\sqrt{1-\beta_3^k} + \epsilon$$
         denominator = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta3**step)).add_(group["eps"])

@@ -142,7 +142,7 @@ class AdEMAMix(Adam):
         """
         exp_avg = super().update_moments(state, group, grad)
         beta1, _, beta3 = group["betas"]
-        beta3_now = beta3_schedule(state["step"], beta1, beta3, group["beta3_warmup"])
+        beta3_now = beta3_schedule(state["step"].item(), beta1, beta3, group["beta3_warmup"])
         # $$m^{(2)}_t = \beta_3(t)\, m^{(2)}_{t-1} + (1-\beta_3(t))\, g_t$$
         state["exp_avg_slow"].lerp_(grad, 1 - beta3_now)
         return exp_avg
@@ -156,7 +156,7 @@ class AdEMAMix(Adam):
         one. The decay has already been applied to $\theta_{t-1}$ by the `WeightDecay` object.
         """
         beta1, beta2, _ = group["betas"]
-        step = state["step"]
+        step = state["step"].item()
         alpha_now = alpha_schedule(step, group["alpha"], group["alpha_warmup"])
         # $$\sqrt{\hat v_t} + \epsilon = \sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon$$
         denominator = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])

@@ -129,7 +129,7 @@ class ADOPT(Adam):
         beta1, beta2 = group["betas"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         # $t$: the updates before this one count from the second gradient.
-        updates = state["step"]
+        updates = state["step"].item()
         state["step"] += 1
         # The first gradient only initialises $v$: L2 decay changes that gradient, decoupled decay
         # (which would move the parameters) waits for the first update.
