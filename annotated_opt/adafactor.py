@@ -7,22 +7,48 @@ Their answer keeps no first moment at all and, for a matrix, no full second mome
 mean of $g^2$ over each row and over each column, from which the whole $n\times m$ matrix of second
 moments is rebuilt when it is needed.
 
-$$\boxed{\begin{aligned}
-R_t &= \hat\beta_{2,t} R_{t-1} + (1 - \hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(G_t^2)
-  \quad\text{(one number per row)}\\
-C_t &= \hat\beta_{2,t} C_{t-1} + (1 - \hat\beta_{2,t})\,\mathrm{mean}_{\text{rows}}(G_t^2)
-  \quad\text{(one number per column)}\\
-\hat V_t &= \frac{R_t\, C_t}{\mathrm{mean}(R_t)} \qquad
-U_t = \frac{G_t}{\sqrt{\hat V_t}} \qquad
-\hat U_t = \frac{U_t}{\max\!\big(1,\ \mathrm{RMS}(U_t)/d\big)}\\
-\theta_t &= \theta_{t-1} - \alpha_t\,\hat U_t \qquad
-\alpha_t = \max\!\big(\epsilon_2,\ \mathrm{RMS}(\theta_{t-1})\big)\,\rho_t \qquad
-\rho_t = \min\!\big(\gamma,\ 1/\sqrt t\big) \qquad
-1 - \hat\beta_{2,t} = t^{\tau}
-\end{aligned}}$$
+For an $n\times m$ matrix $G_t$, in the order of the code, with $\tau = -0.8$ (`beta2_decay`) and $d = 1$
+the clipping threshold by default (a vector, a bias or a gain, is not factored: it keeps its full
+$v_t$, which is as small as the vector):
 
-with $\tau = -0.8$ (`beta2_decay`) and $d = 1$ the clipping threshold. A vector (a bias, a gain) is
-not factored: it keeps its full $v_t$, which is as small as the vector.
+```algorithm
+\alpha_t = \textcolor{orange}{\max\big(\epsilon_2,\ \mathrm{RMS}(\theta_{t-1})\big)}\,\rho_t, \quad
+    \rho_t = \textcolor{orange}{\min\big(\eta,\ 1/\sqrt t\big)}
+    @ return max(group["eps"][1], root_mean_square(param)) * relative
+\textcolor{orange}{R_t = \hat\beta_{2,t} R_{t-1} + (1 - \hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(G_t^2)}, \quad
+    \textcolor{orange}{1 - \hat\beta_{2,t} = t^{\tau}}
+    @ state["row_var"].lerp_(row_mean, weight)
+\textcolor{orange}{C_t = \hat\beta_{2,t} C_{t-1} + (1 - \hat\beta_{2,t})\,\mathrm{mean}_{\text{rows}}(G_t^2)}
+    @ state["col_var"].lerp_(col_mean, weight)
+\textcolor{orange}{\hat V_t = R_t C_t / \mathrm{mean}(R_t)}  @ state["col_var"]).div_(row_scale)
+\textcolor{orange}{\hat U_t = U_t / \max\big(1,\ \mathrm{RMS}(U_t)/d\big)}, \quad U_t = G_t / \sqrt{\hat V_t}
+    @ clip = max(1.0, root_mean_square(update) / group["d"])
+\theta \leftarrow \textcolor{orange}{(1 - \eta\lambda)\,\theta_{t-1}}
+    \quad \text{(or } 1 - \alpha_t\lambda\text{; when } \lambda > 0\text{)}
+    @ param.mul_(1 - decay_rate * weight_decay)
+\theta_t = \theta - \alpha_t\,\hat U_t  @ param.add_(update, alpha=-scale)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $G_t$, $g$ | `grad` | the gradient (a matrix $G_t$ when factored) |
+| $R_t$ | `row_var` | the running mean of $G^2$ over each row (one number per row) |
+| $C_t$ | `col_var` | the running mean of $G^2$ over each column (one number per column) |
+| $v_t$ | `variance` | the full second moment of a vector parameter |
+| $\hat V_t$ | `estimate` | the rebuilt second moment |
+| $U_t$ | `update` | the normalised update, $\hat U_t$ once clipped |
+| $d$ | `d` | the clipping threshold |
+| $\alpha_t$ | `step_size` | the step size |
+| $\rho_t$ | `relative` | the relative step size |
+| $\eta$ | `lr` | the learning rate: the cap of $\rho_t$ |
+| $\tau$ | `beta2_decay` | the exponent of $1 - \hat\beta_{2,t} = t^{\tau}$ (`weight`) |
+| $\epsilon_1$ | `eps1` | guards the division by $\sqrt{\hat V_t}$ |
+| $\epsilon_2$ | `eps` | the smallest RMS a parameter is scaled by (the second entry of `eps`) |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $t$ | `step` | the step count, from 1 |
 
 ## Why a rank-one rebuild is the right one
 
@@ -97,11 +123,11 @@ sets; the tests check this class against both implementations over 100 steps in 
 | default $\epsilon_1$ | the dtype's machine epsilon | $10^{-30}$ |
 | cap of $\rho_t$ | `lr` ($10^{-2}$) | $10^{-2}$ (`lr` if not `relative_step`) |
 | $\mathrm{RMS}(\theta)$ scaling | always | `scale_parameter` |
-| weight decay (2) | $\theta \mathrel{*}= 1 - \gamma\lambda$ | $\theta \mathrel{*}= 1 - \alpha_t\lambda$ |
+| weight decay (2) | $\theta \mathrel{*}= 1 - \eta\lambda$ | $\theta \mathrel{*}= 1 - \alpha_t\lambda$ |
 | first moment | none | `beta1` (3) |
 | state (4) | `row_var`, `col_var`, `variance` | `exp_avg_sq_row`, `exp_avg_sq_col`, `exp_avg_sq` |
 
-(1) `eps1_placement`. (2) `weight_decay_scale`: the cap $\gamma$ = `lr`, or the step size $\alpha_t$ actually
+(1) `eps1_placement`. (2) `weight_decay_scale`: the cap $\eta$ = `lr`, or the step size $\alpha_t$ actually
 taken. (3) A moving average of the clipped, scaled updates. (4) torch keeps the reduced dimension,
 $(\dots, n, 1)$ and $(\dots, 1, m)$, and a 0-d `float32` tensor `step`; `transformers` drops it,
 $(\dots, n)$ and $(\dots, m)$, and keeps an int `step` and the parameter's last `RMS`.
@@ -170,9 +196,9 @@ class Adafactor(GenericAdaptiveOptimizer):
 
     The positional arguments, `foreach` and `maximize` are `torch.optim.Adafactor`'s, with its defaults.
 
-    * `lr` is $\gamma$ (default $10^{-2}$), the *cap* of the relative step $\rho_t = \min(\gamma, 1/\sqrt t)$,
+    * `lr` is $\eta$ (default $10^{-2}$), the *cap* of the relative step $\rho_t = \min(\eta, 1/\sqrt t)$,
       not a step size: each step changes a matrix by about $\rho_t$ of its RMS. $10^{-2}$ is the paper's
-      constant; lower it for fine-tuning. With `relative_step=False`, $\rho_t = \gamma$ at every step
+      constant; lower it for fine-tuning. With `relative_step=False`, $\rho_t = \eta$ at every step
       (schedule it yourself, as T5 fine-tuning recipes do with $10^{-3}$).
     * `beta2_decay` is $\tau \le 0$ (default $-0.8$): $1-\hat\beta_{2,t} = t^\tau$. $-1$ makes the
       average an equally weighted mean of all past $G^2$; closer to $0$ forgets faster.
@@ -180,7 +206,7 @@ class Adafactor(GenericAdaptiveOptimizer):
       $\sqrt{\hat V}$ (`None`: the machine epsilon of the parameter's dtype); $\epsilon_2$ is the
       smallest RMS a parameter is scaled by, so that a zero-initialised one moves.
     * `d` is the clipping threshold (default $1$): the largest RMS of an update before scaling.
-    * `weight_decay` is $\lambda$, decoupled: $\theta \mathrel{*}= 1 - \gamma\lambda$ (torch), or
+    * `weight_decay` is $\lambda$, decoupled: $\theta \mathrel{*}= 1 - \eta\lambda$ (torch), or
       $1-\alpha_t\lambda$ with `weight_decay_scale="step_size"` (`transformers`).
     * `foreach` is accepted and stored as torch stores it, so that groups and checkpoints are torch's;
       torch's two paths compute the same update, and this class has the one written below.
@@ -188,10 +214,10 @@ class Adafactor(GenericAdaptiveOptimizer):
 
     The paper's options (keyword-only; `ADAFACTOR_CONVENTIONS["transformers"]` sets the last two):
 
-    * `relative_step` (default `True`): $\rho_t = \min(\gamma, 1/\sqrt t)$; `False`: $\rho_t = \gamma$.
+    * `relative_step` (default `True`): $\rho_t = \min(\eta, 1/\sqrt t)$; `False`: $\rho_t = \eta$.
     * `scale_parameter` (default `True`): multiply by $\max(\epsilon_2, \mathrm{RMS}(\theta))$;
       `False` makes $\rho_t$ an absolute step size, as in Adam.
-    * `warmup_init` (default `False`, needs `relative_step`): $\rho_t = \min(\gamma, 10^{-6}t, 1/\sqrt t)$.
+    * `warmup_init` (default `False`, needs `relative_step`): $\rho_t = \min(\eta, 10^{-6}t, 1/\sqrt t)$.
     * `beta1` (default `None`, no first moment): momentum on the clipped, scaled update. $0.9$ brings
       back a parameter-sized state; the paper trains without it.
     * `eps1_placement`: `"clamp"` (torch) or `"add"` (the paper, `transformers`), see above.
@@ -325,8 +351,8 @@ class Adafactor(GenericAdaptiveOptimizer):
             update, scale = exp_avg, 1.0
         else:
             scale = step_size / clip
-        # Decoupled decay of $\theta_{t-1}$, by the cap $\gamma$ (torch) or the step size $\alpha_t$:
-        # $$\theta \leftarrow (1 - \gamma\lambda)\,\theta$$
+        # Decoupled decay of $\theta_{t-1}$, by the cap $\eta$ (torch) or the step size $\alpha_t$:
+        # $$\theta \leftarrow (1 - \eta\lambda)\,\theta$$
         weight_decay = group["weight_decay"]
         if weight_decay != 0:
             decay_rate = learning_rate(group, param) if group["weight_decay_scale"] == "lr" else step_size
@@ -342,13 +368,13 @@ class Adafactor(GenericAdaptiveOptimizer):
         """
         lr = learning_rate(group, param)
         if not group["relative_step"]:
-            # $$\rho_t = \gamma$$
+            # $$\rho_t = \eta$$
             relative = lr
         elif group["warmup_init"]:
-            # $$\rho_t = \min(\gamma,\ 10^{-6}\,t,\ 1/\sqrt t)$$
+            # $$\rho_t = \min(\eta,\ 10^{-6}\,t,\ 1/\sqrt t)$$
             relative = min(lr, 1e-6 * step, 1 / step**0.5)
         else:
-            # $$\rho_t = \min(\gamma,\ 1/\sqrt t)$$
+            # $$\rho_t = \min(\eta,\ 1/\sqrt t)$$
             relative = min(lr, 1 / step**0.5)
         if not group["scale_parameter"]:
             return relative

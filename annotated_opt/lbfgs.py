@@ -14,15 +14,49 @@ $$H_{k+1} = V_k^\top H_k V_k + \rho_k s_k s_k^\top \qquad V_k = I - \rho_k y_k s
 
 [Liu & Nocedal, 1989](https://doi.org/10.1007/BF01589116) (L-BFGS, *limited memory*) never form
 $H_k$: they keep the last $m$ pairs $(s_i, y_i)$, $2mn$ numbers, and apply $H_k$ to a vector with
-$4mn$ multiply-adds, the *two-loop recursion* below. Per iteration:
+$4mn$ multiply-adds, the *two-loop recursion* below. Per iteration, with $H^0_k = \gamma_k I$ as the
+initial inverse Hessian:
 
-$$\boxed{\begin{aligned}
-d_k &= -H_k\,g_k \quad\text{(two-loop recursion over the last } m \text{ pairs, } H^0_k = \gamma_k I,\
-  \gamma_k = \tfrac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}}\text{)}\\
-t_k &= \eta \text{ (or found by a strong-Wolfe line search from } t = \eta\text{)}\qquad
-\theta_{k+1} = \theta_k + t_k d_k\\
-s_k &= t_k d_k \qquad y_k = g_{k+1} - g_k \qquad \text{keep the pair if } y_k^\top s_k > 10^{-10}
-\end{aligned}}$$
+```algorithm
+q \leftarrow -g_k;\ \text{for } i = k-1, \dots, k-m:\ \ \alpha_i = \rho_i s_i^\top q,\ \ q \leftarrow q - \alpha_i y_i
+    @ alphas[i] = steps[i].dot(q) * inverse_curvatures[i]
+r \leftarrow \gamma_k\, q  @ direction = torch.mul(q, scale)
+\text{for } i = k-m, \dots, k-1:\ \ \beta_i = \rho_i y_i^\top r,\ \ r \leftarrow r + (\alpha_i - \beta_i)\, s_i;
+    \quad d_k = r = -H_k g_k
+    @ direction.add_(steps[i], alpha=alphas[i] - beta)
+t_k = \eta \ \text{(the very first: } \min(1, 1/\lVert g_k\rVert_1)\,\eta\text{), or a strong-Wolfe line search from it}
+    @ step_length = min(1.0, 1.0 / grad.abs().sum()) * lr
+\theta_{k+1} = \theta_k + t_k d_k  @ p.add_(direction[offset:offset + p.numel()].view_as(p), alpha=step_length)
+s_k = t_k d_k, \quad y_k = g_{k+1} - g_k  @ grad_change = grad.sub(previous_grad)
+\text{if } y_k^\top s_k > 10^{-10}:\ \text{keep } (s_k, y_k),\ \ \rho_k = 1 / y_k^\top s_k,\ \
+    \gamma_{k+1} = s_k^\top y_k / y_k^\top y_k
+    @ inverse_curvatures.append(1.0 / curvature)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `p` | the parameters, one tensor at a time |
+| $g_k$ | `grad`, `previous_grad`, `prev_flat_grad` | all gradients, flattened; the state keeps the last one |
+| $d_k$ | `direction`, `d` | the direction $-H_k g_k$ |
+| $r$ | `direction` | the direction while the second loop builds it |
+| $q$ | `q` | the vector the first loop changes |
+| $t_k$ | `step_length`, `t` | the step length along $d_k$ |
+| $y_i$ | `grad_changes`, `grad_change`, `old_dirs` | gradient differences (torch's key says *dirs*) |
+| $s_i$ | `steps`, `last_step`, `old_stps` | the steps |
+| $\rho_i$ | `inverse_curvatures`, `ro` | $1/y_i^\top s_i$ |
+| $\alpha_i$ | `alphas`, `al` | the first loop's coefficients |
+| $\beta_i$ | `beta` | the second loop's coefficient |
+| $\gamma$ | `scale`, `H_diag` | the scale of $H^0 = \gamma I$ |
+| $\eta$ | `lr` | the learning rate: the step length tried first |
+| $m$ | `history_size` | the number of pairs kept |
+| $c_1, c_2$ | `c1`, `c2` | the constants of the strong Wolfe conditions |
+| $d_1, d_2$ | `d1`, `d2` | the terms of the cubic interpolation |
+
+All parameters are one vector $\theta$ here. The state is torch's, under its keys (`d`, `t`,
+`prev_flat_grad`, `old_dirs`, `old_stps`, `ro`, `al`, `H_diag`), and also counts the evaluations of the
+closure and the iterations over all steps (`func_evals`, `n_iter`).
 
 ## The two-loop recursion, derived
 
@@ -83,18 +117,6 @@ all parameters as one vector $\theta$ (the dot products $s^\top q$ run over ever
 one state for all of them (stored, as torch stores it, on the first parameter), and one call of `step`
 runs up to `max_iter` iterations, each of which calls the closure once or, with the line search,
 several times. So `step` is the algorithm here, and a closure is required.
-
-## Names in the code (and in torch's state)
-
-| math | code | state key | |
-|---|---|---|---|
-| $g_k$ | `grad` | `prev_flat_grad` (the last one) | all gradients, flattened |
-| $d_k$, $t_k$ | `direction`, `step_length` | `d`, `t` | |
-| $y_i$ | `grad_changes` | `old_dirs` | torch's name, although they are gradient differences |
-| $s_i$ | `steps` | `old_stps` | |
-| $\rho_i$, $\alpha_i$ | `inverse_curvatures`, `alphas` | `ro`, `al` | |
-| $\gamma$ | `scale` | `H_diag` | |
-| evaluations, iterations | | `func_evals`, `n_iter` | over all steps |
 
 ## Stopping, and memory
 

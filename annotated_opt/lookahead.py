@@ -20,6 +20,27 @@ steps; with $\alpha = 1$ the wrapper is the base optimizer again.
 The base keeps its own state (momentum, moments) across the synchronisation, as in the paper: only the
 weights are pulled back.
 
+```algorithm
+\phi_0 = \theta_0 \quad \text{(a parameter's weights before its first step)}
+    @ self.state[param]["slow_param"] = before[param]
+\theta_{t,i} = \theta_{t,i-1} + \mathrm{BaseStep}(\theta_{t,i-1}), \quad i = 1, \dots, k
+    @ loss = self.base_optimizer.step()
+i \leftarrow i + 1; \ \text{synchronise when } i = k\text{, then } i \leftarrow 0
+    @ group["lookahead_step"] += 1
+\phi_t = \phi_{t-1} + \alpha\,(\theta_{t,k} - \phi_{t-1})  @ slow.lerp_(fast, group["lookahead_alpha"])
+\theta_{t+1,0} = \phi_t  @ precision.assign(self.weights(param), state.get(precision.MASTER_KEY), slow)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param`, `fast` | the fast weights, which the base optimizer steps (its `float32` master if it keeps one) |
+| $\phi$ | `slow`, `slow_param` | the slow weights |
+| $\alpha$ | `alpha`, `lookahead_alpha` | how far the slow weights move towards the fast ones |
+| $k$ | `k`, `lookahead_k` | the number of fast steps per synchronisation |
+| $i$ | `lookahead_step` | the fast steps taken since the last synchronisation |
+
 ## Details
 
 * The slow weights of a parameter start as its weights just before its **first step**, not when the

@@ -13,6 +13,36 @@ A sharp minimum is a poor minimum of $L^{\mathrm{SAM}}$, because its walls are w
 $\epsilon$; a flat one is a good minimum of both. The first figure on this page shows this on a
 one-dimensional loss.
 
+One SAM step, around any base optimizer (derived below; ASAM's terms in orange):
+
+```algorithm
+N = \Big(\sum_i \lVert \textcolor{orange}{T_{w_i}}\, g_i \rVert_2^2\Big)^{1/2}
+    \quad \text{(one norm over every parameter of every group)}
+    @ norm = torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+\hat\epsilon = \rho\, \textcolor{orange}{T_w^2}\, g / (N + 10^{-12})
+    @ perturbation = grad * (group["sam_rho"] / (norm + PERTURBATION_EPS)).to(param)
+w \leftarrow w + \hat\epsilon \quad \text{(after saving a copy of } w\text{)}  @ param.add_(perturbation)
+w \leftarrow w_{\text{saved}} \quad \text{(copied back, after the second pass)}
+    @ precision.assign(target, master, saved)
+w_t = \mathrm{BaseStep}\big(w_{t-1},\ g^{\mathrm{SAM}}\big), \quad g^{\mathrm{SAM}} = \nabla L(w_{t-1} + \hat\epsilon)
+    @ self.base_optimizer.step()
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $w$ | `param` | the weights (the `float32` master with master weights) |
+| $g$ | `grad` | the gradient at $w$, from the first pass; $g^{\mathrm{SAM}}$ is the second pass's |
+| $\rho$ | `rho`, `sam_rho` | the radius of the neighbourhood |
+| $N$ | `norm` | the norm of the gradient over all parameters |
+| $\epsilon$ | `perturbation` | the perturbation, $\hat\epsilon$ the one SAM takes |
+| $L$ | `loss` | the loss; `step` returns $L(w + \hat\epsilon)$ |
+
+$T_w = \mathrm{diag}(\lvert w\rvert)$ for ASAM (`adaptive`, kept in each group as `sam_adaptive`) and
+$T_w = I$ for SAM. The perturbation is written $\epsilon$ as in the paper; the $10^{-12}$ that keeps its
+division from being by zero is `PERTURBATION_EPS`.
+
 ## The two passes
 
 The inner maximum has no closed form, so SAM takes one step of it, to first order. Around $w$,
@@ -51,9 +81,10 @@ $$\hat\epsilon(w) = \rho\,\frac{\textcolor{orange}{T_w^2}\, g}{\lVert \textcolor
 
 With `adaptive=True` a large weight is perturbed more than a small one. The radius is then relative,
 so it is much larger: the reference code suggests $\rho = 2$ where SAM uses $0.05$. (The ASAM paper
-adds a small $\eta$ to $\lvert w\rvert$, so that weights at exactly zero are perturbed too, and its
-official code perturbs weights but not biases; we follow the form of the widely used reference code,
-$\eta = 0$ on every parameter. A zero weight is then not perturbed, but it is still trained.)
+adds a small $\xi$ to $\lvert w\rvert$ (its $\eta$, not a learning rate), so that weights at exactly
+zero are perturbed too, and its official code perturbs weights but not biases; we follow the form of the
+widely used reference code, $\xi = 0$ on every parameter. A zero weight is then not perturbed, but it
+is still trained.)
 
 ## Using it
 
