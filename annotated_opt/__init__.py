@@ -50,6 +50,8 @@ from .rmsprop import RMSprop
 from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
 from .schedules import annealing, lr_schedules
 from .sgd import SGD
+from .shampoo import Shampoo
+from .soap import SOAP
 
 # The earlier module paths, each an alias of the module that now holds its code: `import
 # annotated_opt.base` and `from annotated_opt.digits import train` keep working.
@@ -89,6 +91,8 @@ __all__ = [
     "lr_schedules",
     "schedules",
     "SGD",
+    "Shampoo",
+    "SOAP",
     "AMSGrad",
     "AdaBelief",
     "Adagrad",
