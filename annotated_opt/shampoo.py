@@ -7,7 +7,8 @@ preconditions the flattened gradient $g = \mathrm{vec}(G)$ with $H^{-1/2}$, $H =
 for a $1024 \times 1024$ layer, $H$ has $10^{12}$ entries. Shampoo keeps one statistic per side
 instead,
 
-$$L_t = \beta_2 L_{t-1} + w\, G_t G_t^\top \quad (n \times n) \qquad R_t = \beta_2 R_{t-1} + w\, G_t^\top G_t \quad (m \times m),$$
+$$L_t = \beta_2 L_{t-1} + w\, G_t G_t^\top \quad (n \times n) \qquad
+  R_t = \beta_2 R_{t-1} + w\, G_t^\top G_t \quad (m \times m),$$
 
 ($\beta_2 = w = 1$: the running sums of the paper; $\beta_2 < 1$, $w = 1-\beta_2$: an average) and
 preconditions with their inverse fourth roots,
@@ -228,7 +229,8 @@ class Shampoo(GenericAdaptiveOptimizer):
     def grafted_direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor,
                           averaged: torch.Tensor) -> torch.Tensor | None:
         r"""
-        $$V_t = \beta_g V_{t-1} + w_g\, G_t^2 \qquad P^{\text{graft}}_t = \frac{\bar G_t}{\sqrt{V_t/c^g_2} + \epsilon_g}$$
+        $$V_t = \beta_g V_{t-1} + w_g\, G_t^2 \qquad
+          P^{\text{graft}}_t = \frac{\bar G_t}{\sqrt{V_t/c^g_2} + \epsilon_g}$$
         with $w_g = 1$ and $c^g_2 = 1$ for AdaGrad ($\beta_g = 1$), $w_g = 1-\beta_g$ and
         $c^g_2 = 1-\beta_g^t$ for Adam.
         """

@@ -30,7 +30,8 @@ With $Q_L, Q_R$ the current eigenbases,
 $$\begin{aligned}
 G'_t &= Q_L^\top G_t Q_R && \text{rotate into the eigenbasis}\\
 m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, G'_t \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2)\, G'^2_t && \text{Adam there}\\
-W_t &= W_{t-1} - \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\; Q_L \frac{m_t}{\sqrt{v_t} + \epsilon} Q_R^\top && \text{rotate the step back}\\
+W_t &= W_{t-1} - \eta_t\, Q_L \frac{m_t}{\sqrt{v_t} + \epsilon} Q_R^\top,
+  \quad \eta_t = \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t} && \text{rotate the step back}\\
 W_t &\leftarrow (1 - \eta\lambda)\, W_t && \text{decoupled decay, after the step}
 \end{aligned}$$
 
