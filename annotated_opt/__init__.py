@@ -62,6 +62,8 @@ from .schedule_free_sgd import ScheduleFreeSGD, recompute_batchnorm_statistics
 from .schedules import annealing, lr_schedules
 from .sgd import SGD
 from .sophia import Sophia
+from .shampoo import Shampoo
+from .soap import SOAP
 
 # The earlier module paths, each an alias of the module that now holds its code: `import
 # annotated_opt.base` and `from annotated_opt.digits import train` keep working.
@@ -102,6 +104,8 @@ __all__ = [
     "schedules",
     "SGD",
     "ADOPT",
+    "Shampoo",
+    "SOAP",
     "AMSGrad",
     "AdEMAMix",
     "Adan",

@@ -61,6 +61,8 @@ from ..schedule_free_adamw import ScheduleFreeAdamW
 from ..schedule_free_sgd import ScheduleFreeSGD
 from ..sgd import SGD
 from ..sophia import Sophia
+from ..shampoo import Shampoo
+from ..soap import SOAP
 from .tuned import TunedHparams, tuned_hparams
 
 # The battery of properties, by name, with the sentence the test report prints for each. The names
@@ -733,4 +735,58 @@ register(OptimizerInfo(
         "sparse_gradient": "the algorithm works on the dense vector of all gradients; a sparse gradient is "
                            "densified exactly, as torch.optim.LBFGS does",
     },
+))
+
+
+# ## Matrix preconditioners
+#
+# SOAP's configurations: the authors' defaults (the bases refreshed every 10 Adam steps, so nine refreshes
+# in 100 steps), a refresh at every step with a separate decay for the statistics and `maximize`, and a
+# `max_precond_dim` of 4 that leaves the larger dimensions of the matrix and the kernel unrotated.
+register(OptimizerInfo(
+    name="SOAP", cls=SOAP, family="Matrix", parent="Adam", year=2024,
+    # Adam's two moments, plus for an n x m matrix the statistics and bases, 2(n^2 + m^2) numbers:
+    # 6 parameter-sized tensors for a square matrix.
+    state_tensors=6,
+    paper="SOAP: Improving and Stabilizing Shampoo using Adam", url="https://arxiv.org/abs/2409.11321",
+    # Every eigenvector and QR factor is computed from identical float64 matrices by the same LAPACK
+    # calls; what differs is the order of a few additions (lerp_ against mul_/add_, the identity round
+    # trip of the first moment through an unchanged basis), 1e-16 per step, amplified by the division by
+    # sqrt(v) + eps and by the refreshes: measured 9.4e-14 at worst over 100 steps.
+    reference=Reference("tests.references.soap.SOAP", tolerance=1e-10),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "betas": (0.9, 0.99), "shampoo_beta": 0.9, "precondition_frequency": 1, "weight_decay": 0.0,
+         "maximize": True},
+        {"lr": 0.01, "weight_decay": 0.05, "max_precond_dim": 4, "eps": 1e-6},
+    ),
+    exemptions={
+        "closure": "the first step only collects the statistics and builds the bases (the authors' design, so "
+                   "that no gradient is rotated by a basis it shaped): one step leaves the parameters unchanged",
+    },
+))
+# Shampoo's configurations: every step's roots with Adam grafting (the default); AdaGrad grafting with
+# running sums (the paper's form) and blocks of 3, which cut the 5 x 4 matrix into four blocks and the
+# kernel's 3 x 18 matrix into six; no grafting with averaged statistics, L2 decay, a root every 5 steps
+# from step 10, and `maximize`.
+register(OptimizerInfo(
+    name="Shampoo", cls=Shampoo, family="Matrix", parent=None, year=2018,
+    # The gradient average and the grafting accumulator, plus L, R and their inverse roots, 2(n^2 + m^2):
+    # 6 parameter-sized tensors for a square matrix.
+    state_tensors=6,
+    paper="Shampoo: Preconditioned Stochastic Tensor Optimization", url="https://arxiv.org/abs/1802.09568",
+    # The parameters agree to 1e-14. The inverse roots do not, on the null space of a rank-deficient
+    # statistic (the kernel's 18 x 18 R has rank <= 3t): there the root is (rounding + eps)^(-1/4), and
+    # eigh's rounding, 1e-16 * ||L|| with ||L|| up to 100, is 1e-14 against eps. With eps = 1e-6 that is a
+    # relative 1e-8, 2.5e-9 after the fourth root (measured 4.7e-9); with the default 1e-12 it would be
+    # 1e-3, on directions no gradient has visited, which is why the configurations use 1e-6.
+    reference=Reference("tests.references.shampoo.Shampoo", tolerance=2e-8),
+    configs=(
+        {"lr": 0.01, "eps": 1e-6},
+        {"lr": 0.01, "betas": (0.9, 1.0), "grafting_beta2": 1.0, "max_preconditioner_dim": 3, "weight_decay": 0.05,
+         "eps": 1e-6},
+        {"lr": 0.001, "betas": (0.0, 0.99), "grafting_beta2": None, "precondition_frequency": 5,
+         "start_preconditioning_step": 10, "weight_decay": 0.01, "decoupled_weight_decay": False,
+         "eps": 1e-6, "maximize": True},
+    ),
 ))
