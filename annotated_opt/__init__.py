@@ -61,9 +61,9 @@ from .schedule_free_adamw import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD, recompute_batchnorm_statistics
 from .schedules import annealing, lr_schedules
 from .sgd import SGD
-from .sophia import Sophia
 from .shampoo import Shampoo
 from .soap import SOAP
+from .sophia import Sophia
 
 # The earlier module paths, each an alias of the module that now holds its code: `import
 # annotated_opt.base` and `from annotated_opt.digits import train` keep working.

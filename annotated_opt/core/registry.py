@@ -60,9 +60,9 @@ from ..sam import SAM
 from ..schedule_free_adamw import ScheduleFreeAdamW
 from ..schedule_free_sgd import ScheduleFreeSGD
 from ..sgd import SGD
-from ..sophia import Sophia
 from ..shampoo import Shampoo
 from ..soap import SOAP
+from ..sophia import Sophia
 from .tuned import TunedHparams, tuned_hparams
 
 # The battery of properties, by name, with the sentence the test report prints for each. The names
