@@ -23,6 +23,36 @@ $\hat m_k + \beta_2\hat\delta_k$ is the moving average of the corrected gradient
 split in two; the denominator is the root of the average of its square. In orange what Adam does
 not have.
 
+```algorithm
+\textcolor{orange}{d_k = g_k - g_{k-1}}  @ difference = scratch.add_(grad)
+m_k = \beta_1 m_{k-1} + (1-\beta_1)\, g_k  @ exp_avg.lerp_(grad, 1 - beta1)
+\textcolor{orange}{\delta_k = \beta_2 \delta_{k-1} + (1-\beta_2)\, d_k}  @ exp_avg_diff.lerp_(difference, 1 - beta2)
+n_k = \beta_3 n_{k-1} + (1-\beta_3)\,\big(\textcolor{orange}{g_k + \beta_2 d_k}\big)^2
+    @ exp_avg_sq.mul_(beta3).addcmul_(corrected, corrected, value=1 - beta3)
+\theta \leftarrow \theta_{k-1} - \eta\,\frac{\hat m_k}{\sqrt{\hat n_k} + \epsilon}
+    @ param.addcdiv_(state["exp_avg"], denominator, value=-lr / (1 - beta1**step))
+\textcolor{orange}{\theta \leftarrow \theta - \eta\,\frac{\beta_2\,\hat\delta_k}{\sqrt{\hat n_k} + \epsilon}}
+    @ param.addcdiv_(state["exp_avg_diff"], denominator, value=-lr * beta2 / (1 - beta2**step))
+\textcolor{orange}{\theta_k = \theta / (1 + \eta\lambda)}
+    @ param.div_(1 + learning_rate(group, param) * param_option(group, param, "weight_decay"))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_k$ | `grad` | the gradient ($\tilde g_k = g_k + \beta_2 d_k$: `corrected`; $-g_{k-1}$: `neg_pre_grad`) |
+| $d_k$ | `difference` | the difference of successive gradients |
+| $m_k$ | `exp_avg` | the first moment |
+| $\delta_k$ | `exp_avg_diff` | the moving average of the differences |
+| $n_k$ | `exp_avg_sq` | the second moment, of the corrected gradient |
+| $\beta_1, \beta_2, \beta_3$ | `beta1`, `beta2`, `beta3` | the decay rates (the code's convention) |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\lambda$ | `weight_decay` | the weight decay, proximal |
+| $k$ | `step` | the step count |
+
 ## Which beta is which: the paper and the code disagree
 
 The paper writes every average the other way round, weighting the *new* term by $\beta$:

@@ -23,6 +23,41 @@ average is *not* bias-corrected: early in training it is small, and so is its co
 the point (a gradient from step one should not weigh like a gradient seen ten thousand times).
 $\alpha = 5$ to $8$ makes the slow momentum the larger part of the step once it has filled.
 
+```algorithm
+\theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
+    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+m^{(1)}_t, \ v_t \ \text{as in Adam}  @ exp_avg = super().update_moments(state, group, grad)
+\textcolor{orange}{\beta_3(t) = \big(\tfrac12\big)^{1/h_t} \ (t < T_{\beta_3}), \quad
+  h_t = (1-a)\,h(\beta_1) + a\,h(\beta_3), \quad a = \tfrac{t}{T_{\beta_3}}, \quad
+  h(\beta) = \frac{\ln\frac12}{\ln(\beta + 10^{-8})}}
+    @ return 0.5 ** (1 / ((1 - fraction) * half_life(beta_start) + fraction * half_life(beta_end)))
+\textcolor{orange}{m^{(2)}_t = \beta_3(t)\, m^{(2)}_{t-1} + (1-\beta_3(t))\, g_t}
+    @ state["exp_avg_slow"].lerp_(grad, 1 - beta3_now)
+\textcolor{orange}{\alpha(t) = \alpha\,\min(1, t/T_\alpha)}
+    @ alpha_now = alpha_schedule(step, group["alpha"], group["alpha_warmup"])
+\theta_t = \theta - \eta\,\frac{\hat m^{(1)}_t + \textcolor{orange}{\alpha(t)\, m^{(2)}_t}}{\sqrt{\hat v_t} + \epsilon}
+    @ param.addcdiv_(mixed, denominator, value=-learning_rate(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $m^{(1)}_t, m^{(2)}_t$ | `exp_avg`, `exp_avg_slow` | the fast and the slow first moment |
+| $v_t$ | `exp_avg_sq` | the second moment |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | Adam's decay rates |
+| $\beta_3$ | `beta3`, `beta3_now` | the slow moment's decay rate ($\beta_3(t)$, in the warm-up: `beta3_now`) |
+| $\alpha$ | `alpha`, `alpha_now` | the weight of the slow moment ($\alpha(t)$, in the warm-up: `alpha_now`) |
+| $T_\alpha, T_{\beta_3}$ | `alpha_warmup`, `beta3_warmup` | the lengths of the two warm-ups |
+| $h$ | `half_life` | the half-life of a decay rate, in steps |
+| $a$ | `fraction` | how far the warm-up of $\beta_3$ has got |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled |
+| $t$ | `step` | the step count |
+
 ## The warm-up schedules
 
 From step one, a slow average with $\beta_3 = 0.9999$ and weight $\alpha = 8$ would be dominated by

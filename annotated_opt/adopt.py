@@ -17,6 +17,34 @@ v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2
 No bias correction: $v_0$ is already a full-size estimate, and $m_t$ averages quantities of size
 about one, so starting it at zero only shortens the first few steps.
 
+```algorithm
+\textcolor{orange}{v_0 = g_0^2} \quad \text{(the first gradient; the parameters do not move)}
+    @ exp_avg_sq.addcmul_(grad, grad)
+\textcolor{orange}{g_t / \max\big(\sqrt{v_{t-1}},\, \epsilon\big)}  @ normalised = grad.div(denominator)
+\textcolor{orange}{\mathrm{clip}(\cdot,\ c_t), \quad c_t = t^{1/4}}  @ normalised.clamp_(-bound, bound)
+m_t = \beta_1 m_{t-1} + (1-\beta_1)\,
+  \textcolor{orange}{\mathrm{clip}\big(g_t / \max(\sqrt{v_{t-1}}, \epsilon),\ c_t\big)}
+    @ exp_avg.lerp_(normalised, 1 - beta1)
+\textcolor{orange}{\theta_t = \theta_{t-1} - \eta\, m_t}  @ param.add_(exp_avg, alpha=-learning_rate(group, param))
+v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \quad \textcolor{orange}{\text{(after the step)}}
+    @ exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient (with the L2 decay, when on) |
+| $m_t$ | `exp_avg` | the momentum, of the normalised, clipped gradients |
+| $v_t$ | `exp_avg_sq` | the second moment |
+| $c_t$ | `bound`, `clip_lambda` | the clipping bound, `clip_lambda` of $t$ |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | a floor under $\sqrt{v_{t-1}}$ |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $t$ | `updates` | the update count, from 1 (`step` counts the gradients, $t + 1$ after the update) |
+
 ## Why Adam can diverge, and why this fixes it for every $\beta_2$
 
 In Adam the denominator $\sqrt{v_t}$ contains $g_t$ itself. A gradient is therefore divided by a

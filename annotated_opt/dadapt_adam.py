@@ -7,15 +7,49 @@ $D = \lVert x_0 - x_*\rVert$ is the distance to the solution: unknown, but it ca
 while training. D-Adaptation keeps such a lower bound, $d$, and uses it as the step size; `lr` stays
 $1.0$ and only multiplies the estimate.
 
-The bound comes from the steps taken so far. With $s_k = \sum_{i\le k} \lambda_i g_i$ the sum of the
-(weighted) gradients and the steps $x_{i+1} = x_i - \lambda_i g_i$ (with $\lambda_i = d_i\eta$), convexity
-gives $\sum_i \lambda_i\langle g_i, x_i - x_*\rangle \ge 0$, and rearranging bounds $D$:
+The bound comes from the steps taken so far. With $s_k = \sum_{i\le k} \eta_i g_i$ the sum of the
+(weighted) gradients and the steps $x_{i+1} = x_i - \eta_i g_i$ (with $\eta_i = d_i\cdot\text{lr}$),
+convexity gives $\sum_i \eta_i\langle g_i, x_i - x_*\rangle \ge 0$, and rearranging bounds $D$:
 
-$$D \;\ge\; \hat d_{k+1} = \frac{\sum_{i\le k} \lambda_i\,\langle g_i, s_i\rangle}{\lVert s_{k+1}\rVert}
+$$D \;\ge\; \hat d_{k+1} = \frac{\sum_{i\le k} \eta_i\,\langle g_i, s_i\rangle}{\lVert s_{k+1}\rVert}
 \qquad d_{k+1} = \max(d_k, \hat d_{k+1}).$$
 
 $d$ starts tiny ($d_0 = 10^{-6}$), so the first steps barely move, and grows by orders of magnitude as
 long as the gradients keep pointing the same way; it never decreases.
+
+```algorithm
+\textcolor{orange}{r_k = \sqrt{\beta_2}\,r_{k-1}
+  + (1-\sqrt{\beta_2})\;\eta_k\,\langle g_k, s_{k-1}/(\sqrt{v_{k-1}} + \epsilon)\rangle}
+    @ numerator_weighted = sqrt_beta2 * first["numerator_weighted"] + (1 - sqrt_beta2) * inner_products
+m_k = \beta_1 m_{k-1} + (1-\beta_1)\,\textcolor{orange}{\eta_k}\,g_k, \quad v_k = \beta_2 v_{k-1} + (1-\beta_2)\,g_k^2
+    @ exp_avg.mul_(beta1).add_(grad, alpha=scale * step_size * (1 - beta1))
+\textcolor{orange}{s_k = \sqrt{\beta_2}\,s_{k-1} + (1-\sqrt{\beta_2})\,\eta_k\,g_k}
+    @ s.mul_(sqrt_beta2).add_(grad, alpha=step_size * (1 - sqrt_beta2))
+\textcolor{orange}{\hat d_{k+1} = r_k \big/ \big((1-\sqrt{\beta_2})\,\lVert s_k\rVert_1\big)}
+    @ d_hat = numerator_weighted / ((1 - sqrt_beta2) * s_norm)
+\textcolor{orange}{d_{k+1} = \max\big(d_k, \min(\hat d_{k+1}, \text{growth}\cdot d_k)\big)}
+    @ d = max(first["d"], min(d_hat, first["d"] * first["growth_rate"]))
+\theta_{k+1} = \theta_k - \frac{m_k}{\sqrt{v_k} + \epsilon}
+    @ param.addcdiv_(state["exp_avg"], state["exp_avg_sq"].sqrt().add_(group["eps"]), value=-1)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_k$ | `grad` | the gradient (with the L2 decay, when on) |
+| $m_k$ | `exp_avg` | the first moment, of the steps $\eta_k g_k$ |
+| $v_k$ | `exp_avg_sq` | the second moment |
+| $s_k$ | `s` | the weighted sum of the gradients |
+| $r_k$ | `numerator_weighted` | the weighted sum of the inner products, the numerator of $\hat d$ |
+| $d_k$ | `d`, `d_hat` | the estimate of the distance $D$ (the new candidate $\hat d$: `d_hat`) |
+| $d_0$ | `d0` | its initial value |
+| $\eta_k$ | `step_size` | the step size, $d_k\cdot\text{lr}\cdot\text{bc}_k$ with `lr` the learning rate |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates ($\sqrt{\beta_2}$ is `sqrt_beta2`) |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $k$ | `k` | the step count |
 
 ## The Adam form (Algorithm 4 of the paper, as in the authors' `dadaptation.DAdaptAdam`)
 

@@ -17,6 +17,26 @@ $10\%$), and the moment itself is then updated with the slower $\beta_2 = 0.99$.
 the current gradient ten times faster than the memory forgets, a little like Nesterov's look-ahead
 (with $\beta_1 = \beta_2$ it would be the sign of ordinary momentum, signSGD with momentum).
 
+```algorithm
+\theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
+    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+c_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t  @ direction = exp_avg.lerp(grad, 1 - beta1)
+\theta_t = \theta - \eta\,\mathrm{sign}(c_t)  @ param.add_(direction.sign_(), alpha=-learning_rate(group, param))
+m_t = \beta_2 m_{t-1} + (1-\beta_2)\, g_t  @ exp_avg.lerp_(grad, 1 - beta2)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $c_t$ | `direction` | the update direction, before the sign |
+| $m_t$ | `exp_avg` | the moment, the only state |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the interpolation for $c_t$, and the moment's decay rate |
+| $\eta$ | `lr` | the learning rate |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled |
+
 ## Why $\eta$ is 3-10x smaller and $\lambda$ 3-10x larger than AdamW's
 
 Lion's step has the same size in every coordinate: $|\Delta\theta| = \eta$ exactly, whatever the

@@ -19,6 +19,35 @@ v_t = \beta_2 v_{t-1} + (1-\beta_2)\,\tilde c_t^{\,2} \\
 
 The orange lines are all that changes from AdamW; this class is AdamW applied to $\tilde c_t$.
 
+```algorithm
+\textcolor{orange}{c_t = g_t + \gamma\,\frac{\beta_1}{1-\beta_1}\,\big(g_t - g_{t-1}\big)}
+    @ corrected = torch.sub(grad, state["last_grad"]).mul_(group["gamma"] * (beta1 / (1 - beta1))).add_(grad)
+\textcolor{orange}{\tilde c_t = c_t / \max\big(1, \lVert c_t\rVert\big)}
+    @ return corrected.div_(torch.linalg.vector_norm(corrected).clamp_(min=1))
+\theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
+    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+m_t = \beta_1 m_{t-1} + (1-\beta_1)\,\textcolor{orange}{\tilde c_t}, \quad
+  v_t = \beta_2 v_{t-1} + (1-\beta_2)\,\textcolor{orange}{\tilde c_t^{\,2}}
+    @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
+\theta_t = \theta - \eta\,\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}  @ adam.py: param.addcdiv_
+\textcolor{orange}{g_{t-1} \leftarrow g_t} \quad \text{(for the next step)}  @ state["last_grad"].copy_(grad)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient ($g_{t-1}$: `last_grad`) |
+| $c_t$ | `corrected` | the corrected gradient ($\tilde c_t$ after the clipping) |
+| $\gamma$ | `gamma` | the strength of the correction |
+| $\beta_1$ | `beta1` | the first moment's decay rate, which also sets the correction's factor |
+| $\eta$ | `lr` | the learning rate |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+
+The moments $m_t$, $v_t$ and $\beta_2$ are [Adam](adam.md)'s.
+
 ## The correction, and why it is scaled
 
 With $\gamma = 1$, $m_t$ would be STORM's recursive estimator,

@@ -29,6 +29,41 @@ The moments now carry $d$ and $d^2$, so $m/\sqrt{v}$ is unit-free again and the 
 stands outside, as in Adam; $\epsilon$ is scaled by $d$ to stay in proportion. The ratio $d_k/d_0$ keeps
 the weights from underflowing while $d$ is tiny.
 
+```algorithm
+m_k = \beta_1 m_{k-1} + (1-\beta_1)\,\textcolor{orange}{d_k}\,g_k, \quad
+  v_k = \beta_2 v_{k-1} + (1-\beta_2)\,\textcolor{orange}{d_k^2}\,g_k^2
+    @ state["exp_avg"].mul_(beta1).add_(grad, alpha=d * (1 - beta1))
+r_k = \beta_3\,r_{k-1} + \textcolor{orange}{\tfrac{d_k}{d_0}}\,\eta_k\,\langle g_k, \textcolor{orange}{x_0 - x_k}\rangle
+    @ d_numerator = first["d_numerator"] * beta3 + inner_products
+s_k = \beta_3\,s_{k-1} + \textcolor{orange}{\tfrac{d_k}{d_0}}\,\eta_k\,g_k
+    @ s.mul_(beta3).add_(sliced_grad, alpha=weight * (d if group["safeguard_warmup"] else step_size))
+\hat d_{k+1} = c\,r_k / \lVert s_k\rVert_1  @ d_hat = first["d_coef"] * d_numerator / s_norm
+\textcolor{orange}{d_{k+1} = \min\big(\max_{i \le k+1}\hat d_i,\ \text{growth}\cdot d_k\big)}
+    @ d = min(d_max, d * first["growth_rate"])
+\theta_{k+1} = \theta_k - \textcolor{orange}{\eta_k}\,\frac{m_k}{\sqrt{v_k} + \textcolor{orange}{d_{k+1}}\,\epsilon}
+    @ param.addcdiv_(state["exp_avg"], denominator, value=-step_size)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $x_k$ | `param` | the parameter, as the iterate of the estimate |
+| $x_0$ | `p0` | the initial point (every `slice_p`-th coordinate of it) |
+| $g_k$ | `grad`, `sliced_grad` | the gradient (with the L2 decay, when on) |
+| $m_k$ | `exp_avg` | the first moment, of $d_k g_k$ |
+| $v_k$ | `exp_avg_sq` | the second moment, of $d_k^2 g_k^2$ |
+| $s_k$ | `s` | the weighted sum of the gradients |
+| $r_k$ | `d_numerator` | the weighted sum of the inner products, the numerator of $\hat d$ |
+| $d_k$ | `d`, `d_hat`, `d_max` | the estimate of the distance (the candidate $\hat d$: `d_hat`; its maximum: `d_max`) |
+| $d_0$ | `d0` | its initial value |
+| $c$ | `d_coef` | a factor on $\hat d$ (default $1$) |
+| $\eta_k$ | `step_size` | the step size, $d_k\cdot\text{lr}\cdot\text{bc}_k$ with `lr` the learning rate |
+| $\beta_1, \beta_2, \beta_3$ | `beta1`, `beta2`, `beta3` | the decay rates |
+| $\epsilon$ | `eps` | keeps the denominator away from zero, scaled by $d_{k+1}$ |
+| $k$ | `k` | the step count |
+
 ## The authors' code and the paper
 
 * **The estimate can fall.** The paper's rule is $d_{k+1} = \max(d_k, \hat d_{k+1})$. The code keeps the

@@ -10,20 +10,48 @@ $$\begin{aligned}
 y_t &= (1-\beta_1)\,z_t + \beta_1\,x_t\\
 v_t &= \beta_2\,v_{t-1} + (1-\beta_2)\,g(y_t)^2\\
 \textcolor{orange}{d_t} &\textcolor{orange}{= \frac{g(y_t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon}} + \lambda\,y_t\\
-z_{t+1} &= z_t - \gamma_t\,d_t \qquad x_{t+1} = (1-c_{t+1})\,x_t + c_{t+1}\,z_{t+1}
+z_{t+1} &= z_t - \eta_t\,d_t \qquad x_{t+1} = (1-c_{t+1})\,x_t + c_{t+1}\,z_{t+1}
 \end{aligned}$$
 
 What differs from Schedule-Free SGD is the coloured direction: the gradient divided by the root of its
 bias-corrected second moment. Weight decay is taken at $y$ and added *after* the normalisation, so it is
-decoupled from $v_t$ as in AdamW (but multiplied by $\gamma_t$, and it enters $z$, not the parameter).
+decoupled from $v_t$ as in AdamW (but multiplied by $\eta_t$, and it enters $z$, not the parameter).
+
+```algorithm
+\eta_t, \ c_{t+1} \ \text{as in Schedule-Free SGD}
+    @ schedule_free_sgd.py: warmup, average_weight = self.advance_average(group)
+\textcolor{orange}{v_t = \beta_2\,v_{t-1} + (1-\beta_2)\,g(y_t)^2}
+    @ exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+d_t = \textcolor{orange}{\frac{g(y_t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon}} + \lambda\,y_t  @ return grad / denominator
+y_{t+1} = (1-c_{t+1})\,y_t + c_{t+1}\,z_t + \eta_t\,\big(\beta_1(1-c_{t+1}) - 1\big)\,d_t
+    @ schedule_free_sgd.py: param.lerp_(z, average_weight)
+z_{t+1} = z_t - \eta_t\,d_t  @ schedule_free_sgd.py: z.sub_(direction, alpha=lr)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $y$ | `param` | the point the model holds while training |
+| $g$ | `grad` | the gradient, at $y_t$ |
+| $v_t$ | `exp_avg_sq` | the second moment of the gradient |
+| $d_t$ | `direction` | the direction of $z$'s step (the decay added by Schedule-Free SGD) |
+| $\beta_1$ | `betas` | the interpolation between $z$ and $x$, the first of `betas` |
+| $\beta_2$ | `beta2` | the second moment's decay rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $\eta$ | `lr` | the learning rate |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $t$ | `k` | the group's step count |
+
+The other symbols ($z$, $x$, $c_{t+1}$) are [Schedule-Free SGD](schedule_free_sgd.md)'s.
 
 ## The authors' code and the paper
 
 * **Bias correction.** The paper's Algorithm 1 folds $\sqrt{1-\beta_2^t}$ into the learning rate,
-  $\gamma_t = \gamma\sqrt{1-\beta_2^t}\cdot\text{warmup}_t$, and adds $\epsilon$ to the uncorrected
-  $\sqrt{v_t}$; that $\gamma_t$ then also enters $\gamma_{\max}$ and so the weights of the average. The
+  $\eta_t = \eta\sqrt{1-\beta_2^t}\cdot\text{warmup}_t$, and adds $\epsilon$ to the uncorrected
+  $\sqrt{v_t}$; that $\eta_t$ then also enters $\eta_{\max}$ and so the weights of the average. The
   package's `AdamWScheduleFree` (what this class follows) corrects $v_t$ instead and leaves
-  $\gamma_t$ and the weights alone; its `AdamWScheduleFreePaper` keeps the paper's form. The two differ
+  $\eta_t$ and the weights alone; its `AdamWScheduleFreePaper` keeps the paper's form. The two differ
   while $1-\beta_2^t$ is far from 1, about the first $5/(1-\beta_2)$ steps.
 * **The step count** $t$ is the group's, not the parameter's: a parameter that first gets a gradient
   at step 500 has its $v$ corrected by $1-\beta_2^{500}$, not $1-\beta_2^{1}$, so its first steps are
@@ -49,7 +77,7 @@ class ScheduleFreeAdamW(ScheduleFreeSGD):
 
     The authors' names and defaults (`schedulefree.AdamWScheduleFree`).
 
-    * `lr` is $\gamma$ (default $0.0025$): constant, with a warmup; typically 1-10x the peak learning
+    * `lr` is $\eta$ (default $0.0025$): constant, with a warmup; typically 1-10x the peak learning
       rate of AdamW with a schedule.
     * `betas` are $(\beta_1, \beta_2)$ (default $(0.9, 0.999)$): $\beta_1$ is the interpolation
       (momentum), in $(0, 1]$; $\beta_2$ the second moment's decay. $\beta_1 = 0.95$ and

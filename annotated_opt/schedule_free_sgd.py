@@ -8,16 +8,47 @@ sequences and evaluates the gradient at an interpolation between two of them:
 
 $$\begin{aligned}
 y_t &= (1-\beta)\,z_t + \beta\,x_t && \text{where the gradient is taken}\\
-z_{t+1} &= z_t - \gamma_t\,\big(g(y_t) + \lambda\,y_t\big) && \text{a plain SGD step}\\
+z_{t+1} &= z_t - \eta_t\,\big(g(y_t) + \lambda\,y_t\big) && \text{a plain SGD step}\\
 x_{t+1} &= (1-c_{t+1})\,x_t + c_{t+1}\,z_{t+1} && \text{a weighted average of the } z\text{'s}\\
-c_{t+1} &= \frac{w_{t+1}}{\sum_{i \le t+1} w_i}, \quad w_t = t^r\,\big(\max_{i \le t}\gamma_i\big)^{p}
+c_{t+1} &= \frac{w_{t+1}}{\sum_{i \le t+1} w_i}, \quad w_t = t^r\,\big(\max_{i \le t}\eta_i\big)^{p}
 \end{aligned}$$
 
 $z$ takes the SGD steps, $x$ averages them (uniformly, $c_t = 1/t$, for $r = 0$ and a constant
-$\gamma$), and $y$ sits between them: $\beta$ plays the role of momentum. With $\beta = 0$ the gradient
+$\eta$), and $y$ sits between them: $\beta$ plays the role of momentum. With $\beta = 0$ the gradient
 is taken at $z$ (Polyak averaging); with $\beta = 1$ at $x$ (primal averaging). $x$ is the point to
 evaluate and to keep: the paper shows its loss matches that of a tuned schedule, without knowing the
 length of the run in advance.
+
+```algorithm
+\eta_t = \eta\,\min(1, t/T_{\text{warmup}})  @ warmup = min(1.0, t / group["warmup_steps"])
+\textcolor{orange}{w_t = t^r\,\eta_{\max,t}^{p}, \quad c_{t+1} = w_{t+1} \big/ \textstyle\sum_{i \le t+1} w_i}
+    @ weight = t ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
+d_t = g(y_t) + \lambda\,y_t  @ direction = direction.add(param, alpha=group["weight_decay"])
+\textcolor{orange}{y_{t+1} = (1-c_{t+1})\,y_t + c_{t+1}\,z_t + \eta_t\,\big(\beta(1-c_{t+1}) - 1\big)\,d_t}
+    @ param.lerp_(z, average_weight)
+z_{t+1} = z_t - \eta_t\,d_t  @ z.sub_(direction, alpha=lr)
+\textcolor{orange}{x = y + (1 - 1/\beta)\,(z - y)} \quad \text{(at } \texttt{eval()}\text{)}
+    @ target.lerp_(state["z"], weight)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $y$ | `param` | the point the model holds while training, where the gradient is taken |
+| $z$ | `z` | the SGD iterate |
+| $g$ | `grad` | the gradient, at $y_t$ |
+| $d_t$ | `direction` | the direction of the SGD step, the gradient plus the decay |
+| $\beta$ | `beta` | the interpolation between $z$ and $x$, the momentum (`momentum`) |
+| $c_{t+1}$ | `average_weight` | the weight of the new iterate in the average |
+| $w_t$ | `weight` | the unnormalised weight of iterate $t$ ($\sum w$: `weight_sum`) |
+| $r, p$ | `r`, `weight_lr_power` | the powers in $w_t$ |
+| $\eta$ | `lr` | the learning rate ($\eta_t$ after the warmup; $\eta_{\max}$ is `lr_max`) |
+| $T_{\text{warmup}}$ | `warmup_steps` | the length of the warmup |
+| $\lambda$ | `weight_decay` | the weight decay |
+| $t$ | `k` | the group's step count |
+
+$x$, the average, has no tensor of its own: `eval()` puts it in `param`, `train()` takes it out again.
 
 ## Only one point lives in the model
 
@@ -25,7 +56,7 @@ The model holds $y$ while training, since that is where the gradient must be com
 stored at all: $y = (1-\beta) z + \beta x$ gives $x = \big(y - (1-\beta) z\big)/\beta$, so two tensors,
 $z$ and the parameter, hold all three points. One step then updates $y$ in place without forming $x$:
 
-$$y_{t+1} = (1-c)\,y_t + c\,z_t + \gamma\,\big(\beta(1-c) - 1\big)\,d_t, \qquad z_{t+1} = z_t - \gamma\,d_t,$$
+$$y_{t+1} = (1-c)\,y_t + c\,z_t + \eta\,\big(\beta(1-c) - 1\big)\,d_t, \qquad z_{t+1} = z_t - \eta\,d_t,$$
 
 with $d_t = g(y_t) + \lambda y_t$ and $c = c_{t+1}$ (expand $\beta x_{t+1} + (1-\beta) z_{t+1}$ and
 substitute $x_t$). `eval()` moves the parameters from $y$ to $x$, `train()` moves them back:
@@ -52,11 +83,11 @@ in `eval()` mode. Layer norm and RMS norm keep no running statistics and need no
 
 ## The weights of the average
 
-$w_t = t^r\,\gamma_{\max,t}^{p}$ with $p$ = `weight_lr_power` $= 2$. During a warmup the step grows, and
+$w_t = t^r\,\eta_{\max,t}^{p}$ with $p$ = `weight_lr_power` $= 2$. During a warmup the step grows, and
 the early iterates, taken with small steps, get little weight: without this, $x$ would stay close to the
 initial point for a long time. The largest learning rate so far is used rather than the current one, so
 a learning rate lowered later does not down-weight the newest iterates. The counters ($t$, $\sum w$,
-$\gamma_{\max}$) are per parameter group, as in the authors' code (`k`, `weight_sum`, `lr_max`).
+$\eta_{\max}$) are per parameter group, as in the authors' code (`k`, `weight_sum`, `lr_max`).
 
 State: $z$, one tensor per parameter (4 bytes per `float32` parameter), the same as SGD with momentum.
 """
@@ -87,14 +118,14 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
 
     The authors' names and defaults (`schedulefree.SGDScheduleFree`).
 
-    * `lr` is $\gamma$ (default $1.0$, the authors'; it suits normalised networks). It is a constant:
+    * `lr` is $\eta$ (default $1.0$, the authors'; it suits normalised networks). It is a constant:
       do not add a schedule. Schedule-Free tolerates larger learning rates than SGD with a schedule,
       often 1-10x the usual peak.
     * `momentum` is $\beta$ (default $0.9$), where between $z$ and $x$ the gradient is taken.
     * `weight_decay` is $\lambda$, evaluated at $y$ and added to the gradient (L2, at the gradient
       point).
-    * `warmup_steps`: a linear warmup of $\gamma$ over the first steps, the only schedule needed.
-    * `r` and `weight_lr_power` are $r$ and $p$ in the weights $w_t = t^r\gamma_{\max}^p$ of the average
+    * `warmup_steps`: a linear warmup of $\eta$ over the first steps, the only schedule needed.
+    * `r` and `weight_lr_power` are $r$ and $p$ in the weights $w_t = t^r\eta_{\max}^p$ of the average
       (defaults $0$ and $2$). $r > 0$ favours recent iterates.
     * `maximize` ascends the objective instead.
 
@@ -163,14 +194,14 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
         """
         group["k"] += 1
         t = group["k"]
-        # $$\gamma_t = \gamma \cdot \min(1, t / T_{\text{warmup}})$$
+        # $$\eta_t = \eta \cdot \min(1, t / T_{\text{warmup}})$$
         warmup = min(1.0, t / group["warmup_steps"]) if group["warmup_steps"] else 1.0
         lr = group["lr"].item() if isinstance(group["lr"], torch.Tensor) else group["lr"]
         group["lr_max"] = max(lr * warmup, group["lr_max"])
-        # $$w_t = t^r\,\gamma_{\max,t}^{p} \qquad c_t = w_t \Big/ \textstyle\sum_{i\le t} w_i$$
+        # $$w_t = t^r\,\eta_{\max,t}^{p} \qquad c_t = w_t \Big/ \textstyle\sum_{i\le t} w_i$$
         weight = t ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
         group["weight_sum"] += weight
-        # All weights zero so far ($\gamma = 0$): the average does not move.
+        # All weights zero so far ($\eta = 0$): the average does not move.
         return warmup, (weight / group["weight_sum"] if group["weight_sum"] else 0.0)
 
     def direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor) -> torch.Tensor:
@@ -191,10 +222,10 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
         direction = self.direction(state, group, grad)
         if group["weight_decay"] != 0:
             direction = direction.add(param, alpha=group["weight_decay"])
-        # $$y_{t+1} = (1-c)\,y_t + c\,z_t + \gamma\,\big(\beta(1-c) - 1\big)\,d_t$$
+        # $$y_{t+1} = (1-c)\,y_t + c\,z_t + \eta\,\big(\beta(1-c) - 1\big)\,d_t$$
         param.lerp_(z, average_weight)
         param.add_(direction, alpha=lr * (beta * (1 - average_weight) - 1))
-        # $$z_{t+1} = z_t - \gamma\,d_t$$
+        # $$z_{t+1} = z_t - \eta\,d_t$$
         z.sub_(direction, alpha=lr)
 
     @torch.no_grad()

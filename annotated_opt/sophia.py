@@ -20,6 +20,34 @@ Newton-like step $m/(\rho B h)$; where it is small, a step of exactly $\eta$ in 
 [Lion](https://arxiv.org/abs/2302.06675) or sign descent would take. The fraction of coordinates *not*
 clipped is the paper's health indicator: $10\%$ to $50\%$ is good; tune $\rho$ so it is.
 
+```algorithm
+\theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}  @ param.mul_(1 - lr * group["weight_decay"])
+m_t = \beta_1 m_{t-1} + (1-\beta_1)\,g_t  @ exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+h_t = \beta_2 h_{t-k} + (1-\beta_2)\,\hat g \odot \hat g \quad \text{(every } k \text{ steps, else } h_t = h_{t-1})
+    @ state["hessian"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+\min\Big(1, \frac{|m_t|}{\rho\,B\,h_t + \epsilon}\Big)
+    @ ratio = (exp_avg.abs() / curvature.add_(group["eps"])).nan_to_num_(nan=0.0).clamp_(max=1)
+\theta_t = \theta - \eta\,\mathrm{sign}(m_t)\,\min\Big(1, \frac{|m_t|}{\rho\,B\,h_t + \epsilon}\Big)
+  = \theta - \eta\,\mathrm{clip}\Big(\frac{m_t}{\rho\,B\,h_t + \epsilon},\ 1\Big)
+    @ param.addcmul_(exp_avg.sign(), ratio, value=-lr)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient ($\hat g$: the gradient on sampled labels, which `update_hessian` reads) |
+| $m_t$ | `exp_avg` | the momentum |
+| $h_t$ | `hessian` | the moving average of the diagonal Hessian estimates, without the factor $B$ |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates of $m$ and $h$ |
+| $\rho$ | `rho` | scales the curvature: larger clips fewer coordinates |
+| $B$ | `bs` | the number of labels (tokens) per batch |
+| $\eta$ | `lr` | the learning rate |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled |
+| $\epsilon$ | `eps` | keeps the denominator away from zero |
+| $t$ | `step` | the step count |
+
 ## The Gauss-Newton-Bartlett estimate: the hook you call
 
 For a loss $\ell(f(\theta, x), y)$ of the model's logits and a label, the Gauss-Newton matrix
