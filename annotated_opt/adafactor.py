@@ -224,6 +224,9 @@ class Adafactor(GenericAdaptiveOptimizer):
     * `weight_decay_scale`: `"lr"` (torch) or `"step_size"` (`transformers`).
     """
 
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    tensor_step_count = True
+
     # torch refuses complex parameters: the factored statistics of a real view would mix a number's
     # real and imaginary parts in one "column".
     supports_complex = False

@@ -106,6 +106,9 @@ class Adagrad(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    tensor_step_count = True
+
     # Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch: see the sparse step.
     supports_sparse = True
 

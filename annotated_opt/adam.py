@@ -178,6 +178,9 @@ class Adam(GenericAdaptiveOptimizer):
       with torch's defaults; they do not change a result.
     """
 
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    tensor_step_count = True
+
     # Whether `amsgrad=True` means anything for this class. Adam keeps no maximum;
     # [AMSGrad](amsgrad.md) and its children set this to `True`, and `Adam(amsgrad=True)` builds one.
     supports_amsgrad = False

@@ -205,6 +205,9 @@ class Nero(GenericAdaptiveOptimizer):
     Call `Nero.initialize(model)` before building the optimizer.
     """
 
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    tensor_step_count = True
+
     # The constraint options `initialize` accepts, with their defaults.
     constraint_defaults: dict[str, Any] = {"constraints": True}
     # The constraints have no meaning for complex weights (see above).

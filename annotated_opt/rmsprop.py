@@ -120,6 +120,9 @@ class RMSprop(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    tensor_step_count = True
+
     def __init__(
         self,
         params: ParamsT,

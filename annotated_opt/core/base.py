@@ -128,11 +128,16 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     `supports_sparse` says whether `step_param` accepts a sparse gradient (SGD and Adagrad do, as in
     torch); for the others a sparse gradient is refused with a clear error.
 
+    `tensor_step_count` says that the step count in `state["step"]` is kept as torch keeps it, a 0-d
+    tensor ([step counts](step_count.md)); a checkpoint that holds it as a number (saved by an older
+    version) then loads as the tensor. Optimizers without a `torch.optim` twin may keep a plain number.
+
     `skipped_steps` counts the steps skipped for non-finite gradients.
     """
 
     supports_complex = True
     supports_sparse = False
+    tensor_step_count = False
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         check_learning_rate(defaults["lr"])
@@ -399,9 +404,15 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._start_bookkeeping()
         if not hasattr(self, "skipped_steps"):
             self.skipped_steps = 0
+        # torch adds `differentiable` to every optimizer's defaults when it unpickles one; a group takes
+        # it only where the constructor has the option (a twin of a torch optimizer that has it).
+        accepts_differentiable = "differentiable" in getattr(self, "torch_flags", ())
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                group.setdefault(key, value)
+                if key != "differentiable" or accepts_differentiable:
+                    group.setdefault(key, value)
+            if not self.tensor_step_count:
+                continue
             for param in group["params"]:
                 param_state = self.state.get(param)
                 if isinstance(param_state, dict):
