@@ -84,6 +84,7 @@ parameter (theirs is per group: the same unless a parameter skips steps). It dif
 target dimensionality of 2.
 """
 
+import math
 from typing import Any
 
 import torch
@@ -197,7 +198,7 @@ class Shampoo(GenericAdaptiveOptimizer):
     @staticmethod
     def as_matrix(tensor: torch.Tensor) -> torch.Tensor:
         r"""(first dimension) $\times$ (all the others): a linear layer as it is, a kernel per output channel."""
-        return tensor.reshape(tensor.shape[0], -1)
+        return tensor.reshape(tensor.shape[0], math.prod(tensor.shape[1:]))
 
     def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor,
                    param: torch.Tensor) -> None:
