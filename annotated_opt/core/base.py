@@ -121,12 +121,15 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
     `supports_complex` says whether the algorithm is defined for complex parameters (as their real
     views). A subclass for which it is not sets it to `False`, and a complex parameter is then refused
-    when it is added, with a clear error.
+    when it is added, with a clear error. `sparse_gradients` says that `step_param` takes sparse
+    gradients, and only those ([SparseAdam](../sparse_adam.md)); every other optimizer refuses them.
 
     `skipped_steps` counts the steps skipped for non-finite gradients.
     """
 
     supports_complex = True
+    # Whether `step_param` is written for sparse gradients (and only for them).
+    sparse_gradients = False
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         check_learning_rate(defaults["lr"])
@@ -223,11 +226,16 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 continue
             grad = param.grad
             # A sparse gradient would silently be treated as dense by the arithmetic below;
-            # refuse it instead.
-            if grad.is_sparse:
+            # refuse it instead. An optimizer written for sparse gradients ([SparseAdam](../sparse_adam.md))
+            # refuses dense ones, as torch's does.
+            if grad.is_sparse and not self.sparse_gradients:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients "
                     "(use torch.optim.SparseAdam or a dense gradient)"
+                )
+            if self.sparse_gradients and not grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support dense gradients, please consider Adam instead"
                 )
             # A complex number $z = a + ib$ is optimised as the pair $(a, b)$: `view_as_real` shows the
             # same memory as a real tensor with a last dimension of 2, so the update written for real
