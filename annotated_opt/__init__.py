@@ -29,10 +29,13 @@ import sys
 
 from . import composable, schedules
 from .adabelief import AdaBelief
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
 from .amsgrad import AMSGrad
+from .asgd import ASGD
 from .core.base import GenericAdaptiveOptimizer
 from .core.nonfinite import NonFiniteGradientError
 from .core.options import learning_rate, param_groups_without_decay, param_option
@@ -42,14 +45,17 @@ from .core.wrapper import OptimizerWrapper
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lookahead import Lookahead
+from .muon import Muon, split_for_muon
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen
 from .schedules import annealing, lr_schedules
 from .sgd import SGD
+from .sparse_adam import SparseAdam
 
 # The earlier module paths, each an alias of the module that now holds its code: `import
 # annotated_opt.base` and `from annotated_opt.digits import train` keep working.
@@ -116,4 +122,11 @@ __all__ = [
     "param_groups_without_decay",
     "param_option",
     "running_stats_frozen",
+    "ASGD",
+    "Adadelta",
+    "Adamax",
+    "Muon",
+    "Rprop",
+    "SparseAdam",
+    "split_for_muon",
 ]

@@ -27,8 +27,8 @@ when it is needed, so the root mean square of the updates up to $t-1$ stands in 
 In Adam $\epsilon$ is a guard against division by zero. Here it is the engine. Both averages start
 at zero, so the first step is
 
-$$\Delta_1 = \frac{\sqrt{\epsilon}}{\sqrt{(1-\rho)\,g_1^2 + \epsilon}}\, g_1 \approx \sqrt{\frac{\epsilon}{1-\rho}}\;\mathrm{sign}(g_1)
-\quad\text{when } g_1^2 \gg \epsilon,$$
+$$\Delta_1 = \frac{\sqrt{\epsilon}}{\sqrt{(1-\rho)\,g_1^2 + \epsilon}}\, g_1
+  \approx \sqrt{\frac{\epsilon}{1-\rho}}\;\mathrm{sign}(g_1) \quad\text{when } g_1^2 \gg \epsilon,$$
 
 about $3.2\times10^{-3}$ for torch's $\epsilon = 10^{-6}$ and $\rho = 0.9$. The update average $u$ then
 grows from there, each step's size feeding the next one's numerator: $\sqrt{\epsilon}$ sets the

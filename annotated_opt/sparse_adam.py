@@ -13,7 +13,8 @@ $$
 \begin{aligned}
 m_{t,r} &= \beta_1 m_{t-1,r} + (1-\beta_1)\, g_{t,r} \\
 v_{t,r} &= \beta_2 v_{t-1,r} + (1-\beta_2)\, g_{t,r}^2 \\
-\theta_{t,r} &= \theta_{t-1,r} - \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\cdot\frac{m_{t,r}}{\sqrt{v_{t,r}} + \epsilon}
+\theta_{t,r} &= \theta_{t-1,r}
+  - \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\cdot\frac{m_{t,r}}{\sqrt{v_{t,r}} + \epsilon}
 \end{aligned}
 $$
 
