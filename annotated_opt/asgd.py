@@ -21,8 +21,8 @@ $$
 $$
 
 ($\bar\theta$ is `ax`, $\eta_t$ is `eta`, $\mu_t$ is `mu`.) With $\mu = 1/(t-t_0)$ the second line is
-exactly the running mean of the iterates since step $t_0$: $\bar\theta$ is the plain average of
-$\theta_{t_0+1}, \dots, \theta_t$. Before $t_0$, $\mu = 1$ and $\bar\theta$ simply copies $\theta$.
+exactly a running mean: since the weight lags one step behind, $\bar\theta_t$ is the plain average of
+$\theta_{t_0+2}, \dots, \theta_t$. Until then $\mu = 1$ and $\bar\theta$ simply copies $\theta$.
 
 ## The average is the answer: how to use it
 
@@ -55,10 +55,10 @@ Three details of torch's implementation, all kept here:
 * $\eta_t$ and $\mu_t$ are stored as 0-d tensors in torch's scalar precision, `float32` unless the
   default dtype is `float64` ([scalar state](core/scalars.md)), so even a `float64` model takes
   steps of a `float32`-rounded size. We read them back from the state exactly as torch does;
-* torch's `load_state_dict` casts both to the parameter's dtype, so a reloaded `torch.optim.ASGD`
-  continues with *unrounded* step sizes and drifts (by about $10^{-9}$ relative) from the run it was
-  saved from. This class puts them back to the scalar precision, so a reloaded run continues bit
-  for bit.
+* torch's `load_state_dict` casts both to the parameter's dtype. Torch's own steps stay exact anyway,
+  because each new value passes through a `float32` tensor (`torch.as_tensor`) before it is stored;
+  this class writes the value straight into the state, so after a load it puts both back to the
+  scalar precision, and a reloaded run continues bit for bit.
 
 State: the average, one tensor the size of the parameter (4 bytes per `float32` parameter), and three
 scalars.

@@ -51,7 +51,8 @@ steps to reach one.
 
 Muon's coefficients, $(a, b, c) = (3.4445, -4.7750, 2.0315)$, were tuned to maximise the slope $a$
 at zero while keeping the iterates bounded: small singular values grow $3.4\times$ per step
-($3.4^5 \approx 480\times$ in five steps). The price is that $1$ is no longer a fixed point,
+($3.4^5 \approx 480\times$ in five steps, so a singular value above about $1/500$ of the norm
+reaches the band below; a smaller one is lifted but not yet to it). The price is that $1$ is no longer a fixed point,
 $p(1) = a + b + c = 0.70$: the large singular values do not converge but oscillate in a band,
 roughly $[0.7, 1.2]$, so $\mathrm{NS}_5$ returns $U S' V^\top$ with $S'$ near, not at, the identity.
 Jordan found that this costs nothing in training quality, while five steps of the classical

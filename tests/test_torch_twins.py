@@ -121,8 +121,8 @@ def test_torch_checkpoint_loads_and_continues_identically(name: str) -> None:
         assert torch.equal(mine.detach(), their.detach())
 
 
-def test_reloaded_torch_asgd_drifts_but_ours_does_not() -> None:
-    """torch's load casts eta and mu to float64; ours puts them back to float32, as before the save."""
+def test_reloaded_asgd_continues_bit_for_bit() -> None:
+    """torch's load casts eta and mu to float64; both torch's and ours still continue exactly."""
     kwargs = {"lr": 0.05, "t0": 3}
     runs = {}
     for label, cls, reload in (("ours", ASGD, True), ("torch", torch.optim.ASGD, True),
@@ -138,7 +138,7 @@ def test_reloaded_torch_asgd_drifts_but_ours_does_not() -> None:
                 optimizer.load_state_dict(state)
         runs[label] = params
     assert all(torch.equal(a, b) for a, b in zip(runs["ours"], runs["unreloaded"]))
-    assert max(relative_error(a.detach(), b.detach()) for a, b in zip(runs["torch"], runs["unreloaded"])) > 0
+    assert all(torch.equal(a, b) for a, b in zip(runs["torch"], runs["unreloaded"]))
 
 
 def test_asgd_average_is_the_mean_of_the_iterates_after_t0() -> None:
@@ -149,11 +149,12 @@ def test_asgd_average_is_the_mean_of_the_iterates_after_t0() -> None:
         p.grad = p.detach() + torch.tensor([0.3, -0.1], dtype=torch.float64) * (-1) ** step
         optimizer.step()
         iterates.append(p.detach().clone())
-    # mu_t = 1/(t - t0) is used at step t + 1: step 5 still copies, then the running mean of steps 5...
-    torch.testing.assert_close(optimizer.state[p]["ax"], torch.stack(iterates[4:]).mean(0), rtol=1e-6, atol=0)
+    # mu_t = 1/(t - t0) is used at step t + 1: step t0 + 2 = 6 still copies, then the running mean from it.
+    # (mu = 1/3, 1/5, ... is kept in float32, as torch keeps it: equal to float32 rounding.)
+    torch.testing.assert_close(optimizer.state[p]["ax"], torch.stack(iterates[5:]).mean(0), rtol=1e-7, atol=0)
     trained = p.detach().clone()
     optimizer.swap_in_average()
-    torch.testing.assert_close(p.detach(), torch.stack(iterates[4:]).mean(0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(p.detach(), torch.stack(iterates[5:]).mean(0), rtol=1e-7, atol=0)
     optimizer.swap_in_average()
     assert torch.equal(p.detach(), trained)
 
@@ -275,8 +276,8 @@ def test_newton_schulz_singular_values(shape: tuple[int, int]) -> None:
     u, _ = torch.linalg.qr(torch.randn(shape[0], shape[0], generator=generator, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(shape[1], shape[1], generator=generator, dtype=torch.float64))
     n = min(shape)
-    # Singular values over three orders of magnitude.
-    s = torch.logspace(0, -3, n, dtype=torch.float64)
+    # Singular values over two orders of magnitude (Muon lifts those above about 1/500 of the norm).
+    s = torch.logspace(0, -2, n, dtype=torch.float64)
     matrix = u[:, :n] @ torch.diag(s) @ v[:, :n].T
     polar = u[:, :n] @ v[:, :n].T
     classical = orthogonalize(matrix, NEWTON_SCHULZ_COEFFICIENTS, steps=30, dtype=torch.float64)
@@ -289,7 +290,7 @@ def test_newton_schulz_singular_values(shape: tuple[int, int]) -> None:
     # Five classical steps leave the smallest directions far from one.
     five_classical = u[:, :n].T @ orthogonalize(matrix, NEWTON_SCHULZ_COEFFICIENTS, steps=5,
                                                 dtype=torch.float64) @ v[:, :n]
-    assert torch.diagonal(five_classical).min() < 0.1
+    assert torch.diagonal(five_classical).min() < 0.5
 
 
 def test_split_for_muon_on_the_character_model() -> None:

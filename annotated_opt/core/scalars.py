@@ -15,7 +15,7 @@ worth knowing:
   number it was computed from, or the two drift apart;
 * `torch.optim.Optimizer.load_state_dict` casts every floating-point state tensor except `step` to
   its parameter's dtype. `restore_scalar_precision` puts them back after a load, so a reloaded
-  optimizer continues bit for bit (torch's own do not: see [ASGD](../asgd.md)).
+  optimizer continues bit for bit (see [ASGD](../asgd.md)).
 """
 
 from collections.abc import Iterable

@@ -138,7 +138,7 @@ def row_sparse(gradient: torch.Tensor, step: int) -> torch.Tensor:
     if len(rows):
         rows = torch.cat([rows[:1], rows])
         values = torch.cat([values[:1] / 2, values[:1] / 2, values[1:]])
-    return torch.sparse_coo_tensor(rows[None], values, gradient.shape)
+    return torch.sparse_coo_tensor(rows[None], values, gradient.shape, check_invariants=True)
 
 
 def clone_parameters(params: list[torch.Tensor]) -> list[torch.Tensor]:
