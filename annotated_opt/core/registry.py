@@ -511,6 +511,8 @@ register(OptimizerInfo(
     reference=Reference("torch.optim.ASGD", tolerance=TWIN_TOLERANCE),
     configs=({}, {"lambd": 0.1}, {"lr": 0.02}, {"t0": 100}, {"maximize": True}, {"weight_decay": 0.1},
              {"weight_decay": 0.1, "maximize": True}, {"lr": 0.05, "lambd": 0.01, "t0": 20}),
+    exemptions={"zero_grad_is_noop": "lambd is a built-in L2 pull, separate from weight_decay and on by default: "
+                                     "every step shrinks the weights by (1 - lambd * eta_t), gradient or not"},
 ))
 register(OptimizerInfo(
     name="Rprop", cls=Rprop, family="Adaptive", parent=None, year=1993, state_tensors=2,
