@@ -29,14 +29,17 @@ import sys
 
 from . import composable, schedules
 from .adabelief import AdaBelief
+from .adadelta import Adadelta
 from .adafactor import ADAFACTOR_CONVENTIONS, Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
 from .adan import Adan
 from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .amsgrad import AMSGrad
+from .asgd import ASGD
 from .core.base import GenericAdaptiveOptimizer
 from .core.nonfinite import NonFiniteGradientError
 from .core.options import learning_rate, param_groups_without_decay, param_option
@@ -50,12 +53,14 @@ from .lbfgs import LBFGS
 from .lion import Lion
 from .lookahead import Lookahead
 from .mars import MARS
+from .muon import Muon, split_for_muon
 from .nadam import NAdam
 from .nero import Nero
 from .nero_plus import NeroPlus
 from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sam import SAM, disable_running_stats, enable_running_stats, running_stats_frozen, second_pass_frozen
 from .schedule_free_adamw import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD, recompute_batchnorm_statistics
@@ -64,6 +69,7 @@ from .sgd import SGD
 from .shampoo import Shampoo
 from .soap import SOAP
 from .sophia import Sophia
+from .sparse_adam import SparseAdam
 
 # The earlier module paths, each an alias of the module that now holds its code: `import
 # annotated_opt.base` and `from annotated_opt.digits import train` keep working.
@@ -147,4 +153,11 @@ __all__ = [
     "Sophia",
     "recompute_batchnorm_statistics",
     "second_pass_frozen",
+    "ASGD",
+    "Adadelta",
+    "Adamax",
+    "Muon",
+    "Rprop",
+    "SparseAdam",
+    "split_for_muon",
 ]

@@ -123,7 +123,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
     `supports_complex` says whether the algorithm is defined for complex parameters (as their real
     views). A subclass for which it is not sets it to `False`, and a complex parameter is then refused
-    when it is added, with a clear error.
+    when it is added, with a clear error. `sparse_gradients` says that `step_param` takes sparse
+    gradients, and only those ([SparseAdam](../sparse_adam.md)); every other optimizer refuses them.
 
     `supports_sparse` says whether `step_param` accepts a sparse gradient (SGD and Adagrad do, as in
     torch); for the others a sparse gradient is refused with a clear error.
@@ -137,11 +138,16 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
     supports_complex = True
     supports_sparse = False
+    # Whether `step_param` is written for sparse gradients, and only for them.
+    sparse_gradients = False
     tensor_step_count = False
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         check_learning_rate(defaults["lr"])
         defaults = {**BASE_DEFAULTS, **defaults}
+        # torch adds `differentiable` to any optimizer's defaults when it unpickles one; remember whether
+        # this optimizer's constructor has the option, so that only then do its groups take it.
+        self.has_differentiable_option = "differentiable" in defaults
         self.skipped_steps = 0
         self._start_bookkeeping()
         super().__init__(params, defaults)
@@ -241,11 +247,16 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 continue
             grad = param.grad
             # A sparse gradient would silently be treated as dense by the arithmetic below;
-            # refuse it instead, unless the optimizer has a sparse form.
-            if grad.is_sparse and not self.supports_sparse:
+            # refuse it instead, unless the optimizer has a sparse form. An optimizer written for sparse
+            # gradients only ([SparseAdam](../sparse_adam.md)) refuses dense ones, as torch's does.
+            if grad.is_sparse and not (self.supports_sparse or self.sparse_gradients):
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients "
                     "(use torch.optim.SparseAdam or a dense gradient)"
+                )
+            if self.sparse_gradients and not grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support dense gradients, please consider Adam instead"
                 )
             # A complex number $z = a + ib$ is optimised as the pair $(a, b)$: `view_as_real` shows the
             # same memory as a real tensor with a last dimension of 2, so the update written for real
@@ -404,12 +415,10 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._start_bookkeeping()
         if not hasattr(self, "skipped_steps"):
             self.skipped_steps = 0
-        # torch adds `differentiable` to every optimizer's defaults when it unpickles one; a group takes
-        # it only where the constructor has the option (a twin of a torch optimizer that has it).
-        accepts_differentiable = "differentiable" in getattr(self, "torch_flags", ())
+        has_differentiable = getattr(self, "has_differentiable_option", False)
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                if key != "differentiable" or accepts_differentiable:
+                if key != "differentiable" or has_differentiable:
                     group.setdefault(key, value)
             if not self.tensor_step_count:
                 continue

@@ -122,7 +122,7 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
     small reduction per tensor and a single synchronisation. Half-precision gradients are summed in
     `float32`, whose range no sum of them can exceed. Only when the screen fails are the bad values
     counted, parameter by parameter; a sum that overflowed on huge but finite values is then found to
-    be a false alarm. Sparse gradients are left out here: the step refuses them with its own error.
+    be a false alarm. A sparse gradient is checked through the values it stores.
     """
     # Every gradient the step will read, with where it lives; groups set to `"ignore"` are left out.
     # Under FSDP a gradient is a `DTensor`: each process checks its own shard, and the verdicts are
@@ -132,7 +132,7 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
         for group_index, group in enumerate(param_groups)
         if group.get("nonfinite", "raise") != "ignore"
         for param_index, p in enumerate(group["params"])
-        if p.grad is not None and not p.grad.is_sparse
+        if p.grad is not None
     ]
     if not checked:
         return []
@@ -142,6 +142,8 @@ def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradie
     # failed screen is followed by the exact count below. The sums are gathered on the first
     # gradient's device, so one `isfinite` over the stacked sums answers for the whole model.
     device = checked[0][2].device
+    # A sparse gradient is screened through the values it stores.
+    checked = [(g, i, grad._values() if grad.is_sparse else grad) for g, i, grad in checked]
     sums = [
         grad.sum(dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None).to(device)
         for _, _, grad in checked

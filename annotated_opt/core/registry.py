@@ -35,14 +35,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adabelief import AdaBelief
+from ..adadelta import Adadelta
 from ..adafactor import Adafactor
 from ..adagrad import Adagrad
 from ..adam import Adam
+from ..adamax import Adamax
 from ..adamw import AdamW
 from ..adan import Adan
 from ..ademamix import AdEMAMix
 from ..adopt import ADOPT
 from ..amsgrad import AMSGrad
+from ..asgd import ASGD
 from ..dadapt_adam import DAdaptAdam
 from ..lamb import LAMB
 from ..lars import LARS
@@ -50,12 +53,14 @@ from ..lbfgs import LBFGS
 from ..lion import Lion
 from ..lookahead import Lookahead
 from ..mars import MARS
+from ..muon import Muon
 from ..nadam import NAdam
 from ..nero import Nero
 from ..nero_plus import NeroPlus
 from ..prodigy import Prodigy
 from ..radam import RAdam
 from ..rmsprop import RMSprop
+from ..rprop import Rprop
 from ..sam import SAM
 from ..schedule_free_adamw import ScheduleFreeAdamW
 from ..schedule_free_sgd import ScheduleFreeSGD
@@ -63,6 +68,7 @@ from ..sgd import SGD
 from ..shampoo import Shampoo
 from ..soap import SOAP
 from ..sophia import Sophia
+from ..sparse_adam import SparseAdam
 from .tuned import TunedHparams, tuned_hparams
 
 # The battery of properties, by name, with the sentence the test report prints for each. The names
@@ -149,6 +155,8 @@ class OptimizerInfo:
     * `requires_closure` says that `step` must be given a closure (SAM's two passes).
     * `exemptions` maps a property of `PROPERTIES` that does not hold for this optimizer to the reason
       why (the algorithm, not the implementation, must be the reason). Empty by default: everything holds.
+    * `parameters`, when set, makes the verification's parameter set instead of the awkward one
+      (`verification.matrix_parameters` for an optimizer of matrices only).
     * `negative_args` names constructor arguments for which a negative number is meaningful; every other
       numeric argument must refuse a negative value (and every one must refuse NaN).
     * `after_step`, when set, is called as `after_step(optimizer, t)` after step `t` of the verification,
@@ -173,6 +181,7 @@ class OptimizerInfo:
     exemptions: Mapping[str, str] = field(default_factory=dict)
     negative_args: tuple[str, ...] = ()
     after_step: Callable[[Any, int], None] | None = None
+    parameters: Callable[..., Any] | None = None
 
     def build(self, params: Any, **config: Any) -> Any:
         r"""A new optimizer over `params` with the constructor arguments `config`."""
@@ -790,3 +799,65 @@ register(OptimizerInfo(
          "eps": 1e-6, "maximize": True},
     ),
 ))
+# ## The rest of `torch.optim`
+#
+# Each is checked against its `torch.optim` twin on torch's own CPU configurations for it (`optim_db` in
+# `torch.testing._internal.common_optimizers`), with a float learning rate where torch's list has a
+# tensor one (torch then computes the step size in the tensor's `float32`; ours computes a tensor
+# learning rate as the float, see [options](options.md)). Every one agrees to the bit, so the
+# tolerance is $10^{-12}$.
+TWIN_TOLERANCE = 1e-12
+register(OptimizerInfo(
+    name="Adadelta", cls=Adadelta, family="Adaptive", parent="Adagrad", year=2012, state_tensors=2,
+    paper="ADADELTA: An Adaptive Learning Rate Method", url="https://arxiv.org/abs/1212.5701",
+    reference=Reference("torch.optim.Adadelta", tolerance=TWIN_TOLERANCE),
+    configs=({}, {"lr": 0.01}, {"weight_decay": 0.1}, {"maximize": True}, {"weight_decay": 0.1, "maximize": True},
+             {"rho": 0.95, "weight_decay": 0.9}),
+))
+register(OptimizerInfo(
+    name="Adamax", cls=Adamax, family="Adam", parent="Adam", year=2015, state_tensors=2,
+    paper="Adam: A Method for Stochastic Optimization, Section 7.1", url="https://arxiv.org/abs/1412.6980",
+    reference=Reference("torch.optim.Adamax", tolerance=TWIN_TOLERANCE),
+    configs=({}, {"lr": 0.1}, {"weight_decay": 0.1}, {"maximize": True}, {"weight_decay": 0.1, "maximize": True}),
+))
+# torch's `t0=100` never starts averaging within 100 steps; the last configuration averages from step 20.
+register(OptimizerInfo(
+    name="ASGD", cls=ASGD, family="SGD", parent="SGD", year=1992, state_tensors=1,
+    paper="Acceleration of Stochastic Approximation by Averaging (Polyak & Juditsky); Xu 2011",
+    url="https://doi.org/10.1137/0330046",
+    reference=Reference("torch.optim.ASGD", tolerance=TWIN_TOLERANCE),
+    configs=({}, {"lambd": 0.1}, {"lr": 0.02}, {"t0": 100}, {"maximize": True}, {"weight_decay": 0.1},
+             {"weight_decay": 0.1, "maximize": True}, {"lr": 0.05, "lambd": 0.01, "t0": 20}),
+    exemptions={"zero_grad_is_noop": "lambd is a built-in L2 pull, separate from weight_decay and on by default: "
+                                     "every step shrinks the weights by (1 - lambd * eta_t), gradient or not"},
+))
+register(OptimizerInfo(
+    name="Rprop", cls=Rprop, family="Adaptive", parent=None, year=1993, state_tensors=2,
+    paper="A Direct Adaptive Method for Faster Backpropagation Learning: The RPROP Algorithm",
+    url="https://doi.org/10.1109/ICNN.1993.298623",
+    reference=Reference("torch.optim.Rprop", tolerance=TWIN_TOLERANCE),
+    configs=({}, {"lr": 2e-4}, {"etas": (0.5, 1.5)}, {"step_sizes": (2e-6, 100)}, {"maximize": True}),
+))
+register(OptimizerInfo(
+    name="SparseAdam", cls=SparseAdam, family="Adam", parent="Adam", year=2017, state_tensors=2,
+    paper="Adam (Kingma & Ba), updated lazily at the rows of a sparse gradient", url="https://arxiv.org/abs/1412.6980",
+    reference=Reference("torch.optim.SparseAdam", tolerance=TWIN_TOLERANCE),
+    configs=({}, {"lr": 0.01}, {"maximize": True}),
+))
+register(OptimizerInfo(
+    name="Muon", cls=Muon, family="SGD", parent="SGD", year=2024, state_tensors=1,
+    paper="Muon: An optimizer for hidden layers in neural networks (Jordan et al.); Liu et al. 2025",
+    url="https://kellerjordan.github.io/posts/muon/",
+    reference=Reference("torch.optim.Muon", ours_only=("ns_dtype",), tolerance=TWIN_TOLERANCE),
+    configs=({}, {"lr": 0.01}, {"weight_decay": 0.2}, {"momentum": 0.8}, {"ns_steps": 6},
+             {"ns_coefficients": (3.4, -4.7, 2.0)},
+             {"lr": 0.02, "nesterov": False, "adjust_lr_fn": "match_rms_adamw"}),
+    parameters=lambda seed, dtype: _matrix_parameters(seed, dtype),
+))
+
+
+def _matrix_parameters(seed: int, dtype: Any) -> Any:
+    r"""Muon's verification parameters (imported here, since `verification` imports this module)."""
+    from .verification import matrix_parameters
+
+    return matrix_parameters(seed, dtype)

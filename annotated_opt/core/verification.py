@@ -110,6 +110,37 @@ def make_parameters(seed: int, dtype: torch.dtype) -> list[torch.Tensor]:
     return [t.requires_grad_() for t in tensors]
 
 
+def matrix_parameters(seed: int, dtype: torch.dtype) -> list[torch.Tensor]:
+    r"""
+    The awkward set for an optimizer of matrices only ([Muon](../muon.md)): wide, tall, one row, square,
+    zero-size and transposed matrices, then the sometimes-`None` and the frozen one, as matrices too.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    shapes = ((5, 4), (4, 7), (1, 6), (0, 3), (8, 8))
+    tensors = [torch.randn(shape, generator=generator, dtype=dtype) for shape in shapes]
+    tensors.append(torch.randn(6, 3, generator=generator, dtype=dtype).t())
+    tensors.append(torch.randn(4, 2, generator=generator, dtype=dtype))
+    tensors.append(torch.randn(3, 2, generator=generator, dtype=dtype))
+    return [t.requires_grad_() for t in tensors]
+
+
+def row_sparse(gradient: torch.Tensor, step: int) -> torch.Tensor:
+    r"""
+    The gradient as `nn.Embedding(sparse=True)` gives it: only some rows present (here, a row is
+    absent when its index plus the step is a multiple of 3), and the first present row split into two
+    halves under the same index, as a token seen twice in a batch is (halving is exact, so the
+    coalesced sum is the dense row).
+    """
+    if gradient.ndim == 0:
+        return gradient.to_sparse()
+    rows = torch.tensor([r for r in range(gradient.shape[0]) if (r + step) % 3 != 0], dtype=torch.long)
+    values = gradient[rows]
+    if len(rows):
+        rows = torch.cat([rows[:1], rows])
+        values = torch.cat([values[:1] / 2, values[:1] / 2, values[1:]])
+    return torch.sparse_coo_tensor(rows[None], values, gradient.shape, check_invariants=True)
+
+
 def clone_parameters(params: list[torch.Tensor]) -> list[torch.Tensor]:
     r"""Independent copies with the same values *and strides* (so non-contiguity is kept)."""
     copies = []
@@ -151,7 +182,8 @@ def gradient_noise(params: list[torch.Tensor], step: int, seed: int) -> list[tor
     return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
 
 
-def gradient_closure(params: list[torch.Tensor], step: int, seed: int) -> Callable[[], torch.Tensor]:
+def gradient_closure(params: list[torch.Tensor], step: int, seed: int,
+                     sparse: bool = False) -> Callable[[], torch.Tensor]:
     r"""
     A closure, as a training loop would pass to `step`, that sets the gradients of step `step` at the
     *current* parameters and returns the loss $\sum \tfrac14\theta^2 + \xi_t\theta$ whose gradient
@@ -159,7 +191,8 @@ def gradient_closure(params: list[torch.Tensor], step: int, seed: int) -> Callab
     point; the others just recompute the same one.
 
     The gradient is `None` for the second-to-last parameter every third step, and always for the last
-    (frozen) one.
+    (frozen) one. With `sparse`, it is given row-sparse (`row_sparse`), for an optimizer that takes
+    only sparse gradients.
     """
     noise = gradient_noise(params, step, seed)
 
@@ -175,6 +208,8 @@ def gradient_closure(params: list[torch.Tensor], step: int, seed: int) -> Callab
             # read at the *current* parameters, a new tensor each time (so an optimizer that keeps
             # a reference to `p.grad` cannot be fooled by it changing).
             p.grad = None if frozen or skipped else (0.5 * value + xi)
+            if sparse and p.grad is not None:
+                p.grad = row_sparse(p.grad, step)
             # $$f_t(\theta) = \textstyle\sum \tfrac14\theta^2 + \xi_t\,\theta$$
             loss = loss + (0.25 * value * value + xi * value).sum()
         return loss
@@ -306,7 +341,7 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
         reference_factory = reference_constructor(info)
 
     # Two independent copies of the same values and layouts: nothing is shared between the runs.
-    our_params = make_parameters(seed, dtype)
+    our_params = (info.parameters or make_parameters)(seed, dtype)
     reference_params = clone_parameters(our_params)
     ours = info.build(param_groups(our_params, config), **config)
     reference = reference_factory(param_groups(reference_params, config), **config)
@@ -316,7 +351,7 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
         # Each optimizer gets the gradient at its *own* parameters: the gradients stay equal only
         # as long as the parameters do, which is what makes an error grow instead of hide.
         for params, optimizer in ((our_params, ours), (reference_params, reference)):
-            closure = gradient_closure(params, step, seed)
+            closure = gradient_closure(params, step, seed, sparse=getattr(info.cls, "sparse_gradients", False))
             # Set the gradients as a training loop's backward pass would, then step; the closure is
             # passed too, for the optimizers that evaluate the loss themselves.
             closure()

@@ -1,0 +1,201 @@
+r"""
+# ASGD: averaged stochastic gradient descent
+
+Plain SGD with a constant learning rate does not converge on a noisy problem: it reaches the
+neighbourhood of the minimum and then rattles around it, at a distance set by $\eta$ and the
+gradient noise. Decaying $\eta$ fixes that, slowly. [Polyak & Juditsky, 1992](https://doi.org/10.1137/0330046)
+found a better way: keep running SGD with fairly large steps, and report the **average of the
+iterates** $\bar\theta_t = \frac1t\sum_{i\le t}\theta_i$. The rattling averages out, and the average
+converges at the best possible rate for the problem (the rate of the optimal second-order method,
+with no Hessian in sight). [Xu, 2011](https://arxiv.org/abs/1107.2490) and
+[Bottou's SGD code](https://leon.bottou.org/projects/sgd) made it practical for large linear models;
+`torch.optim.ASGD` follows them:
+
+$$
+\begin{aligned}
+\theta_t &= (1 - \lambda\,\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t \\
+\bar\theta_t &= \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1}) \\
+\eta_t &= \frac{\eta}{(1 + \lambda\,\eta\, t)^{\alpha}} \qquad
+\mu_t = \frac{1}{\max(1,\; t - t_0)}
+\end{aligned}
+$$
+
+($\bar\theta$ is `ax`, $\eta_t$ is `eta`, $\mu_t$ is `mu`.) With $\mu = 1/(t-t_0)$ the second line is
+exactly a running mean: since the weight lags one step behind, $\bar\theta_t$ is the plain average of
+$\theta_{t_0+2}, \dots, \theta_t$. Until then $\mu = 1$ and $\bar\theta$ simply copies $\theta$.
+
+## The average is the answer: how to use it
+
+The optimizer trains $\theta$ (the model's parameters) exactly like SGD with a decaying step and an
+L2 pull $\lambda$; it never moves the parameters to the average. **The average is what you
+evaluate and deploy**, and you must fetch it yourself: `average_parameters()` here returns it per
+parameter, and `swap_in_average()` copies it into the model (call it again to swap back) for an
+evaluation. In torch the same tensors are `optimizer.state[p]["ax"]`.
+
+Two defaults deserve a warning:
+
+* $t_0 = 10^6$: averaging starts after a **million** steps. Before that `ax` is a copy of the
+  parameters, and ASGD is SGD with the $\eta_t$ decay. For a run of a few thousand steps, set
+  $t_0$ to where the loss has stopped falling fast (a third to a half of the run is common).
+* $\lambda = 10^{-4}$ is a second, built-in L2 regularisation, on top of `weight_decay`: in Xu's
+  paper $\lambda$ is the regularisation constant of the objective, and it also sets the decay of
+  $\eta_t$. Set it to 0 for an undecayed, unregularised SGD plus averaging.
+
+Averaging the weights of one run, late in training, is the idea that
+[stochastic weight averaging](https://arxiv.org/abs/1803.05407) (`torch.optim.swa_utils`) later
+applied to deep networks, with the average taken once per epoch.
+
+## Matching `torch.optim.ASGD`
+
+Three details of torch's implementation, all kept here:
+
+* the step uses $\eta_{t-1}$, the step size computed at the *end of the previous step*, and the
+  initial $\eta_0$ is the learning rate when the parameter first got a gradient. A scheduler that
+  changes `lr` therefore acts one step late, and only through the decay formula;
+* $\eta_t$ and $\mu_t$ are stored as 0-d tensors in torch's scalar precision, `float32` unless the
+  default dtype is `float64` ([scalar state](core/scalars.md)), so even a `float64` model takes
+  steps of a `float32`-rounded size. We read them back from the state exactly as torch does;
+* torch's `load_state_dict` casts both to the parameter's dtype. Torch's own steps stay exact anyway,
+  because each new value passes through a `float32` tensor (`torch.as_tensor`) before it is stored;
+  this class writes the value straight into the state, so after a load it puts both back to the
+  scalar precision, and a reloaded run continues bit for bit.
+
+State: the average, one tensor the size of the parameter (4 bytes per `float32` parameter), and three
+scalars.
+"""
+
+from typing import Any
+
+import torch
+
+from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.options import learning_rate
+from .core.scalars import restore_scalar_precision, scalar
+from .core.validation import check_non_negative
+from .core.weight_decay import WeightDecay
+
+# The 0-d state entries kept in the scalar precision.
+SCALAR_STATE = ("eta", "mu")
+
+
+class ASGD(GenericAdaptiveOptimizer):
+    r"""
+    ## Hyper-parameters
+
+    The arguments, their order and their defaults are those of `torch.optim.ASGD`.
+
+    * `lr` is $\eta$ (default $10^{-2}$), the initial step size; as for SGD.
+    * `lambd` is $\lambda$ (default $10^{-4}$): the built-in L2 pull and the rate of the step-size
+      decay (above).
+    * `alpha` is $\alpha$ (default $0.75$), the power of the decay. Between $1/2$ and $1$: Polyak and
+      Juditsky need the steps to decay more slowly than $1/t$, and $0.75$ is Bottou's choice.
+    * `t0` is $t_0$ (default $10^6$), the step after which averaging starts (above).
+    * `weight_decay` is a second L2 term, added to the gradient as in the other torch optimizers.
+    * `maximize` ascends the objective instead.
+    * `foreach`, `differentiable` and `capturable` are stored as torch stores them (see
+      [Adadelta](adadelta.md)).
+    """
+
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    tensor_step_count = True
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        lambd: float = 1e-4,
+        alpha: float = 0.75,
+        t0: float = 1e6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
+        check_non_negative("lambd", lambd)
+        check_non_negative("alpha", alpha)
+        check_non_negative("t0", t0)
+        self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=False)
+        defaults = dict(
+            lr=lr,
+            lambd=lambd,
+            alpha=alpha,
+            t0=t0,
+            **self.weight_decay.defaults(),
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+        )
+        super().__init__(params, defaults)
+
+    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+        r"""
+        $t = 0$, $\eta_0 = \eta$ (the learning rate in force now), $\mu_0 = 1$ and $\bar\theta_0 = 0$,
+        the scalars as 0-d tensors in torch's scalar precision.
+        """
+        state["step"] = scalar(0.0)
+        state["eta"] = scalar(learning_rate(group, param))
+        state["mu"] = scalar(1.0)
+        state["ax"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def step_param(
+        self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor
+    ) -> None:
+        r"""
+        ### One ASGD step
+
+        An SGD step with the stored step size, the average, and then the step size and averaging
+        weight for the *next* step.
+        """
+        lambd = group["lambd"]
+        state["step"] += 1
+        grad = self.weight_decay(param, grad, group)
+        # The step size and weight computed at the end of the previous step, read back from their
+        # (possibly `float32`) tensors, as torch reads them.
+        eta, mu = state["eta"].item(), state["mu"].item()
+        # $$\theta_t = (1 - \lambda\,\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t$$
+        param.mul_(1 - lambd * eta).add_(grad, alpha=-eta)
+        # The running mean; while $\mu = 1$ it is a copy, made exactly rather than as
+        # $\bar\theta + 1\cdot(\theta - \bar\theta)$, which rounds.
+        # $$\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1})$$
+        average = state["ax"]
+        if mu != 1:
+            average.add_(param.sub(average).mul_(mu))
+        else:
+            average.copy_(param)
+        # The schedule for the next step, from the learning rate in force now.
+        # $$\eta_t = \frac{\eta}{(1 + \lambda\,\eta\, t)^{\alpha}} \qquad \mu_t = \frac{1}{\max(1,\; t - t_0)}$$
+        lr, step = learning_rate(group, param), state["step"].item()
+        state["eta"].fill_(lr / (1 + lambd * lr * step) ** group["alpha"])
+        state["mu"].fill_(1 / max(1, step - group["t0"]))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        r"""torch's load, then $\eta_t$ and $\mu_t$ back to the scalar precision (see the notes above)."""
+        super().load_state_dict(state_dict)
+        restore_scalar_precision(self.state, SCALAR_STATE)
+
+    def average_parameters(self) -> list[torch.Tensor]:
+        r"""
+        ### The averages, for evaluation
+
+        $\bar\theta$ of every parameter that has stepped, in the order of the groups (a parameter
+        without state yet is its own average).
+        """
+        return [self.state[p]["ax"] if p in self.state else p.detach()
+                for group in self.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def swap_in_average(self) -> None:
+        r"""
+        Exchange each parameter's values with its average, in place: call once to evaluate the
+        average, and once more to continue training from where it was.
+        """
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param in self.state:
+                    average = self.state[param]["ax"]
+                    target = torch.view_as_real(param) if torch.is_complex(param) else param
+                    held = target.clone()
+                    target.copy_(average)
+                    average.copy_(held)
