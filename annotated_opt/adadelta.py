@@ -22,6 +22,32 @@ $$
 ($v$ is `square_avg`, $u$ is `acc_delta`.) The numerator lags one step: $\Delta_t$ is not known yet
 when it is needed, so the root mean square of the updates up to $t-1$ stands in for it.
 
+```algorithm
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda > 0\text{)}
+    @ grad = self.weight_decay(param, grad, group)
+v_t = \textcolor{orange}{\rho\, v_{t-1} + (1-\rho)}\, g_t^2  @ square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
+\Delta_t = \frac{\textcolor{orange}{\sqrt{u_{t-1} + \epsilon}}}{\sqrt{v_t + \epsilon}}\; g_t
+    @ update = acc_delta.add(eps).sqrt_().div_(gradient_rms).mul_(grad)
+\textcolor{orange}{u_t = \rho\, u_{t-1} + (1-\rho)\, \Delta_t^2}
+    @ acc_delta.mul_(rho).addcmul_(update, update, value=1 - rho)
+\theta_t = \theta_{t-1} - \eta\, \Delta_t  @ param.add_(update, alpha=-learning_rate(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $v_t$ | `square_avg` | the moving average of $g^2$ |
+| $\Delta_t$ | `update` | the update, in the units of $\theta$ |
+| $u_t$ | `acc_delta` | the moving average of $\Delta^2$ |
+| $\rho$ | `rho` | the decay of both averages |
+| $\eta$ | `lr` | the learning rate ($1$, the paper's rule, by default) |
+| $\epsilon$ | `eps` | inside both roots; it sets the size of the first steps |
+| $\lambda$ | `weight_decay` | the weight decay (L2) |
+| $t$ | `step` | the step count |
+
 ## What $\epsilon$ really does
 
 In Adam $\epsilon$ is a guard against division by zero. Here it is the engine. Both averages start

@@ -23,6 +23,30 @@ $$
 ($m$ is `exp_avg`, $u$ is `exp_inf`.) It differs from [Adam](adam.md) in the second line and in
 the step: no square root, no second bias correction, and $\epsilon$ inside the maximum.
 
+```algorithm
+g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda > 0\text{)}
+    @ grad = self.weight_decay(param, grad, group)
+m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg.lerp_(grad, 1 - beta1)
+\textcolor{orange}{u_t = \max\big(\beta_2\, u_{t-1},\; |g_t| + \epsilon\big)}
+    @ torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), out=exp_inf)
+\theta_t = \theta_{t-1} - \frac{\eta}{1 - \beta_1^t}\cdot\frac{m_t}{\textcolor{orange}{u_t}}
+    @ param.addcdiv_(exp_avg, exp_inf, value=-step_size)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t$ | `grad` | the gradient |
+| $m_t$ | `exp_avg` | the first moment, as in Adam |
+| $u_t$ | `exp_inf` | the decayed maximum of $\lvert g\rvert$, in place of the second moment |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates (`betas`) |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | the floor of $u_t$ |
+| $\lambda$ | `weight_decay` | the weight decay (L2) |
+| $t$ | `step` | the step count |
+
 ## Why the maximum needs no bias correction
 
 Adam corrects $v_t$ because an average that starts at zero is too small by the factor

@@ -24,6 +24,34 @@ $$
 exactly a running mean: since the weight lags one step behind, $\bar\theta_t$ is the plain average of
 $\theta_{t_0+2}, \dots, \theta_t$. Until then $\mu = 1$ and $\bar\theta$ simply copies $\theta$.
 
+```algorithm
+g_t \leftarrow g_t + \lambda_2\,\theta_{t-1} \quad \text{(the second L2 term, when } \lambda_2 > 0\text{)}
+    @ grad = self.weight_decay(param, grad, group)
+\theta_t = \textcolor{orange}{(1 - \lambda\,\eta_{t-1})}\,\theta_{t-1} - \eta_{t-1}\, g_t
+    @ param.mul_(1 - lambd * eta).add_(grad, alpha=-eta)
+\textcolor{orange}{\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1})}
+    @ average.add_(param.sub(average).mul_(mu))
+\textcolor{orange}{\eta_t = \eta / (1 + \lambda\,\eta\, t)^{\alpha}}
+    @ state["eta"].fill_(lr / (1 + lambd * lr * step) ** group["alpha"])
+\textcolor{orange}{\mu_t = 1 / \max(1,\; t - t_0)}  @ state["mu"].fill_(1 / max(1, step - group["t0"]))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter, trained as by SGD |
+| $\bar\theta_t$ | `ax`, `average` | the average of the iterates, the answer to evaluate |
+| $g_t$ | `grad` | the gradient |
+| $\eta$ | `lr` | the learning rate, the initial step size |
+| $\eta_t$ | `eta` | the decayed step size, used at step $t+1$ |
+| $\mu_t$ | `mu` | the weight of the new iterate in the average, used at step $t+1$ |
+| $\lambda$ | `lambd` | the built-in L2 pull, which also sets the decay of $\eta_t$ |
+| $\alpha$ | `alpha` | the power of that decay |
+| $t_0$ | `t0` | the step after which averaging starts |
+| $\lambda_2$ | `weight_decay` | the second L2 term, added to the gradient |
+| $t$ | `step` | the step count |
+
 ## The average is the answer: how to use it
 
 The optimizer trains $\theta$ (the model's parameters) exactly like SGD with a decaying step and an

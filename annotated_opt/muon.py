@@ -22,6 +22,38 @@ $$
 
 ($B$ is `momentum_buffer`; $\rho$ is the shape-dependent learning-rate adjustment below.)
 
+```algorithm
+B_t = \mu\, B_{t-1} + \textcolor{orange}{(1-\mu)}\, G_t  @ buffer.lerp_(grad, 1 - momentum)
+\tilde B_t = \textcolor{orange}{(1-\mu)}\, G_t + \mu\, B_t \ \text{(Nesterov)}, \quad \text{else } \tilde B_t = B_t
+    @ update = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
+\textcolor{orange}{O_t = \mathrm{NS}_k(\tilde B_t) \approx U V^\top}
+    @ orthogonal = orthogonalize(update, group["ns_coefficients"], group["ns_steps"], group["eps"],
+\textcolor{orange}{\mathrm{NS}_k\!: \ X \leftarrow aX + (bA + cA^2)X, \ A = XX^\top, \ k \text{ times from }
+    X = \tilde B_t / \max(\lVert\tilde B_t\rVert_F, \epsilon)}
+    @ x = torch.addmm(x, polynomial, x, beta=a)
+\theta \leftarrow (1 - \eta\lambda)\,\theta \quad \text{(decoupled decay, with the unadjusted } \eta\text{)}
+    @ self.weight_decay(param, grad, group)
+\theta_t = \theta - \eta\, \textcolor{orange}{\rho}\, \textcolor{orange}{O_t}
+    @ param.add_(orthogonal, alpha=-step_size)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter, a matrix |
+| $G_t$ | `grad` | the gradient |
+| $B_t, \tilde B_t$ | `buffer`, `update` | the momentum buffer (`momentum_buffer`), and what is orthogonalised |
+| $\mu$ | `momentum` | the momentum |
+| $O_t$ | `orthogonal` | the orthogonalised update, $\approx UV^\top$ |
+| $X$ | `x` | the iterate of the Newton–Schulz iteration |
+| $a, b, c$ | `a`, `b`, `c` | its coefficients (`ns_coefficients`) |
+| $k$ | `ns_steps` | its number of steps |
+| $\rho$ | `lr_adjustment` | the shape-dependent factor on the learning rate (`adjust_lr_fn`) |
+| $\eta$ | `lr` | the learning rate |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled |
+| $\epsilon$ | `eps` | guards the normalisation of an all-zero update |
+
 ## Why five matrix products approximate $UV^\top$
 
 Computing an SVD at every step would be slow (and does not run well in `bfloat16`). The trick is that

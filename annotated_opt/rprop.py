@@ -24,6 +24,27 @@ The step sizes grow geometrically ($1.2^{t}$) while the sign holds, and halve at
 each weight finds its own scale within a few dozen steps, whatever the scale of its gradient. That
 made Rprop one of the fastest full-batch methods for small networks of its time.
 
+```algorithm
+f_t = \eta^+ \text{ where } g_t\, g_{t-1} > 0, \quad \eta^- \text{ where } g_t\, g_{t-1} < 0, \quad 1 \text{ elsewhere}
+    @ factor[agreement > 0] = eta_plus
+s_t = \mathrm{clip}\big(f_t\, s_{t-1},\; s_{\min},\; s_{\max}\big), \quad s_0 = \texttt{lr}
+    @ step_size.mul_(factor).clamp_(step_size_min, step_size_max)
+g_t := 0 \text{ where } g_t\, g_{t-1} < 0  @ grad = grad.masked_fill(flipped, 0)
+\theta_t = \theta_{t-1} - s_t\, \mathrm{sign}(g_t)  @ param.addcmul_(grad.sign(), step_size, value=-1)
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter |
+| $g_t, g_{t-1}$ | `grad`, `prev` | the gradient, and the previous one (zero where its sign flipped) |
+| $s_t$ | `step_size` | every weight's own step size |
+| $s_0$ | `lr` | the first step size of every weight: the only use of the learning rate |
+| $s_{\min}, s_{\max}$ | `step_size_min`, `step_size_max` | the clip of the step sizes (`step_sizes`) |
+| $f_t$ | `factor` | the factor on the step size |
+| $\eta^-, \eta^+$ | `eta_minus`, `eta_plus` | the factors on a flip and on agreement (`etas`) |
+
 ## Why it breaks with mini-batches
 
 Rprop reads the **sign** of one gradient, and compares it with the previous one. With full-batch

@@ -15,6 +15,45 @@ preconditions with their inverse fourth roots,
 
 $$P_t = L_t^{-1/4}\; \bar G_t\; R_t^{-1/4}.$$
 
+```algorithm
+W \leftarrow (1 - \eta\lambda)\, W \ \text{(decoupled)}, \quad \text{or } G_t \leftarrow G_t + \lambda W \ \text{(L2)}
+    @ grad = self.weight_decay(param, grad.contiguous(), group)
+\tilde G_t = \beta_1 \tilde G_{t-1} + (1-\beta_1)\, G_t, \quad \bar G_t = \tilde G_t / (1 - \beta_1^t)
+    @ averaged = state["filtered_grad"].lerp_(grad, 1 - beta1) / (1 - beta1**step)
+L_t = \beta_2 L_{t-1} + w\, G_t G_t^\top, \quad R_t = \beta_2 R_{t-1} + w\, G_t^\top G_t \quad \text{(per block)}
+    @ statistic.mul_(beta2).add_(dimension_statistic(block, dim), alpha=weight)
+L^{-1/4} \leftarrow (L_t / c_2)^{-1/4}, \ R^{-1/4} \leftarrow (R_t / c_2)^{-1/4}
+    \quad \text{(regularised by } \epsilon\text{, every } f \text{ steps)}
+    @ state[f"{side}_inv_root_{index}"] = inverse_root(statistic / correction, 4, group["eps"])
+P_t = L^{-1/4}\, \bar G_t\, R^{-1/4} \quad \text{(the latest roots)}
+    @ preconditioned = multiply_dimensions(block, roots)
+P_t \leftarrow \frac{\lVert P^{\text{graft}}_t\rVert}{\lVert P_t\rVert + 10^{-16}}\, P_t, \quad
+    P^{\text{graft}}_t = \frac{\bar G_t}{\sqrt{V_t / c^{g}_2} + \epsilon_g}
+    @ preconditioned.mul_(graft_blocks[index].norm() / (preconditioned.norm() + 1e-16))
+W_t = W_{t-1} - \eta\, P_t  @ param.add_(direction.view_as(param), alpha=-learning_rate(group, param))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $W$ | `param` | the parameter, seen as a matrix |
+| $G_t, \tilde G_t, \bar G_t$ | `grad`, `filtered_grad`, `averaged` | the gradient, its average, that corrected |
+| $L, R$ | `statistic` | the statistics of the rows and of the columns, per block (`left`, `right`) |
+| $w$ | `weight` | the weight of a new term: $1$ for a sum, $1-\beta_2$ for an average |
+| $c_2$ | `correction` | the bias correction, $1-\beta_2^t$ for an average, $1$ for a sum |
+| $d_i$ | `eigenvalues` | the eigenvalues of $L_t / c_2 + \epsilon I$ (or of $R_t / c_2 + \epsilon I$) |
+| $P_t$ | `preconditioned`, `direction` | the preconditioned direction, of one block, and of the matrix |
+| $P^{\text{graft}}_t$ | `grafted` | the grafted method's step |
+| $V_t$ | `grafting_sq`, `squares` | the grafted method's sum or average of $G_t^2$ |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay of the gradient average and of $L, R$ (`betas`) |
+| $\beta_g$ | `grafting_beta2`, `beta` | the grafted method's decay ($1$: AdaGrad) |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon, \epsilon_g$ | `eps`, `grafting_eps` | the regularisation of the roots, and the grafted method's |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled or L2 |
+| $f$ | `precondition_frequency` | the steps between inverse roots |
+| $t$ | `step` | the step count |
+
 ## The geometry: why two fourth roots
 
 For a matrix, $\mathrm{vec}(L^{a} G R^{b}) = (L^{a} \otimes R^{b})\, \mathrm{vec}(G)$ (rows first). The paper
@@ -34,9 +73,9 @@ while a diagonal method such as Adam only rescales the axes it happens to be giv
 
 Every `precondition_frequency` steps, for $A = L_t / c_2$ (with the bias correction
 $c_2 = 1-\beta_2^t$ when $\beta_2 < 1$): an eigendecomposition of $A + \epsilon I$, eigenvalues
-$\lambda_i$; if the smallest is below $\epsilon$ (the statistic is rank-deficient, as it always is
+$d_i$; if the smallest is below $\epsilon$ (the statistic is rank-deficient, as it always is
 early on, or rounding made it slightly indefinite) all are shifted so that it is exactly $\epsilon$;
-then $A^{-1/4} \approx Q\,\mathrm{diag}(\lambda_i^{-1/4})\,Q^\top$. The epsilon (default $10^{-12}$)
+then $A^{-1/4} \approx Q\,\mathrm{diag}(d_i^{-1/4})\,Q^\top$. The epsilon (default $10^{-12}$)
 bounds the root by $\epsilon^{-1/4} = 1000$: directions the gradients never visited are amplified by
 a thousand, which is why Shampoo needs grafting. Between computations the stale roots are reused.
 
@@ -112,9 +151,9 @@ def inverse_root(statistic: torch.Tensor, root: int, eps: float) -> torch.Tensor
     r"""
     $A^{-1/r}$ of a symmetric positive semi-definite $A$, regularised as the reference does:
 
-    $$A + \epsilon I = Q\,\mathrm{diag}(\lambda)\,Q^\top \qquad
-      \lambda \leftarrow \lambda - \lambda_{\min} + \epsilon \text{ if } \lambda_{\min} < \epsilon \qquad
-      A^{-1/r} \approx Q\,\mathrm{diag}(\lambda^{-1/r})\,Q^\top$$
+    $$A + \epsilon I = Q\,\mathrm{diag}(d)\,Q^\top \qquad
+      d \leftarrow d - d_{\min} + \epsilon \text{ if } d_{\min} < \epsilon \qquad
+      A^{-1/r} \approx Q\,\mathrm{diag}(d^{-1/r})\,Q^\top$$
 
     A matrix function, unlike an eigenbasis: where eigenvalues repeat, any choice of eigenvectors gives
     the same result.

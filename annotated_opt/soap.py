@@ -9,6 +9,45 @@ eigenvalue of $L$ and one of $R$. Adam applies one number per coordinate too, bu
 the gradients. So: rotate the gradient into Shampoo's eigenbasis, run [Adam](adam.md) there, rotate
 the step back.
 
+```algorithm
+\textcolor{orange}{\text{first call only: } L_1, R_1 \text{ from } G_1, \ Q_L, Q_R \text{ their eigenvectors; no step}}
+    @ store_indexed(state, "eigenbasis", [None if s is None else self.eigenvectors(s) for s in statistics])
+\textcolor{orange}{G'_t = Q_L^\top G_t Q_R}  @ rotated_grad = multiply_dimensions(grad, bases)
+m_t = \beta_1 m_{t-1} + (1-\beta_1)\, \textcolor{orange}{G'_t}, \quad
+    v_t = \beta_2 v_{t-1} + (1-\beta_2)\, \textcolor{orange}{G'^2_t}
+    @ state["exp_avg"].lerp_(rotated_grad, 1 - beta1)
+W_t = W_{t-1} - \eta_t\, \textcolor{orange}{Q_L} \frac{m_t}{\sqrt{v_t} + \epsilon} \textcolor{orange}{Q_R^\top},
+    \quad \eta_t = \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
+    @ param.add_(multiply_dimensions(normalised, bases, transpose=True), alpha=-step_size)
+W_t \leftarrow (1 - \eta\lambda)\, W_t \quad \text{(decoupled decay, after the step)}
+    @ self.weight_decay(param, grad, group)
+\textcolor{orange}{L_t = \beta_s L_{t-1} + (1-\beta_s)\, G_t G_t^\top,
+    \quad R_t = \beta_s R_{t-1} + (1-\beta_s)\, G_t^\top G_t}
+    @ statistic.lerp_(dimension_statistic(grad, dim), 1 - shampoo_beta)
+\textcolor{orange}{\text{every } f \text{ steps: } Q \leftarrow \mathrm{QR}(L\,Q) \text{ for } Q_L, Q_R,
+    \text{ and } m_t \text{ moved into the new bases}}
+    @ basis, _ = torch.linalg.qr(statistic
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $W$ | `param` | the parameter, an $n \times m$ matrix |
+| $G_t, G'_t$ | `grad`, `rotated_grad` | the gradient, and the gradient in the eigenbasis |
+| $L, R$ | `statistic` | the statistics of the rows and of the columns |
+| $Q_L, Q_R$ | `basis`, `bases` | their (approximate) eigenvectors, the eigenbasis (`eigenbasis`) |
+| $m_t$ | `exp_avg` | the first moment, in the eigenbasis |
+| $v_t$ | `exp_avg_sq` | the second moment, in the eigenbasis |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | their decay rates (`betas`) |
+| $\beta_s$ | `shampoo_beta` | the decay of $L$ and $R$ ($\beta_2$ when `None`) |
+| $\eta$ | `lr` | the learning rate |
+| $\eta_t$ | `step_size` | the step size, with both bias corrections |
+| $\epsilon$ | `eps` | added to $\sqrt{v_t}$ before the bias correction |
+| $\lambda$ | `weight_decay` | the weight decay, decoupled |
+| $f$ | `precondition_frequency` | the steps between refreshes of the bases |
+| $t$ | `step` | Adam's step count, which starts at the second call |
+
 ## The geometry
 
 For a weight matrix $W$ ($n \times m$) with gradient $G_t$, Shampoo keeps the two statistics

@@ -21,6 +21,30 @@ $$
 and nothing at all for the other rows. The work per step is proportional to the rows in the batch,
 not to the size of the table.
 
+```algorithm
+\textcolor{orange}{\text{for each row } r \text{ present in } g_t \text{ (duplicate indices summed):}}
+    @ grad = grad.coalesce()
+m_{t,r} = \beta_1 m_{t-1,r} + (1 - \beta_1)\, g_{t,r}  @ exp_avg.add_(at_rows(exp_avg_change))
+v_{t,r} = \beta_2 v_{t-1,r} + (1 - \beta_2)\, g_{t,r}^2  @ exp_avg_sq.add_(at_rows(exp_avg_sq_change))
+\theta_{t,r} = \theta_{t-1,r}
+    - \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\cdot\frac{m_{t,r}}{\textcolor{orange}{\sqrt{v_{t,r}} + \epsilon}}
+    @ param.add_(at_rows(-step_size * new_exp_avg.div_(denominator)))
+```
+
+## Notation
+
+| symbol | in the code | meaning |
+|---|---|---|
+| $\theta$ | `param` | the parameter, a dense table of rows |
+| $g_t$ | `grad`, `values` | the sparse gradient, and its values at the rows present |
+| $r$ | `rows` | a row present in the gradient (`rows` holds their indices) |
+| $m_t$ | `exp_avg` | the first moment, dense, updated at the rows present |
+| $v_t$ | `exp_avg_sq` | the second moment, likewise |
+| $\beta_1, \beta_2$ | `beta1`, `beta2` | the decay rates (`betas`) |
+| $\eta$ | `lr` | the learning rate |
+| $\epsilon$ | `eps` | keeps the denominator away from zero, unscaled by the bias correction |
+| $t$ | `step` | the parameter's step count, not the row's |
+
 ## What laziness changes: frozen moments
 
 This is a different optimizer from dense Adam on the same gradients, not a faster implementation of
