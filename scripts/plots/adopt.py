@@ -7,7 +7,7 @@ from annotated_opt.toys import counterexample
 
 from .style import save
 
-STEPS = 60_000
+STEPS = 40_000
 COLOURS = {"Adam": "tab:red", "AMSGrad": "tab:blue", "ADOPT": "tab:orange", "ADOPT, no clipping": "tab:green"}
 
 
@@ -28,9 +28,9 @@ def make() -> None:
     panels[0].set_ylabel("$x_t$ (optimum $-1$)")
     panels[0].legend(loc="center left")
     save(figure, "adopt", "counterexample",
-         "The AMSGrad counter-example (gradient 1010 once every 101 steps, -10 otherwise; learning rate "
-         "0.5/sqrt(t), beta1 = 0.9). ADOPT without clipping divides the rare gradient by a second moment that "
-         "does not contain it and heads to the optimum x = -1 for beta2 = 0.99 and 0.5 alike; Adam drifts to the "
-         "worst point. ADOPT's default clipping, t^(1/4), cuts the rare gradient: it drifts up until the bound "
-         "passes the rare gradient's normalised size (about 13 for beta2 = 0.99, reached after some 29,000 steps; "
-         "about 101 for beta2 = 0.5, after 10^8).")
+         r"The AMSGrad counter-example (gradient $1010$ once every $101$ steps, $-10$ otherwise; learning rate "
+         r"$0.5/\sqrt{t}$, $\beta_1 = 0.9$). ADOPT without clipping divides the rare gradient by a second moment "
+         r"that does not contain it and heads to the optimum $x = -1$ for $\beta_2 = 0.99$ and $0.5$ alike; Adam "
+         r"drifts to the worst point. ADOPT's default clipping, $t^{1/4}$, cuts the rare gradient: it drifts up "
+         r"until the bound passes the rare gradient's normalised size (about $13$ for $\beta_2 = 0.99$, reached "
+         r"after some 29,000 steps; about $101$ for $\beta_2 = 0.5$, after $10^8$).")

@@ -44,8 +44,8 @@ class Split(torch.optim.Optimizer):
     object that steps both.
     """
 
-    def __init__(self, matrix_optimizer: torch.optim.Optimizer, other: torch.optim.Optimizer) -> None:
-        self.parts = (matrix_optimizer, other)
+    def __init__(self, *parts: torch.optim.Optimizer) -> None:
+        self.parts = parts
         super().__init__([p for part in self.parts for g in part.param_groups for p in g["params"]], {})
 
     def step(self, closure=None):  # noqa: D102
@@ -65,7 +65,10 @@ def build(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optim
     if name == "muon":
         matrices = [p for p in params if p.ndim == 2]
         others = [p for p in params if p.ndim != 2]
-        return Split(info.build(matrices, **config), REGISTRY["adamw"].build(others, lr=lr / 10, weight_decay=0.0))
+        parts = [info.build(matrices, **config)]
+        if others:
+            parts.append(REGISTRY["adamw"].build(others, lr=lr / 10, weight_decay=0.0))
+        return Split(*parts)
     return info.build(params, **config)
 
 
