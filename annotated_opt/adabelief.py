@@ -91,6 +91,7 @@ import torch
 
 from .adam import Adam
 from .core.base import ParamsT
+from .core.step_count import new_step_count
 from .core.weight_decay import WeightDecay
 from .radam import RAdam
 
@@ -148,7 +149,7 @@ class AdaBelief(RAdam):
         The step count, $m_0 = 0$, $\textcolor{orange}{s_0 = 0}$ and, with `amsgrad`,
         $\textcolor{orange}{s^{\max}_0 = 0}$, under the official package's names.
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_var"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         if group["amsgrad"]:

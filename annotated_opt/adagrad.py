@@ -55,6 +55,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -117,7 +118,7 @@ class Adagrad(GenericAdaptiveOptimizer):
         parameter's shape and memory layout (`preserve_format` keeps a channels-last or transposed
         parameter's strides, so the element-wise operations below run over matching memory).
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         # $s_0$, one accumulator per coordinate, filled with `initial_accumulator_value`.
         state["sum"] = torch.full_like(
             param, group["initial_accumulator_value"], memory_format=torch.preserve_format
@@ -135,13 +136,13 @@ class Adagrad(GenericAdaptiveOptimizer):
         """
         # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
         # keeps its own, smaller, count.
-        state["step"] += 1
+        step = advance(state)
         # L2 by default, $g_t \leftarrow g_t + \lambda\,\theta_{t-1}$ (see [weight decay](weight_decay.md)).
         grad = self.weight_decay(param, grad, group)
         # A scalar, computed in Python: the learning rate in force (after any schedule) and the
         # step-count decay,
         # $$\eta_t = \frac{\eta}{1 + (t-1)\,\delta}$$
-        step_size = learning_rate(group, param) / (1 + (state["step"] - 1) * group["lr_decay"])
+        step_size = learning_rate(group, param) / (1 + (step - 1) * group["lr_decay"])
         # `addcmul_` squares and adds in one pass, with no temporary tensor for $g_t^2$:
         # $$s_t = s_{t-1} + g_t^2$$
         state["sum"].addcmul_(grad, grad, value=1)

@@ -92,13 +92,13 @@ one of its three steps: `update_moments` ([AdaBelief](adabelief.md)), `second_mo
 """
 
 import inspect
-import math
 from typing import Any
 
 import torch
 
 from .core.base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -210,11 +210,12 @@ class Adam(GenericAdaptiveOptimizer):
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
-        The step count $t$ and the two moments $m_0 = v_0 = 0$, under torch's names, with the
-        parameter's shape and memory layout. Two tensors the size of the parameter: with the
-        parameters and their gradients, training with Adam holds four copies of the model.
+        The step count $t$ (a tensor, as torch keeps it: [step counts](step_count.md)) and the two
+        moments $m_0 = v_0 = 0$, under torch's names, with the parameter's shape and memory layout. Two
+        tensors the size of the parameter: with the parameters and their gradients, training with Adam
+        holds four copies of the model.
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
@@ -230,7 +231,7 @@ class Adam(GenericAdaptiveOptimizer):
         bias corrections.
         """
         grad = self.weight_decay(param, grad, group)
-        state["step"] += 1
+        advance(state)
         exp_avg = self.update_moments(state, group, grad)
         self.adam_update(state, group, param, exp_avg, self.second_moment(state, group))
 
@@ -279,13 +280,14 @@ class Adam(GenericAdaptiveOptimizer):
         passes over memory.
         """
         beta1, beta2 = group["betas"]
-        step = state["step"]
+        step = state["step"].item()
         # The learning rate in force now: the group's, after any scheduler, times a parameter's own
         # `lr_scale` ([options](options.md)).
         lr = learning_rate(group, param)
-        # $c_1 = 1 - \beta_1^t$ and $\sqrt{c_2} = \sqrt{1 - \beta_2^t}$
+        # $c_1 = 1 - \beta_1^t$ and $\sqrt{c_2} = \sqrt{1 - \beta_2^t}$, the root taken as torch takes it
+        # (`** 0.5`, which may round differently from `math.sqrt` in the last bit)
         bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
 
         if group["fold_bias_correction"]:
             # Both corrections move into the scalar step size, and $\epsilon$ is rescaled so that the

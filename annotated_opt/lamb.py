@@ -62,6 +62,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate, param_option
+from .core.step_count import advance
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -128,7 +129,7 @@ class LAMB(Adam):
         """
         if not group["decay_in_update"]:
             grad = self.weight_decay(param, grad, group)
-        state["step"] += 1
+        advance(state)
         exp_avg = self.update_moments(state, group, grad)
         self.adam_update(state, group, param, exp_avg, self.second_moment(state, group))
 
@@ -144,7 +145,7 @@ class LAMB(Adam):
         ### The layer-wise update
         """
         beta1, beta2 = group["betas"]
-        step, eps = state["step"], group["eps"]
+        step, eps = state["step"].item(), group["eps"]
         if group["bias_correction"]:
             # $$r_t = \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}$$
             bias_correction1 = 1 - beta1**step

@@ -50,6 +50,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -125,7 +126,7 @@ class NAdam(Adam):
         The same order as Adam: weight decay, moments, update; the update also reads `grad`.
         """
         grad = self.weight_decay(param, grad, group)
-        state["step"] += 1
+        advance(state)
         exp_avg = self.update_moments(state, group, grad)
         self.nesterov_update(state, group, param, grad, exp_avg, self.second_moment(state, group))
 
@@ -142,7 +143,7 @@ class NAdam(Adam):
         ### The Nesterov update
         """
         beta1, beta2 = group["betas"]
-        step = state["step"]
+        step = state["step"].item()
         lr = learning_rate(group, param)
         # This step's momentum coefficient and the next one's, $\mu_t$ and $\mu_{t+1}$
         mu = momentum_coefficient(beta1, group["momentum_decay"], step)

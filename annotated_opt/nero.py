@@ -86,6 +86,7 @@ from torch import nn
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
+from .core.step_count import advance, new_step_count
 from .core.validation import check_in_unit_interval
 
 # How far from the constraints an "initialised" parameter may be.
@@ -304,7 +305,7 @@ class Nero(GenericAdaptiveOptimizer):
         The step count, one second moment per neuron, $v_0 = 0$, and the scale
         $\sigma = \text{mean}_i \lVert w_i\rVert$ ($0.01$ if that is not positive).
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         norms = self.neuron_norm(param.detach())
         state["exp_avg_sq"] = torch.zeros_like(norms)
         scale = norms.mean() if norms.numel() > 0 else norms.new_zeros(())
@@ -317,8 +318,7 @@ class Nero(GenericAdaptiveOptimizer):
         ### One Nero step
         """
         beta = group["beta"]
-        state["step"] += 1
-        bias_correction = 1 - beta ** state["step"]
+        bias_correction = 1 - beta ** advance(state)
         exp_avg_sq = state["exp_avg_sq"]
         # $$v_{i,t} = \beta\, v_{i,t-1} + (1-\beta)\,\lVert g_{i,t}\rVert^2$$
         neuron_grad_norm = self.neuron_norm(grad)

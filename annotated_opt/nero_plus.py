@@ -74,6 +74,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
+from .core.step_count import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 from .nero import Nero, has_neurons_with_several_weights, project, row_norms
@@ -158,7 +159,7 @@ class NeroPlus(Nero):
         r"""
         The step count, $v_0 = 0$ (per neuron or per element), and $m_0 = 0$ when $\beta_1 > 0$.
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         if group["normalizing_grad_by_norm"]:
             state["exp_avg_sq"] = torch.zeros_like(self.neuron_norm(param.detach()))
         else:
@@ -173,8 +174,7 @@ class NeroPlus(Nero):
         ### One NeroPlus step
         """
         beta1, beta2 = group["betas"]
-        state["step"] += 1
-        step = state["step"]
+        step = advance(state)
         lr = learning_rate(group, param)
 
         l2 = param_option(group, param, "l2_regularization")

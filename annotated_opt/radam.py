@@ -124,7 +124,8 @@ def rectification(beta2: float, step: int) -> float:
     rho_t = sma_length(beta2, step)
     if rho_t <= 4:
         return math.nan
-    return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    # The root as torch takes it, `** 0.5`, which may round differently from `math.sqrt`.
+    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
 
 
 def check_threshold(threshold: str | float) -> None:
@@ -194,21 +195,23 @@ class RAdam(AMSGrad):
         ### The rectified update
         """
         beta1, beta2 = group["betas"]
-        step = state["step"]
+        step = state["step"].item()
         lr = learning_rate(group, param)
-        # $c_1 = 1 - \beta_1^t$
-        bias_correction1 = 1 - beta1**step
         # $$\rho_t = \rho_\infty - \frac{2\,t\,\beta_2^t}{1-\beta_2^t}$$
         rho_t = sma_length(beta2, step)
+        # Both branches move along the bias-corrected momentum, scaled by $\eta$. The products below are
+        # taken in torch's order, tensor by tensor, so that the two round identically in every dtype.
+        # $$\hat m_t = \frac{m_t}{1 - \beta_1^t}$$
+        step_direction = (exp_avg / (1 - beta1**step)).mul_(lr)
 
         if passes_threshold(rho_t, group["rectify_threshold"]):
-            # The variance of the adaptive rate is finite: take Adam's step, scaled by $r_t$,
-            # $$\theta_t = \theta_{t-1} - \eta\,\frac{\textcolor{orange}{r_t}\sqrt{1-\beta_2^t}}{1-\beta_1^t}
-            #   \cdot \frac{m_t}{\sqrt{v_t} + \epsilon}$$
-            step_size = lr * rectification(beta2, step) * math.sqrt(1 - beta2**step) / bias_correction1
-            denominator = exp_avg_sq.sqrt().add_(group["eps"])
-            param.addcdiv_(exp_avg, denominator, value=-step_size)
+            # The variance of the adaptive rate is finite: take Adam's step, scaled by $r_t$, with
+            # $\epsilon$ added to $\sqrt{v_t}$ (not to $\sqrt{\hat v_t}$),
+            # $$\theta_t = \theta_{t-1} - \eta\,\hat m_t \cdot \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
+            #   \cdot \textcolor{orange}{r_t}$$
+            adaptive_rate = (1 - beta2**step) ** 0.5 / exp_avg_sq.sqrt().add_(group["eps"])
+            param.sub_(step_direction.mul_(adaptive_rate).mul_(rectification(beta2, step)))
         elif group["degenerated_to_sgd"]:
             # Too few samples in $v_t$ to trust it: SGD with bias-corrected momentum,
             # $$\textcolor{orange}{\theta_t = \theta_{t-1} - \eta\,\hat m_t}$$
-            param.add_(exp_avg, alpha=-lr / bias_correction1)
+            param.sub_(step_direction)

@@ -60,6 +60,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.step_count import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -128,7 +129,7 @@ class RMSprop(GenericAdaptiveOptimizer):
         """
         # The step count is kept for compatibility with torch's state; the update never reads it,
         # since there is no bias correction.
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         # $v_0 = 0$
         state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         if group["momentum"] > 0:
@@ -148,7 +149,7 @@ class RMSprop(GenericAdaptiveOptimizer):
         momentum.
         """
         alpha = group["alpha"]
-        state["step"] += 1
+        advance(state)
         # L2 by default, $g_t \leftarrow g_t + \lambda\,\theta_{t-1}$ (see [weight decay](weight_decay.md)).
         grad = self.weight_decay(param, grad, group)
 

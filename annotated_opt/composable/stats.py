@@ -44,6 +44,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..core.step_count import advance, new_step_count
+
 
 class Stat:
     r"""
@@ -129,12 +131,13 @@ class StepCount(Stat):
     ## The step count $t$ (`step`)
 
     The number of steps this parameter has taken (a parameter without a gradient does not count the
-    step), so $\beta^t$ in the debiasing is the parameter's own.
+    step), so $\beta^t$ in the debiasing is the parameter's own. It is kept as torch keeps its counts
+    ([step counts](step_count.md)), so the state compares and loads key for key with torch's.
     """
 
     def init_state(self, param: torch.Tensor) -> dict[str, Any]:
-        return {"step": 0}
+        return {"step": new_step_count({}, param)}
 
     def update(self, state: dict[str, Any], grad: torch.Tensor, **_: Any) -> None:
         # $$t \leftarrow t + 1$$
-        state["step"] += 1
+        advance(state)

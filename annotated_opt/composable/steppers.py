@@ -41,9 +41,12 @@ def stepper(**defaults: Any) -> Callable[[F], F]:
     return attach
 
 
-def debias(beta: float, damp: float, step: int) -> float:
-    r"""$$d\,\frac{1-\beta^t}{1-\beta}$$ the sum of the weights of an average after $t$ steps."""
-    return damp * (1 - beta**step) / (1 - beta)
+def debias(beta: float, damp: float, step: "int | torch.Tensor") -> float:
+    r"""
+    $$d\,\frac{1-\beta^t}{1-\beta}$$ the sum of the weights of an average after $t$ steps. The count
+    is read as a Python number, so $\beta^t$ is computed in double precision as torch computes it.
+    """
+    return damp * (1 - beta ** float(step)) / (1 - beta)
 
 
 @stepper(weight_decay=0.0)
@@ -116,7 +119,7 @@ def rmsprop_step(param: torch.Tensor, grad: torch.Tensor, *, lr: float, eps: flo
 
 @stepper(eps=1e-8)
 def adam_step(param: torch.Tensor, grad: torch.Tensor, *, lr: float, momentum: float, sqr_momentum: float,
-              eps: float, step: int, grad_avg: torch.Tensor, sqr_avg: torch.Tensor, mom_damp: float,
+              eps: float, step: torch.Tensor, grad_avg: torch.Tensor, sqr_avg: torch.Tensor, mom_damp: float,
               sqr_damp: float, **_: Any) -> None:
     r"""
     ## Adam
@@ -137,7 +140,7 @@ def adam_step(param: torch.Tensor, grad: torch.Tensor, *, lr: float, momentum: f
 
 @stepper(eps=1e-6, weight_decay=0.0, bias_correction=True, max_weight_norm=10.0)
 def lamb_step(param: torch.Tensor, grad: torch.Tensor, *, lr: float, momentum: float, sqr_momentum: float,
-              eps: float, weight_decay: float, bias_correction: bool, max_weight_norm: float, step: int,
+              eps: float, weight_decay: float, bias_correction: bool, max_weight_norm: float, step: torch.Tensor,
               grad_avg: torch.Tensor, sqr_avg: torch.Tensor, mom_damp: float, sqr_damp: float,
               **_: Any) -> None:
     r"""

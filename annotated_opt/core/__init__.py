@@ -12,6 +12,7 @@ have in common lives here, once, so that an optimizer's page shows only its algo
   groups built from names (no decay on biases and norm layers).
 * [Non-finite gradients](nonfinite.md) (raise, skip or ignore) and
   [master weights](precision.md) for half-precision parameters: the two options of every group.
+* [Step counts](step_count.md): the count $t$ behind every bias correction, kept as torch keeps it.
 * [Checking hyper-parameters](validation.md): one set of argument checks with torch's messages.
 * [Wrappers](wrapper.md): optimizers built around another one ([SAM](../sam.md),
   [Lookahead](../lookahead.md)).

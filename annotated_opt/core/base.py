@@ -57,6 +57,7 @@ import torch
 
 from . import fastpath, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
+from .step_count import restore_step_count
 from .validation import check_non_negative
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, torch.Tensor]]
@@ -412,7 +413,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         r"""
         Called by unpickling and by `load_state_dict`. A group that lacks an option fills it from the
         defaults, which is how an older checkpoint loads into a newer optimizer (torch's own optimizers
-        do the same for each option they added over the years).
+        do the same for each option they added over the years); a step count saved as a plain number
+        becomes the tensor torch keeps ([step counts](step_count.md)).
         """
         super().__setstate__(state)
         self._start_bookkeeping()
@@ -423,3 +425,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             for key, value in self.defaults.items():
                 if key != "differentiable":
                     group.setdefault(key, value)
+            for param in group["params"]:
+                param_state = self.state.get(param)
+                if isinstance(param_state, dict):
+                    restore_step_count(param_state, group, param)

@@ -231,7 +231,7 @@ def float32_state(state_dict: dict[str, Any]) -> dict[Any, dict[str, torch.Tenso
             entries = state_dict["state"].get(index, {})
             floating = {
                 key: value for key, value in entries.items()
-                if isinstance(value, torch.Tensor) and value.is_floating_point()
+                if isinstance(value, torch.Tensor) and value.is_floating_point() and key != "step"
             }
             if floating:
                 kept[index] = floating
