@@ -100,9 +100,22 @@ _TENSOR_SCALE_FORMS = {
 }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()
+
+
+_IN_PLACE_ARITHMETIC = {torch.Tensor.mul_: True, torch.Tensor.div_: True, torch.Tensor.add_: True,
+                        torch.Tensor.sub_: True, torch.Tensor.lerp_: True}
+
+
+def _updates_a_number_in_place(func: Any, args: Sequence[Any]) -> bool:
+    return _IN_PLACE_ARITHMETIC.get(func, False) and _is_number(args[0])
+
+
 class SymbolicScalars(TorchFunctionMode):
     r"""
-    Inside this mode, numbers read from tensors stay tensors: `.item()` returns the 0-d tensor, and a
+    Inside this mode, numbers read from tensors stay tensors: `.item()` returns the 0-d tensor (in
+    `float64`, the precision of a Python number), and a
     tensor given as `alpha=` or `value=` is multiplied in. Outside a traced region it changes nothing
     of substance (the same formulas, evaluated as tensors); inside one it keeps every changing number
     a graph input, so the graph is compiled once.
@@ -111,7 +124,14 @@ class SymbolicScalars(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         if func is torch.Tensor.item:
-            return args[0]
+            # A Python number is a double (or an integer): the tensor that stands for it is too, so
+            # the scalar arithmetic rounds as it would on the host.
+            number = args[0]
+            return number.to(torch.float64 if number.is_floating_point() else torch.int64)
+        if _updates_a_number_in_place(func, args):
+            # `t.mul_(x)` for a 0-d `float32` state tensor `t` rounds the Python number $x$ to `float32`
+            # first; a `float64` tensor standing for $x$ must be rounded the same way.
+            args = [args[0], *(a.to(args[0].dtype) if _is_number(a) else a for a in args[1:])]
         form = _TENSOR_SCALE_FORMS.get(func)
         if form is not None and isinstance(kwargs.get(form[0]), torch.Tensor):
             keyword, rewrite = form
@@ -169,6 +189,7 @@ def update_group(
 # One compiled function for every optimizer: dynamo keeps a graph per structure (optimizer class,
 # options, shapes) and guards which one applies.
 _compiled_update_group = torch.compile(update_group, fullgraph=True)
+_compiled_update_group_in_pieces = torch.compile(update_group)
 
 
 class FastPath:
@@ -213,4 +234,7 @@ class FastPath:
             return
         inputs = self.group_inputs(index, group, params[0].device)
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            _compiled_update_group(optimizer, inputs, params, grads, states, finite)
+            try:
+                _compiled_update_group(optimizer, inputs, params, grads, states, finite)
+            except torch._dynamo.exc.Unsupported:
+                _compiled_update_group_in_pieces(optimizer, inputs, params, grads, states, finite)
