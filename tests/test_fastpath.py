@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from annotated_opt.core.base import GenericAdaptiveOptimizer
+from annotated_opt.core import fastpath
 from annotated_opt.core.nonfinite import NonFiniteGradientError
 from annotated_opt.core.registry import REGISTRY
 
@@ -25,8 +25,7 @@ FLOAT32_TOLERANCE = 2e-5
 
 # Every optimizer that updates each parameter on its own through the base class's step: the ones the
 # fast path covers. Layer-wise optimizers and wrappers override `step`.
-ELEMENTWISE = [info for info in REGISTRY.values()
-               if info.factory is None and info.cls.step is GenericAdaptiveOptimizer.step]
+ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fastpath.covers(info.cls)]
 # RAdam and AdaBelief (rectified) choose their formula by the value of the step count; one graph cannot
 # hold that choice, so their compiled steps are built in pieces (correct, tested above, but not `fullgraph`).
 FORMULA_BY_STEP = {"radam", "adabelief"}

@@ -67,6 +67,7 @@ norms of different tensors. A `step_param` that branches on the value of a tenso
 one graph and fails to compile with a message naming the line.
 """
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,16 @@ from torch.overrides import TorchFunctionMode
 # Groups with enough distinct structures (shapes, dtypes, options) to need more graphs than dynamo's
 # default of 8 per function still compile; each graph is built once.
 RECOMPILE_LIMIT = 64
+
+
+def covers(optimizer_class: type) -> bool:
+    r"""
+    Whether the fast path applies to `optimizer_class`: it updates each parameter on its own, through the
+    base class's `step` (torch wraps `step` in a profiling hook, so the wrappers are looked through).
+    """
+    from .base import GenericAdaptiveOptimizer
+
+    return inspect.unwrap(optimizer_class.step) is inspect.unwrap(GenericAdaptiveOptimizer.step)
 
 
 def selected(group: dict[str, Any]) -> bool:
