@@ -10,7 +10,9 @@ float32 a unit in the last place is 6e-8; over 100 steps the parameters here (of
 steps normalised to about `lr`) accumulate at most a few hundred such differences, and a change of
 `eps` relative to $\\sqrt{v}$ can amplify one by the step's `1/sqrt(v)`; 2e-5 relative to the largest
 weight bounds what the measurement gave (`FLOAT32_TOLERANCE`) with a margin, and is still a hundred
-times below a learning rate of 1e-3, so a wrong update cannot pass as rounding.
+times below a learning rate of 1e-3, so a wrong update cannot pass as rounding. Measured over 100 steps of
+each optimizer's first configuration: 6e-8 (Adam) to 5.4e-7 (Nero, whose projection renormalises every
+step) in float32, and at most 3.9e-16 in float64.
 """
 
 import pytest
