@@ -238,7 +238,7 @@ class NeroPlus(Nero):
         self.weight_decay(param, grad, group)
 
         # $$w \leftarrow w - \eta\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\cdot\frac{m_t}{\sqrt{v_t} + \hat\epsilon}$$
-        step_size = lr * math.sqrt(1 - beta2**step) / bias_correction1
+        step_size = lr * (1 - beta2**step) ** 0.5 / bias_correction1
         if group["eps"] == 0:
             # Only possible without $\hat\epsilon$: a zero gradient row gives 0/0; step by 0 instead.
             ratio = exp_avg / denominator

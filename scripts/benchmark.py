@@ -1,32 +1,49 @@
-"""Step time of our optimizers against torch.optim on a GPT-2-like parameter set, in one run.
+"""Step time of every optimizer, readable and fast path, against torch.optim, in one run.
 
 Optimizer steps are memory-bound: fp32 Adam must read p, g, m, v and write p, m, v, 28 bytes per
-parameter at the very least. This script times one `step()` of each optimizer (median of several)
-and prints it as a ratio to torch.optim's for-loop, foreach and fused implementations, and to the
-time of simply copying the parameters once (the memory-bandwidth floor's yardstick).
+parameter at the very least. This script times one `step()` (median of several) of every registered
+optimizer on a GPT-2-like parameter set, on its readable path and on its fast path (`fused=True`: the
+annotated `step_param` compiled, see annotated_opt/core/fastpath.py), as ratios to torch's for-loop,
+foreach and fused Adam, to the optimizer's torch twin where one exists, and as achieved bandwidth
+against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
+overhead. Compile time (the first fast step, less a steady one) is reported apart. The table and a
+chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/).
 
-    python scripts/benchmark.py                # about 30 M parameters
-    python scripts/benchmark.py --scale 0.25   # smaller, for a quick look
+    python scripts/benchmark.py                # 31.7 M parameters, a few minutes
+    python scripts/benchmark.py --scale 0.05   # smaller, for a quick look (does not write the page)
 """
 
 import argparse
+import importlib
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-import annotated_opt
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from annotated_opt.core import fastpath  # noqa: E402
+from annotated_opt.core.registry import REGISTRY  # noqa: E402
 
 # One transformer block of GPT-2 small (d = 768): attention in/out projections, MLP, two layer norms.
 BLOCK_SHAPES = [(3 * 768, 768), (3 * 768,), (768, 768), (768,), (4 * 768, 768), (4 * 768,), (768, 4 * 768),
                 (768,), (768,), (768,), (768,), (768,)]
+PAGE_FRAGMENT = ROOT / "docs" / "generated" / "speed.md"
 
 
-def gpt2_like_parameters(scale: float, seed: int = 0) -> list[torch.Tensor]:
-    """Embeddings plus `round(12 * scale)` blocks (at least one), float32, with random gradients."""
+def gpt2_like_shapes(scale: float) -> list[tuple[int, ...]]:
+    """Embeddings plus `round(12 * scale)` blocks (at least one)."""
+    return [(int(50257 * scale), 768), (1024, 768)] + BLOCK_SHAPES * max(1, round(12 * scale))
+
+
+def parameters(shapes: list[tuple[int, ...]], seed: int = 0) -> list[torch.Tensor]:
+    """Float32 parameters with random gradients, the same for every call."""
     generator = torch.Generator().manual_seed(seed)
-    shapes = [(int(50257 * scale), 768), (1024, 768)] + BLOCK_SHAPES * max(1, round(12 * scale))
     params = []
     for shape in shapes:
         p = torch.randn(shape, generator=generator).requires_grad_()
@@ -35,47 +52,168 @@ def gpt2_like_parameters(scale: float, seed: int = 0) -> list[torch.Tensor]:
     return params
 
 
-def median_seconds(step: Callable[[], object], repeats: int) -> float:
-    step()  # the first step allocates state; it is not timed
+def first_and_median(step: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The first call's time (state, and compilation on the fast path) and the median of the next ones."""
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return first, statistics.median(times)
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held in parameter-sized state tensors (each storage counted once)."""
+    storages = {}
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                storages[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
+    return sum(storages.values())
+
+
+def elementwise(info) -> bool:
+    """Whether the optimizer updates each parameter on its own, through the base class's step (the fast path)."""
+    return info.factory is None and fastpath.covers(info.cls)
+
+
+def torch_variants(shapes, repeats) -> dict[str, float]:
+    """torch.optim.Adam's three implementations."""
+    timings = {}
+    for variant, kwargs in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}),
+                            ("fused", {"fused": True})):
+        timings[variant] = first_and_median(torch.optim.Adam(parameters(shapes), **kwargs).step, repeats)[1]
+    return timings
+
+
+def twin_time(info, shapes, repeats) -> float | None:
+    """The torch twin's fastest CPU implementation (fused where torch has one, else foreach)."""
+    if info.reference is None or not info.reference.is_torch_optim:
+        return None
+    module, name = info.reference.target.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    for kwargs in ({"fused": True}, {"foreach": True}):
+        try:
+            optimizer = cls(parameters(shapes), **info.reference.kwargs, **kwargs)
+            return first_and_median(optimizer.step, repeats)[1]
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    return None
+
+
+def measure(info, shapes, repeats, fast: bool) -> dict[str, float]:
+    params = parameters(shapes)
+    optimizer = info.build(params)
+    if fast:
+        for group in optimizer.param_groups:
+            group["fused"] = True
+    first, median = first_and_median(optimizer.step, repeats)
+    return {"first": first, "median": median, "state": state_bytes(optimizer)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.25, help="fraction of GPT-2 small's layers/vocab")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--optimizers", default="all", help="comma-separated registry keys, or all")
     args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
 
-    params = gpt2_like_parameters(args.scale)
-    count = sum(p.numel() for p in params)
-    print(f"{count / 1e6:.1f} M float32 parameters in {len(params)} tensors, {torch.get_num_threads()} threads")
-
+    shapes = gpt2_like_shapes(args.scale)
+    count = sum(torch.Size(s).numel() for s in shapes)
+    params = parameters(shapes)
     copy_targets = [torch.empty_like(p) for p in params]
-    copy_time = median_seconds(lambda: [t.copy_(p) for t, p in zip(copy_targets, params)], args.repeats)
-    print(f"copy of all parameters: {copy_time * 1e3:.1f} ms ({8 * count / copy_time / 1e9:.1f} GB/s)")
+    copy_time = first_and_median(lambda: [t.copy_(p) for t, p in zip(copy_targets, params)], args.repeats)[1]
+    copy_bandwidth = 8 * count / copy_time
 
-    pairs = [
-        ("SGD momentum", lambda ps: annotated_opt.SGD(ps, lr=0.01, momentum=0.9),
-         lambda ps, **kw: torch.optim.SGD(ps, lr=0.01, momentum=0.9, **kw)),
-        ("Adam", lambda ps: annotated_opt.Adam(ps), lambda ps, **kw: torch.optim.Adam(ps, **kw)),
-        ("Adam folded", lambda ps: annotated_opt.Adam(ps, fold_bias_correction=True),
-         lambda ps, **kw: torch.optim.Adam(ps, **kw)),
-        ("AdamW", lambda ps: annotated_opt.AdamW(ps), lambda ps, **kw: torch.optim.AdamW(ps, **kw)),
-    ]
-    print(f"{'optimizer':<14}{'ours ms':>9}{'x for-loop':>12}{'x foreach':>11}{'x fused':>9}{'x copy':>8}")
-    for name, ours, theirs in pairs:
-        timings = {"ours": median_seconds(ours(params).step, args.repeats)}
-        for variant, kwargs in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}),
-                                ("fused", {"fused": True})):
-            timings[variant] = median_seconds(theirs(params, **kwargs).step, args.repeats)
-        t = timings["ours"]
-        print(f"{name:<14}{t * 1e3:>9.1f}{t / timings['for-loop']:>12.2f}{t / timings['foreach']:>11.2f}"
-              f"{t / timings['fused']:>9.2f}{t / copy_time:>8.1f}")
+    header = (f"{count / 1e6:.1f} M float32 parameters in {len(shapes)} tensors, {torch.get_num_threads()} "
+              f"thread, torch {torch.__version__}; copy of all parameters {copy_time * 1e3:.1f} ms "
+              f"({copy_bandwidth / 1e9:.1f} GB/s read+write)")
+    print(header, flush=True)
+    adam = torch_variants(shapes, args.repeats)
+    print("torch Adam: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in adam.items()), flush=True)
+
+    keys = list(REGISTRY) if args.optimizers == "all" else args.optimizers.split(",")
+    rows = []
+    for key in keys:
+        info = REGISTRY[key]
+        if info.requires_closure:
+            continue  # SAM's two passes need a model to re-evaluate; its step is two of its base's
+        readable = measure(info, shapes, args.repeats, fast=False)
+        fast = measure(info, shapes, args.repeats, fast=True) if elementwise(info) else None
+        twin = twin_time(info, shapes, args.repeats)
+        # The least memory traffic of a step: read and write the parameter and each state tensor,
+        # read the gradient.
+        traffic = count * 12 + 2 * readable["state"]
+        row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic}
+        rows.append(row)
+        print(format_row(row, adam, copy_bandwidth), flush=True)
+
+    small_shapes = [(1000,)] * 1000
+    small_adam = torch_variants(small_shapes, args.repeats)
+    small = {fast: measure(REGISTRY["adam"], small_shapes, args.repeats, fast=fast) for fast in (False, True)}
+    small_line = (f"1,000 tensors of 1,000 elements, Adam: readable {small[False]['median'] * 1e3:.1f} ms "
+                  f"({small[False]['median'] / small_adam['for-loop']:.2f}x for-loop), fast "
+                  f"{small[True]['median'] * 1e3:.1f} ms ({small[True]['median'] / small_adam['fused']:.2f}x fused; "
+                  f"compiled in {small[True]['first'] - small[True]['median']:.1f} s); torch "
+                  + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items()))
+    print(small_line, flush=True)
+    if args.scale == 0.25 and args.optimizers == "all":
+        write_page(header, adam, rows, small_line, copy_bandwidth)
+
+
+COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "fast / fused Adam",
+           "fast / foreach Adam", "twin ms", "fast GB/s", "% of copy", "state MB", "compile s")
+
+
+def row_cells(row, adam, copy_bandwidth) -> list[str]:
+    readable, fast = row["readable"]["median"], row["fast"]
+    best = fast["median"] if fast else readable
+    cells = [row["name"], f"{readable * 1e3:.0f}", f"{fast['median'] * 1e3:.0f}" if fast else "-",
+             f"{readable / adam['for-loop']:.2f}", f"{fast['median'] / adam['fused']:.2f}" if fast else "-",
+             f"{fast['median'] / adam['foreach']:.2f}" if fast else "-",
+             f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
+             f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
+             f"{row['readable']['state'] / 1e6:.0f}",
+             f"{fast['first'] - fast['median']:.1f}" if fast else "-"]
+    return cells
+
+
+def format_row(row, adam, copy_bandwidth) -> str:
+    return " | ".join(row_cells(row, adam, copy_bandwidth))
+
+
+def write_page(header, adam, rows, small_line, copy_bandwidth) -> None:
+    """The Speed page's table and chart."""
+    lines = [f"Measured with `python scripts/benchmark.py`: {header}. torch's Adam: "
+             + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in adam.items()) + ".", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row_cells(row, adam, copy_bandwidth)) + " |" for row in rows]
+    lines += ["", small_line + ".", ""]
+    PAGE_FRAGMENT.parent.mkdir(parents=True, exist_ok=True)
+    PAGE_FRAGMENT.write_text("\n".join(lines))
+
+    from plots.style import plt, save
+
+    figure, axes = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
+    names = [row["name"] for row in rows][::-1]
+    readable = [row["readable"]["median"] * 1e3 for row in rows][::-1]
+    fast = [row["fast"]["median"] * 1e3 if row["fast"] else 0 for row in rows][::-1]
+    positions = range(len(rows))
+    axes.barh([y + 0.2 for y in positions], readable, height=0.4, label="readable path")
+    axes.barh([y - 0.2 for y in positions], fast, height=0.4, label="fast path (fused=True)")
+    for variant, style in (("for-loop", ":"), ("foreach", "--"), ("fused", "-")):
+        axes.axvline(adam[variant] * 1e3, color="black", linestyle=style, linewidth=1,
+                     label=f"torch Adam, {variant}")
+    axes.set_yticks(list(positions), names)
+    axes.set_xlabel("ms per step (median), 31.7 M float32 parameters, one CPU thread")
+    axes.legend(loc="lower right", fontsize=8)
+    save(figure, "speed", "step-time", "Step time of every optimizer, readable and fast path, against "
+         "torch's three Adam implementations (vertical lines).")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ from typing import Any
 
 import torch
 
-from . import distributed, implementation, nonfinite, precision
+from . import distributed, fastpath, implementation, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
 from .step_count import restore_step_count
 from .validation import check_non_negative
@@ -152,6 +152,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._start_bookkeeping()
         super().__init__(params, defaults)
         implementation.check_flags(defaults)
+        self._hold_found_inf()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -165,6 +166,17 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._gradient_check = nonfinite.GradientCheck()
         self._master_weights = precision.MasterWeights()
         self._skipped_this_step: list[nonfinite.BadGradient] = []
+        self._fast_path = fastpath.FastPath()
+        self._verdict_on_device = False
+
+    def _hold_found_inf(self) -> None:
+        r"""
+        `found_inf`: the verdict of the last compiled step, `True` when it skipped for a bad gradient.
+        It is one tensor, made here and written in place by the compiled step (a graph cannot hand a
+        new Python attribute back), on the device of the first parameter.
+        """
+        devices = [p.device for group in self.param_groups for p in group["params"]]
+        self.found_inf = torch.zeros((), dtype=torch.bool, device=devices[0] if devices else None)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
@@ -200,17 +212,39 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
+        # Under `torch.compile` the verdict on the gradients stays on the device (see the
+        # [fast path](fastpath.md)), and every group goes through the traceable group update.
+        compiling = torch.compiler.is_compiling()
+        finite = self._gradient_verdict_on_device() if compiling else None
         with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
-            for group in self.param_groups:
-                for param, grad, state in self.params_with_grads(group):
-                    self.step_param(state, group, grad, param)
+            for index, group in enumerate(self.param_groups):
+                if compiling or fastpath.selected(group):
+                    items = list(self.params_with_grads(group))
+                    self._fast_path.step_group(self, index, group, items, finite)
+                else:
+                    for param, grad, state in self.params_with_grads(group):
+                        self.step_param(state, group, grad, param)
                 # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no
                 # empty entry in the state, as in torch.
                 for param in group["params"]:
                     if param in self.state and not self.state[param]:
                         del self.state[param]
+        self._verdict_on_device = False
 
         return loss
+
+    def _gradient_verdict_on_device(self) -> torch.Tensor | None:
+        r"""
+        The non-finite verdict of a compiled step, as a tensor, kept in `found_inf` (as
+        `torch.amp.GradScaler` keeps its own) for the caller to read; `None` when no group checks.
+        """
+        checked = nonfinite.checked_gradients(self.param_groups)
+        self._verdict_on_device = True
+        if not checked:
+            return None
+        finite = nonfinite.finite_verdict([grad for _, _, grad in checked])
+        self.found_inf.copy_(~finite)
+        return finite
 
     def params_with_grads(
         self, group: dict[str, Any]
@@ -233,7 +267,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         """
         # Before any parameter of any group changes: are all the gradients finite? This looks at every
         # group, so that a bad gradient in the last group stops the step before the first is updated.
-        if not self._gradients_are_usable():
+        if not self._verdict_on_device and not self._gradients_are_usable():
             return
         # Masters handed out by an earlier call and changed since (by an optimizer that collected a
         # whole group before updating it) are written back now, before anything reads the parameters.
@@ -401,7 +435,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         without it and fail at its next step. Everything is kept except the hooks (which may not be
         picklable; torch drops them too) and the per-step bookkeeping.
         """
-        transient = {"_step_depth", "_gradient_check", "_master_weights", "_skipped_this_step"}
+        transient = {"_step_depth", "_gradient_check", "_master_weights", "_skipped_this_step", "_fast_path",
+                     "_verdict_on_device", "found_inf"}
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_optimizer_") and k not in transient}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -413,6 +448,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         """
         super().__setstate__(state)
         self._start_bookkeeping()
+        self._hold_found_inf()
         if not hasattr(self, "skipped_steps"):
             self.skipped_steps = 0
         has_differentiable = getattr(self, "has_differentiable_option", False)

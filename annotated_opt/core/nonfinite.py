@@ -112,44 +112,63 @@ class BadGradient:
         return f"{where}: {self.nan} NaN and {self.inf} inf among {self.numel} values"
 
 
-def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradient]:
+def checked_gradients(param_groups: Sequence[dict[str, Any]]) -> list[tuple[int, int, torch.Tensor]]:
     r"""
-    ### The check
+    Every gradient the step will read, with where it lives: `(group index, parameter index, gradient)`.
+    Groups set to `"ignore"` are left out. A sparse gradient is checked through the values it stores.
+    Under FSDP a gradient is a `DTensor`: each process checks its own shard, and the verdicts are
+    combined afterwards ([distributed](distributed.md)), with one collective instead of one per tensor.
+    """
+    checked = []
+    for group_index, group in enumerate(param_groups):
+        if group.get("nonfinite", "raise") == "ignore":
+            continue
+        for param_index, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            if isinstance(grad, DTensor):
+                grad = grad.to_local()
+            checked.append((group_index, param_index, grad._values() if grad.is_sparse else grad))
+    return checked
+
+
+def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    r"""
+    ### The verdict
+
+    One boolean for the whole step, as a 0-d tensor on the first gradient's device: `True` when every
+    gradient is finite (`grads` must not be empty). This is the only place the verdict is formed; the
+    eager check reads it once on the host, a compiled step keeps it on the device.
 
     It must be cheap, since it runs at every step. The screen is one sum per gradient: IEEE arithmetic
     carries any $\pm\infty$ or `NaN` into the sum ($\infty + x = \infty$, $\infty - \infty = \mathrm{NaN}$,
     $\mathrm{NaN} + x = \mathrm{NaN}$), so a finite total of the sums proves every gradient finite, with one
-    small reduction per tensor and a single synchronisation. Half-precision gradients are summed in
-    `float32`, whose range no sum of them can exceed. Only when the screen fails are the bad values
-    counted, parameter by parameter; a sum that overflowed on huge but finite values is then found to
-    be a false alarm. A sparse gradient is checked through the values it stores.
+    small reduction per tensor (fused into one pass by the compiler). Half-precision gradients are summed
+    in `float32`, whose range no sum of them can exceed.
+    $$s_k = \sum_i g^{(k)}_i \text{ finite for every tensor } k \implies \text{no } g^{(k)}_i
+      \text{ is } \pm\infty \text{ or NaN}$$
+    The converse does not hold (a sum can overflow to $\infty$ on finite values): a `False` verdict is a
+    suspicion, which the eager check confirms by counting.
     """
-    # Every gradient the step will read, with where it lives; groups set to `"ignore"` are left out.
-    # Under FSDP a gradient is a `DTensor`: each process checks its own shard, and the verdicts are
-    # combined afterwards ([distributed](distributed.md)), with one collective instead of one per tensor.
-    checked = [
-        (group_index, param_index, p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad)
-        for group_index, group in enumerate(param_groups)
-        if group.get("nonfinite", "raise") != "ignore"
-        for param_index, p in enumerate(group["params"])
-        if p.grad is not None
-    ]
-    if not checked:
-        return []
-    # $$s_k = \sum_i g^{(k)}_i \text{ finite for every tensor } k \implies \text{no } g^{(k)}_i
-    #   \text{ is } \pm\infty \text{ or NaN}$$
-    # The converse does not hold (a sum can overflow to $\infty$ on finite values), which is why a
-    # failed screen is followed by the exact count below. The sums are gathered on the first
-    # gradient's device, so one `isfinite` over the stacked sums answers for the whole model.
-    device = checked[0][2].device
-    # A sparse gradient is screened through the values it stores.
-    checked = [(g, i, grad._values() if grad.is_sparse else grad) for g, i, grad in checked]
+    device = grads[0].device
     sums = [
         grad.sum(dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None).to(device)
-        for _, _, grad in checked
+        for grad in grads
     ]
-    # The one synchronisation of a clean step: reading this boolean on the host.
-    if bool(torch.isfinite(torch.stack(sums)).all()):
+    return torch.isfinite(torch.stack(sums)).all()
+
+
+def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradient]:
+    r"""
+    ### The check
+
+    The verdict over every checked gradient, read on the host: the one synchronisation of a clean step.
+    Only when it fails are the bad values counted, parameter by parameter; a sum that overflowed on huge
+    but finite values is then found to be a false alarm.
+    """
+    checked = checked_gradients(param_groups)
+    if not checked or bool(finite_verdict([grad for _, _, grad in checked])):
         return []
 
     # The screen failed: find the culprits, and count their NaN and inf for the message.

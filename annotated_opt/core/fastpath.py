@@ -1,0 +1,264 @@
+r"""
+# The fast path: the annotated update, compiled
+
+Every optimizer here is written for reading: `step_param` updates one parameter with a few tensor
+operations, each beside its equation. Run as written, each operation is one pass over memory, and each
+pass is dispatched from Python, parameter after parameter. An optimizer step is memory-bound: Adam must
+read $\theta, g, m, v$ and write $\theta, m, v$, 28 bytes per `float32` parameter, and nothing else is
+needed. Written as eight separate operations it moves about twice that, and on a model of a thousand
+small tensors the Python dispatch costs more than the arithmetic.
+
+torch's answer is a second implementation of each algorithm: a `foreach` one over lists of tensors, and
+a `fused` kernel in C++ and CUDA. Here there is no second copy of any algorithm. The fast path hands the
+very same `step_param` to `torch.compile`, traced over all the parameters of a group at once:
+
+$$\text{fast step of a group} = \mathrm{compile}\Big(\textstyle\sum_{k \in \text{group}}
+  \texttt{step\_param}(s_k, \text{group}, g_k, \theta_k)\Big),$$
+
+and the compiler (TorchInductor) fuses the operations of each parameter into one loop that reads and
+writes each tensor once, with no temporaries. Because the traced code *is* the annotated code, a new
+element-wise optimizer gets its fast path without a line written for it, and a change to an
+algorithm cannot leave the fast path behind.
+
+`fused=True` or `foreach=True` in a parameter group selects it, torch's names for torch's fast
+implementations. The step is the same optimizer in every other respect: it goes through
+`params_with_grads` (complex views, `maximize`, master weights, per-parameter options), keeps its state
+under the same keys, in the same tensors, so state dicts load into either path and continue
+identically, and schedulers and hooks see a plain `torch.optim.Optimizer`.
+
+## Numbers that change from step to step
+
+A compiled graph is specialised on the Python numbers it reads: a learning rate of `0.001` becomes a
+constant in the generated code, and a scheduler that sets `0.00099` would force a recompilation at
+every step. The numbers that change must reach the graph as tensors. Two things make that work without
+touching the optimizers:
+
+* the fast path hands `step_param` the group with its learning rate as a 0-d `float64` tensor (one
+  per group, refilled from the group's value at every step), so a schedule changes a value, not a
+  graph;
+* `learning_rate` reads a tensor learning rate with `.item()`, and `step_param` passes its step sizes
+  to fused operations as `alpha=` or `value=`, which take Python numbers. Inside the traced region
+  `SymbolicScalars` keeps such numbers as 0-d tensors: `.item()` returns the tensor itself, and
+  `p.add_(u, alpha=s)` with a tensor `s` becomes `p.add_(u * s)`, the same arithmetic, which the
+  compiler fuses into the same loop.
+
+Step counts are the other changing number: as tensors they are graph inputs like the learning rate.
+
+## Bad gradients without a synchronisation
+
+In eager mode the [non-finite check](nonfinite.md) forms its verdict with one reduction over all the
+gradients and reads it once on the host, before anything changes. Under `torch.compile(opt.step)` a host
+read would end the graph. The verdict then stays on the device, as torch's `found_inf` does in its
+fused kernels: each parameter's update is computed into fresh tensors, and written back only where the
+verdict says so,
+
+$$\theta_k \leftarrow \mathrm{where}(\text{finite}, \theta_k^{\text{new}}, \theta_k),$$
+
+and the same for every state tensor. The compiler fuses the select into the update's loop, so the
+skip costs no extra pass. What cannot happen inside a graph is raising an error or warning: under
+`torch.compile`, `"raise"` and `"skip"` both skip on the device; the verdict of the last step is kept
+in the optimizer's `found_inf` for the caller to read when it chooses to synchronise.
+
+## What is not covered
+
+Optimizers that override `step` to see a whole layer at once ([LARS](lars.md), [LAMB](lamb.md),
+[Nero](nero.md)) keep their own per-tensor norms and their readable step; a flat buffer would mix the
+norms of different tensors. A `step_param` that branches on the value of a tensor cannot be traced into
+one graph and fails to compile with a message naming the line.
+"""
+
+import functools
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+# Groups with enough distinct structures (shapes, dtypes, options) to need more graphs than dynamo's
+# default of 8 per function still compile; each graph is built once.
+RECOMPILE_LIMIT = 64
+
+
+def covers(optimizer_class: type) -> bool:
+    r"""
+    Whether the fast path applies to `optimizer_class`: it updates each parameter on its own, through the
+    base class's `step` (torch wraps `step` in a profiling hook, so the wrappers are looked through), on
+    dense gradients (a sparse gradient's rows change from step to step, which no one graph holds).
+    """
+    from .base import GenericAdaptiveOptimizer
+
+    base_step = inspect.unwrap(optimizer_class.step) is inspect.unwrap(GenericAdaptiveOptimizer.step)
+    return base_step and not optimizer_class.sparse_gradients
+
+
+def selected(group: dict[str, Any]) -> bool:
+    r"""Whether `group` asked for the fast path: torch's `fused=True` or `foreach=True`."""
+    return bool(group.get("fused") or group.get("foreach"))
+
+
+def _scaled(tensor: torch.Tensor, scale: Any) -> torch.Tensor:
+    return tensor * scale
+
+
+# For each fused operation that takes a Python number as a keyword, the same arithmetic with a tensor
+# in its place: $\theta + \alpha u$, $\theta + v\,t_1/t_2$, $\theta + v\,t_1 t_2$.
+_TENSOR_SCALE_FORMS = {
+    torch.Tensor.add_: ("alpha", lambda self, other, s: self.add_(_scaled(other, s))),
+    torch.Tensor.add: ("alpha", lambda self, other, s: self.add(_scaled(other, s))),
+    torch.Tensor.sub_: ("alpha", lambda self, other, s: self.sub_(_scaled(other, s))),
+    torch.Tensor.addcdiv_: ("value", lambda self, t1, t2, s: self.add_(_scaled(t1 / t2, s))),
+    torch.Tensor.addcdiv: ("value", lambda self, t1, t2, s: self.add(_scaled(t1 / t2, s))),
+    torch.Tensor.addcmul_: ("value", lambda self, t1, t2, s: self.add_(_scaled(t1 * t2, s))),
+    torch.Tensor.addcmul: ("value", lambda self, t1, t2, s: self.add(_scaled(t1 * t2, s))),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()
+
+
+_IN_PLACE_ARITHMETIC = {torch.Tensor.mul_: True, torch.Tensor.div_: True, torch.Tensor.add_: True,
+                        torch.Tensor.sub_: True, torch.Tensor.lerp_: True}
+
+
+def _updates_a_number_in_place(func: Any, args: Sequence[Any]) -> bool:
+    return _IN_PLACE_ARITHMETIC.get(func, False) and _is_number(args[0])
+
+
+class SymbolicScalars(TorchFunctionMode):
+    r"""
+    Inside this mode, numbers read from tensors stay tensors: `.item()` returns the 0-d tensor (in
+    `float64`, the precision of a Python number), and a
+    tensor given as `alpha=` or `value=` is multiplied in. Outside a traced region it changes nothing
+    of substance (the same formulas, evaluated as tensors); inside one it keeps every changing number
+    a graph input, so the graph is compiled once.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.Tensor.item:
+            # A Python number is a double (or an integer): the tensor that stands for it is too, so
+            # the scalar arithmetic rounds as it would on the host.
+            number = args[0]
+            return number.to(torch.float64 if number.is_floating_point() else torch.int64)
+        if _updates_a_number_in_place(func, args):
+            # `t.mul_(x)` for a 0-d `float32` state tensor `t` rounds the Python number $x$ to `float32`
+            # first; a `float64` tensor standing for $x$ must be rounded the same way.
+            args = [args[0], *(a.to(args[0].dtype) if _is_number(a) else a for a in args[1:])]
+        form = _TENSOR_SCALE_FORMS.get(func)
+        if form is not None and isinstance(kwargs.get(form[0]), torch.Tensor):
+            keyword, rewrite = form
+            return rewrite(*args, kwargs[keyword])
+        return func(*args, **kwargs)
+
+
+def _guarded_step_param(
+    optimizer: Any, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
+    finite: torch.Tensor,
+) -> None:
+    r"""
+    `step_param` into fresh tensors, kept only where `finite` holds: the device-side skip. Under the
+    compiler the copies are never made; they are names for the values the fused loop computes.
+    """
+    work_param = optimizer._carry_options(param, param.clone())
+    work_state = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
+    optimizer.step_param(work_state, group, grad, work_param)
+    # $$\theta \leftarrow \mathrm{where}(\text{finite}, \theta^{\text{new}}, \theta)$$
+    param.copy_(torch.where(finite, work_param, param))
+    for key, value in work_state.items():
+        old = state.get(key)
+        if isinstance(value, torch.Tensor) and isinstance(old, torch.Tensor):
+            old.copy_(torch.where(finite, value, old))
+        elif isinstance(value, torch.Tensor):
+            # State created by this step (SGD's momentum buffer): zero where the step is skipped.
+            state[key] = torch.where(finite, value, torch.zeros_like(value))
+        else:
+            state[key] = value
+
+
+@torch.no_grad()
+def update_group(
+    optimizer: Any,
+    group: dict[str, Any],
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    states: list[dict[str, Any]],
+    finite: torch.Tensor | None,
+) -> None:
+    r"""
+    ### The traced body
+
+    The readable loop of the base class's `step`, over lists: `step_param` for each parameter of the
+    group, or its guarded form when the verdict on the gradients is a tensor (under `torch.compile`).
+    """
+    with SymbolicScalars():
+        for param, grad, state in zip(params, grads, states):
+            if finite is None:
+                optimizer.step_param(state, group, grad, param)
+            else:
+                _guarded_step_param(optimizer, state, group, grad, param, finite)
+
+
+# The compiler's backend: `inductor` generates the fused kernels. The tests trace every optimizer with
+# `aot_eager`, which goes through the same capture (the graph, its guards, the functionalised
+# in-place updates) in a fraction of the time, and compile a few with `inductor` itself.
+BACKEND = "inductor"
+
+
+@functools.cache
+def compiled_update_group(backend: str, fullgraph: bool) -> Any:
+    r"""
+    One compiled function for every optimizer: dynamo keeps a graph per structure (optimizer class,
+    options, shapes) and guards which one applies. `fullgraph=False` is the fallback that compiles in
+    pieces, for a step that chooses its formula by the value of its step count.
+    """
+    return torch.compile(update_group, fullgraph=fullgraph, backend=backend)
+
+
+class FastPath:
+    r"""
+    ### The fast path of one optimizer
+
+    Holds the 0-d learning-rate tensor of each group (by position), and calls the compiled group
+    update. Nothing here is saved: it is rebuilt after a copy or a load.
+    """
+
+    def __init__(self) -> None:
+        self.learning_rates: dict[int, torch.Tensor] = {}
+
+    def group_inputs(self, index: int, group: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        r"""The group as the graph sees it: every option as it is, a float learning rate as a 0-d tensor."""
+        lr = group["lr"]
+        if isinstance(lr, torch.Tensor):
+            return group
+        held = self.learning_rates.get(index)
+        if held is None or held.device != device:
+            held = self.learning_rates[index] = torch.zeros((), dtype=torch.float64, device=device)
+        held.fill_(lr)
+        return {**group, "lr": held}
+
+    def step_group(
+        self,
+        optimizer: Any,
+        index: int,
+        group: dict[str, Any],
+        items: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]],
+        finite: torch.Tensor | None,
+    ) -> None:
+        r"""
+        Update the parameters of one group. Inside a graph that is already being traced (the user
+        compiled `opt.step`), the body is traced inline; otherwise the compiled function runs it.
+        """
+        if not items:
+            return
+        params, grads, states = (list(column) for column in zip(*items))
+        if torch.compiler.is_compiling():
+            update_group(optimizer, group, params, grads, states, finite)
+            return
+        inputs = self.group_inputs(index, group, params[0].device)
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            try:
+                compiled_update_group(BACKEND, True)(optimizer, inputs, params, grads, states, finite)
+            except torch._dynamo.exc.Unsupported:
+                compiled_update_group(BACKEND, False)(optimizer, inputs, params, grads, states, finite)

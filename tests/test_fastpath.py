@@ -1,0 +1,209 @@
+"""
+The fast path (`fused=True`/`foreach=True`: the annotated `step_param` compiled over a group's tensors)
+against the readable path, for every element-wise optimizer in the registry; `torch.compile(opt.step,
+fullgraph=True)` without recompilation; the non-finite policies on both.
+
+Tolerances. In float64 the two paths must agree to 1e-12 relative over 100 steps: the compiler fuses
+the same operations, and reorders a few (`p + v * (a / b)` where `addcdiv_` rounds `v` to the
+parameter's dtype first), which moves each step by a few units in the last place of a double. In
+float32 a unit in the last place is 6e-8; over 100 steps the parameters here (of size about 1, moved by
+steps normalised to about `lr`) accumulate at most a few hundred such differences, and a change of
+`eps` relative to $\\sqrt{v}$ can amplify one by the step's `1/sqrt(v)`; 2e-5 relative to the largest
+weight bounds what the measurement gave (`FLOAT32_TOLERANCE`) with a margin, and is still a hundred
+times below a learning rate of 1e-3, so a wrong update cannot pass as rounding. Measured over 100 steps of
+each optimizer's first configuration: 6e-8 (Adam) to 5.4e-7 (Nero, whose projection renormalises every
+step) in float32, and at most 3.9e-16 in float64.
+"""
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from annotated_opt.core import fastpath
+from annotated_opt.core.nonfinite import NonFiniteGradientError
+from annotated_opt.core.registry import REGISTRY
+
+FLOAT32_TOLERANCE = 2e-5
+
+# Every optimizer that updates each parameter on its own through the base class's step: the ones the
+# fast path covers. Layer-wise optimizers and wrappers override `step`.
+ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fastpath.covers(info.cls)]
+# RAdam and AdaBelief (rectified), and ASGD (which starts averaging at step t0), choose their formula
+# by the value of the step count; one graph cannot
+# hold that choice, so their compiled steps are built in pieces (correct, tested above, but not `fullgraph`).
+FORMULA_BY_STEP = {"radam", "adabelief", "asgd"}
+
+
+# Tracing every optimizer through inductor's code generation would take minutes each on a CPU: the
+# registry-wide checks trace with `aot_eager` (the same capture, guards and functionalised in-place
+# updates, run by eager kernels), and `test_inductor_kernels_equal_readable` compiles two optimizers
+# through inductor itself.
+TRACING_BACKEND = "aot_eager"
+
+
+@pytest.fixture(autouse=True)
+def fresh_compiler(monkeypatch):
+    monkeypatch.setattr(fastpath, "BACKEND", TRACING_BACKEND)
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+
+
+def two_groups(info, config, dtype, fused):
+    """Three parameters in two groups (the second with half the learning rate), with a scheduler."""
+    torch.manual_seed(0)
+    params = [torch.randn(shape, dtype=dtype) for shape in ((7, 5), (5,), (3, 4, 2))]
+    groups = [{"params": params[:2]}, {"params": params[2:], "lr": config.get("lr", 0.01) / 2}]
+    optimizer = info.build(groups, **config)
+    for group in optimizer.param_groups:
+        group["fused"] = fused
+    return params, optimizer
+
+
+def relative_error(params, others):
+    return max(((p - q).abs().max() / p.abs().max()).item() for p, q in zip(params, others))
+
+
+def run_both(info, config, dtype, steps=100):
+    """The readable and the fast path on the same gradients; halfway, each continues from the other's state."""
+    readable_params, readable = two_groups(info, config, dtype, fused=False)
+    fast_params, fast = two_groups(info, config, dtype, fused=True)
+    generator = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        if step == steps // 2:
+            readable_state, fast_state = readable.state_dict(), fast.state_dict()
+            readable.load_state_dict(fast_state)
+            fast.load_state_dict(readable_state)
+            # The groups' options come from the state dict, `fused` included (as in torch): swap the roles.
+            readable_params, fast_params = fast_params, readable_params
+            readable, fast = fast, readable
+            for group in readable.param_groups:
+                group["fused"] = False
+            for group in fast.param_groups:
+                group["fused"] = True
+        for p, q in zip(readable_params, fast_params):
+            p.grad = torch.randn(p.shape, generator=generator, dtype=dtype)
+            q.grad = p.grad.clone()
+        readable.step()
+        fast.step()
+    return relative_error(readable_params, fast_params)
+
+
+@pytest.mark.parametrize("info", ELEMENTWISE, ids=lambda info: info.key)
+def test_fast_path_equals_readable_float64(info):
+    """Each optimizer's last configuration (its most unusual options), 100 steps."""
+    assert run_both(info, info.configs[-1], torch.float64) <= 1e-12
+
+
+@pytest.mark.parametrize("info", ELEMENTWISE, ids=lambda info: info.key)
+def test_fast_path_equals_readable_float32(info):
+    assert run_both(info, info.configs[0], torch.float32) <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["sgd", "adam"])
+def test_inductor_kernels_equal_readable(monkeypatch, key):
+    """The fast path as it runs by default, through inductor's generated kernels, in both precisions."""
+    monkeypatch.setattr(fastpath, "BACKEND", "inductor")
+    info = REGISTRY[key]
+    assert run_both(info, info.configs[-1], torch.float64, steps=20) <= 1e-12
+    assert run_both(info, info.configs[0], torch.float32, steps=20) <= FLOAT32_TOLERANCE
+
+
+def test_fast_path_keeps_state_and_hooks():
+    """Same keys and tensors as the readable path's state, and the step hooks of torch.optim fire."""
+    info = REGISTRY["adam"]
+    readable_params, readable = two_groups(info, {"lr": 0.01}, torch.float32, fused=False)
+    fast_params, fast = two_groups(info, {"lr": 0.01}, torch.float32, fused=True)
+    calls = []
+    fast.register_step_pre_hook(lambda *_: calls.append("pre"))
+    fast.register_step_post_hook(lambda *_: calls.append("post"))
+    for p, q in zip(readable_params, fast_params):
+        p.grad = torch.ones_like(p)
+        q.grad = torch.ones_like(q)
+    readable.step()
+    fast.step()
+    assert calls == ["pre", "post"]
+    for p, q in zip(readable_params, fast_params):
+        assert readable.state[p].keys() == fast.state[q].keys()
+        assert fast.state[q]["step"].item() == 1
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_fast_path_nonfinite(policy):
+    """One bad value: the step raises or is skipped, and nothing changes."""
+    params, optimizer = two_groups(REGISTRY["adam"], {"lr": 0.01}, torch.float32, fused=True)
+    for group in optimizer.param_groups:
+        group["nonfinite"] = policy
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    before = [p.clone() for p in params]
+    params[2].grad[0, 0, 0] = float("nan")
+    if policy == "raise":
+        with pytest.raises(NonFiniteGradientError):
+            optimizer.step()
+    else:
+        with pytest.warns(RuntimeWarning, match="skipped a step"):
+            optimizer.step()
+        assert optimizer.skipped_steps == 1
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    assert all(optimizer.state[p]["step"].item() == 1 for p in params)
+
+
+@pytest.mark.parametrize("info", [i for i in ELEMENTWISE if i.key not in FORMULA_BY_STEP], ids=lambda info: info.key)
+def test_compiled_step_is_one_graph_across_a_schedule(info):
+    """
+    `torch.compile(opt.step, fullgraph=True)` with a tensor learning rate changed at every step: one
+    graph, compiled once, and the same steps as the readable path.
+    """
+    config = {**info.configs[0], "lr": torch.tensor(info.configs[0].get("lr", 0.01))}
+    readable_params, readable = two_groups(info, config, torch.float32, fused=False)
+    compiled_params, compiled = two_groups(info, {**config, "lr": config["lr"].clone()}, torch.float32, fused=False)
+    step = torch.compile(compiled.step, fullgraph=True, backend=TRACING_BACKEND)
+    generator = torch.Generator().manual_seed(1)
+    graphs = []
+    for i in range(12):
+        for optimizer in (readable, compiled):
+            for group in optimizer.param_groups:
+                group["lr"].fill_(0.01 * 0.9**i)
+        for p, q in zip(readable_params, compiled_params):
+            p.grad = torch.randn(p.shape, generator=generator)
+            q.grad = p.grad.clone()
+        readable.step()
+        step()
+        graphs.append(counters["stats"]["unique_graphs"])
+    # The first step creates the state (a different program); every later step runs one graph.
+    assert graphs[1] <= 2 and graphs[-1] == graphs[1], graphs
+    assert relative_error(readable_params, compiled_params) <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip", "ignore"])
+def test_compiled_step_verdict_on_device(policy):
+    """
+    Under torch.compile a bad gradient is skipped on the device ("raise" cannot raise inside a graph)
+    and reported in `found_inf`; "ignore" applies it, as torch.optim does.
+    """
+    params, optimizer = two_groups(REGISTRY["adam"], {"lr": torch.tensor(0.01)}, torch.float32, fused=False)
+    for group in optimizer.param_groups:
+        group["nonfinite"] = policy
+    step = torch.compile(optimizer.step, fullgraph=True, backend=TRACING_BACKEND)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    step()
+    before = [p.clone() for p in params]
+    moments = [optimizer.state[p]["exp_avg"].clone() for p in params]
+    params[0].grad[0, 0] = float("inf")
+    step()
+    if policy == "ignore":
+        assert not torch.equal(params[1], before[1])
+        return
+    assert optimizer.found_inf.item()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    assert all(torch.equal(optimizer.state[p]["exp_avg"], m) for p, m in zip(params, moments))
+    assert all(optimizer.state[p]["step"].item() == 1 for p in params)
+    params[0].grad[0, 0] = 1.0
+    step()
+    assert not optimizer.found_inf.item()
+    assert all(optimizer.state[p]["step"].item() == 2 for p in params)
