@@ -44,6 +44,7 @@ from .core.registry import REGISTRY, OptimizerInfo, Reference
 from .core.weight_decay import WeightDecay
 from .core.wrapper import OptimizerWrapper
 from .dadapt_adam import DAdaptAdam
+from .galore import GaLore
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lbfgs import LBFGS
@@ -106,6 +107,7 @@ __all__ = [
     "ADOPT",
     "Shampoo",
     "SOAP",
+    "GaLore",
     "AMSGrad",
     "AdEMAMix",
     "Adan",

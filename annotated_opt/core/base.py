@@ -395,7 +395,12 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         do the same for each option they added over the years); a step count saved as a plain number
         becomes the tensor torch keeps ([step counts](step_count.md)).
         """
+        # torch adds `differentiable` to the defaults of every optimizer it unpickles or loads; an
+        # optimizer without torch's flags must not get it (it would then appear in every group).
+        takes_flag = "differentiable" in state.get("defaults", {})
         super().__setstate__(state)
+        if not takes_flag:
+            self.defaults.pop("differentiable", None)
         self._start_bookkeeping()
         if not hasattr(self, "skipped_steps"):
             self.skipped_steps = 0

@@ -44,6 +44,7 @@ from ..ademamix import AdEMAMix
 from ..adopt import ADOPT
 from ..amsgrad import AMSGrad
 from ..dadapt_adam import DAdaptAdam
+from ..galore import GaLore
 from ..lamb import LAMB
 from ..lars import LARS
 from ..lbfgs import LBFGS
@@ -788,5 +789,24 @@ register(OptimizerInfo(
         {"lr": 0.001, "betas": (0.0, 0.99), "grafting_beta2": None, "precondition_frequency": 5,
          "start_preconditioning_step": 10, "weight_decay": 0.01, "decoupled_weight_decay": False,
          "eps": 1e-6, "maximize": True},
+    ),
+))
+# GaLore's configurations: rank 2 with a new projection every 5 steps (20 SVDs in 100 steps; the 5 x 4
+# matrix is projected on its columns, the transposed 3 x 6 one on its rows); rank 3 every 7 steps with
+# the full scale, decay, other betas, a smaller eps and `maximize`.
+register(OptimizerInfo(
+    name="GaLore", cls=GaLore, family="Matrix", parent="Adam", year=2024,
+    # A matrix keeps its moments of the projected gradient and the projection, 2nr + rm numbers: 0.375
+    # of its size for 1024 x 1024 and rank 128, so no parameter-sized tensor. Vectors keep Adam's two.
+    state_tensors=0,
+    paper="GaLore: Memory-Efficient LLM Training by Gradient Low-Rank Projection",
+    url="https://arxiv.org/abs/2403.03507",
+    # The SVDs are of identical float64 matrices by the same LAPACK call, so the projections agree to the
+    # last bit; the decay differs in form (p - lr*wd*p against p*(1 - lr*wd)), 1e-16 per step.
+    reference=Reference("tests.references.galore.GaLore", tolerance=1e-10),
+    configs=(
+        {"lr": 0.01, "rank": 2, "update_proj_gap": 5},
+        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "rank": 3, "update_proj_gap": 7, "scale": 1.0,
+         "weight_decay": 0.05, "maximize": True},
     ),
 ))
