@@ -45,6 +45,7 @@ from .core.weight_decay import WeightDecay
 from .core.wrapper import OptimizerWrapper
 from .dadapt_adam import DAdaptAdam
 from .galore import GaLore
+from .kron import Kron
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lbfgs import LBFGS
@@ -108,6 +109,7 @@ __all__ = [
     "Shampoo",
     "SOAP",
     "GaLore",
+    "Kron",
     "AMSGrad",
     "AdEMAMix",
     "Adan",
