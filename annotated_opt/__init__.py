@@ -47,6 +47,8 @@ from .core.registry import REGISTRY, OptimizerInfo, Reference
 from .core.weight_decay import WeightDecay
 from .core.wrapper import OptimizerWrapper
 from .dadapt_adam import DAdaptAdam
+from .galore import GaLore
+from .kron import Kron
 from .lamb import LAMB
 from .lars import LARS, LARS_CONVENTIONS
 from .lbfgs import LBFGS
@@ -112,6 +114,8 @@ __all__ = [
     "ADOPT",
     "Shampoo",
     "SOAP",
+    "GaLore",
+    "Kron",
     "AMSGrad",
     "AdEMAMix",
     "Adan",

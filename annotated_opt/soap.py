@@ -124,6 +124,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.kronecker import dimension_statistic, indexed, multiply_dimensions, store_indexed, working_dtype
 from .core.options import learning_rate
+from .core.step_count import advance, new_step_count
 from .core.validation import check_betas, check_in_unit_interval, check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -146,8 +147,7 @@ def adam_in_basis(state: dict[str, Any], group: dict[str, Any], param: torch.Ten
     authors' code (which descends from the same Hugging Face `AdamW`).
     """
     beta1, beta2 = group["betas"]
-    state["step"] += 1
-    step = state["step"]
+    step = advance(state)
     # $$m_t = \beta_1 m_{t-1} + (1-\beta_1)\,G'_t \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2)\,G'^2_t$$
     state["exp_avg"].lerp_(rotated_grad, 1 - beta1)
     state["exp_avg_sq"].mul_(beta2).addcmul_(rotated_grad, rotated_grad, value=1 - beta2)
@@ -199,7 +199,7 @@ class SOAP(GenericAdaptiveOptimizer):
         precondition nor for vectors and scalars. `step` counts Adam's steps: it stays at 0 through the
         first call, which only collects (and sets `collected`).
         """
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         rotated = param.ndim >= 2

@@ -47,6 +47,8 @@ from ..adopt import ADOPT
 from ..amsgrad import AMSGrad
 from ..asgd import ASGD
 from ..dadapt_adam import DAdaptAdam
+from ..galore import GaLore
+from ..kron import Kron
 from ..lamb import LAMB
 from ..lars import LARS
 from ..lbfgs import LBFGS
@@ -861,3 +863,44 @@ def _matrix_parameters(seed: int, dtype: Any) -> Any:
     from .verification import matrix_parameters
 
     return matrix_parameters(seed, dtype)
+# GaLore's configurations: rank 2 with a new projection every 5 steps (20 SVDs in 100 steps; the 5 x 4
+# matrix is projected on its columns, the transposed 3 x 6 one on its rows); rank 3 every 7 steps with
+# the full scale, decay, other betas, a smaller eps and `maximize`.
+register(OptimizerInfo(
+    name="GaLore", cls=GaLore, family="Matrix", parent="Adam", year=2024,
+    # A matrix keeps its moments of the projected gradient and the projection, 2nr + rm numbers: 0.375
+    # of its size for 1024 x 1024 and rank 128, so no parameter-sized tensor. Vectors keep Adam's two.
+    state_tensors=0,
+    paper="GaLore: Memory-Efficient LLM Training by Gradient Low-Rank Projection",
+    url="https://arxiv.org/abs/2403.03507",
+    # The SVDs are of identical float64 matrices by the same LAPACK call, so the projections agree to the
+    # last bit; the decay differs in form (p - lr*wd*p against p*(1 - lr*wd)), 1e-16 per step.
+    reference=Reference("tests.references.galore.GaLore", tolerance=1e-10),
+    configs=(
+        {"lr": 0.01, "rank": 2, "update_proj_gap": 5},
+        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-8, "rank": 3, "update_proj_gap": 7, "scale": 1.0,
+         "weight_decay": 0.05, "maximize": True},
+    ),
+))
+# Kron's configurations: the package's defaults (the preconditioner updated at every one of the 100 steps,
+# inside the flat start); a schedule annealed within the run (flat for 10 steps, then p = 0.2 from step 43:
+# updates every 5 steps), diagonal factors for the dimensions above 4 (the matrix's 5 rows, the kernel's 18),
+# a larger initial scale, decay, a short momentum and `maximize`.
+register(OptimizerInfo(
+    name="Kron", cls=Kron, family="Matrix", parent=None, year=2018,
+    # The momentum, plus for an n x m matrix the factors, n^2 + m^2 numbers: 3 parameter-sized tensors for
+    # a square matrix.
+    state_tensors=3,
+    paper="Preconditioner on Matrix Lie Group for SGD (PSGD Kron)", url="https://arxiv.org/abs/1809.10232",
+    # The same float64 arithmetic, written otherwise: einsum against products along each dimension, lerp_
+    # against mul_/add_, the triangular solve from the other side, the decay before the step against inside
+    # it. Each rounds by 1e-16; the fit divides by
+    # norms of A A^T + B B^T and the clip by an RMS; over 100 updates the difference grows to
+    # 1.2e-14 at worst (3 seeds x 2 configurations): far inside 1e-10.
+    reference=Reference("tests.references.kron.Kron", tolerance=1e-10),
+    configs=(
+        {"lr": 0.01},
+        {"lr": 0.01, "momentum": 0.5, "weight_decay": 0.05, "precond_init_scale": 2.0, "max_size_triangular": 4,
+         "update_prob_flat_start": 10, "update_prob_decay": 0.05, "update_prob_min": 0.2, "maximize": True},
+    ),
+))
