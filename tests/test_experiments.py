@@ -2,6 +2,8 @@
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,7 +73,8 @@ def test_a_comparison_goes_on_after_a_diverged_run(tmp_path, capsys) -> None:
                  "--no-plot", "--out", str(tmp_path)]) == 0
     records = json.loads((tmp_path / "digits-cnn-lamb-adam.json").read_text())
     assert [r["optimizer"] for r in records] == ["lamb", "adam"] and records[0]["diverged"]
-    assert "lamb on digits-cnn lr=0.3: diverged after" in capsys.readouterr().out
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("lamb on")]
+    assert "lr=0.3" in line and "diverged after" in line
 
 
 def evaluation(final: float, heldout: float, accuracy: float, reached: int | None = 10, diverged: bool = False,
@@ -138,3 +141,17 @@ def test_one_tuned_entry_reproduces(shipped) -> None:
     stored = found["evaluation"][0]
     assert (first.final_loss, first.accuracy, first.heldout_loss) == (
         stored["final_loss"], stored["accuracy"], stored["heldout_loss"])
+
+
+def test_the_benchmark_page_has_a_row_with_a_note_for_every_optimizer_and_task() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from plots import benchmark
+
+    markdown = benchmark.markdown(benchmark.load())
+    names = [info.name for info in REGISTRY.values()]
+    for name, task in TASKS.items():
+        body = markdown.split(f"## {task.title}\n", 1)[1].split("\n## ", 1)[0]
+        rows = [line for line in body.splitlines() if line.startswith("| ") and not line.startswith("| optimizer")]
+        assert [row.split(" | ")[0][2:] for row in rows] == names
+        assert all(row.rstrip(" |").rsplit(" | ", 1)[1] for row in rows)
+        assert f"<!-- plot: benchmark/{name}-sensitivity -->" in body

@@ -164,10 +164,12 @@ class CharTransformer(nn.Module):
     characters see few gradients, and the softmax of the attention saturates at large learning rates.
     This is where Adam's per-coordinate scaling is known to matter most against SGD
     ([Zhang et al., 2020](https://arxiv.org/abs/1912.03194) trace it to heavy-tailed gradient noise).
-    With the defaults ($k = 32$, $d = 32$, 2 layers, 2 heads) it has about 28,000 parameters.
+    With the defaults ($k = 16$ characters of context, $d = 32$, 2 layers, 2 heads) it has 23,904
+    parameters, a quarter of `CharMLP`'s, yet each step costs more: attention compares every pair of
+    positions, and there are 16 predictions per window.
     """
 
-    def __init__(self, context: int = 32, width: int = 32, layers: int = 2, heads: int = 2) -> None:
+    def __init__(self, context: int = 16, width: int = 32, layers: int = 2, heads: int = 2) -> None:
         super().__init__()
         self.context = context
         self.embedding = nn.Embedding(len(VOCABULARY), width)

@@ -11,7 +11,7 @@ seconds on a CPU, with data that needs no download:
 | `charlm` | character embeddings, one hidden layer | 92,000 | Python's own source ([charlm](charlm.md)) |
 | `chartransformer` | a 2-layer causal transformer, width 32 | 24,000 | the same text |
 
-The three differ in the way that matters to an optimizer: the perceptron's gradients are dense and
+The four differ in the way that matters to an optimizer: the perceptron's gradients are dense and
 its loss surface benign; the convolutions share weights across positions, so each of their
 gradients sums many contributions and can differ in scale from the last layer's; the character model's
 embedding receives a gradient only in the rows of the characters in the batch; the transformer adds
@@ -125,7 +125,7 @@ DIGITS_BATCH = 64
 # One epoch of the digits: 1,348 training images in batches of 64.
 DIGITS_WINDOW = 22
 
-# ## The three tasks
+# ## The four tasks
 #
 # The digits MLP is tuned on full runs (10 epochs, 220 steps); the CNN costs more per step and is
 # tuned on 4 epochs; the character model on 200 of its 500 steps, the transformer on 100 of its 200
@@ -150,7 +150,7 @@ TASKS: dict[str, Task] = {
 # The character models, by task: the model (seeded) and its batch size.
 TEXT_MODELS: dict[str, tuple[Callable[[int], torch.nn.Module], int]] = {
     "charlm": (lambda seed: charlm.charlm(seed=seed), 128),
-    "chartransformer": (lambda seed: charlm.char_transformer(seed, context=16), 32),
+    "chartransformer": (charlm.char_transformer, 32),
 }
 
 
