@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(info, task) for info in infos for task in tasks if task not in done.get(info.key, {})]
     for info, task in pairs[shard::shards]:
         experiments.run_experiments([info], [task], report)
-    print(f"{len(infos)} optimizers x {len(tasks)} tasks in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"{len(pairs[shard::shards])} optimizer-task pairs in {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 
 

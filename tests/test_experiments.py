@@ -122,6 +122,7 @@ def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shi
         if key.startswith("_"):
             continue
         for task_name, found in tasks.items():
+            assert found["tuning_length"] == TASKS[task_name].tuning_length
             assert experiments.select(found["candidates"]) == found["chosen"]
             assert len(found["candidates"]) == len(experiments.SWEEP_LRS) + experiments.REFINE_TRIALS
             assert load_tuned()[key][task_name] == experiments.tuned_entry(found)

@@ -227,8 +227,8 @@ def experiment(info: Any, task_name: str) -> dict[str, Any]:
     chosen = select(sweep + refined)
     evaluation = [] if chosen is None else [
         evaluation_record(task, run_task(info, task, chosen["config"], seed=seed)) for seed in EVALUATION_SEEDS]
-    return {"candidates": sweep + refined, "chosen": chosen, "evaluation": evaluation,
-            "cpu_seconds": round(time.process_time() - start, 1)}
+    return {"tuning_length": task.tuning_length, "candidates": sweep + refined, "chosen": chosen,
+            "evaluation": evaluation, "cpu_seconds": round(time.process_time() - start, 1)}
 
 
 def tuned_entry(record: Mapping[str, Any]) -> dict[str, Any] | None:
