@@ -83,7 +83,7 @@ def evaluation(final: float, heldout: float, accuracy: float, reached: int | Non
             "diverged": diverged, "curve": list(curve), "steps": 2, "seconds_per_step": 0.01}
 
 
-def record(*runs: dict, sweep: tuple[tuple[float, float], ...] = ((0.01, 1.0), (0.1, 0.5))) -> dict:
+def record(*runs: dict, sweep: tuple[tuple[float, float], ...] = ((0.01, 1.5), (0.1, 0.5))) -> dict:
     sweep_candidates = [{"stage": "sweep", "config": {"lr": lr}, "scores": [s, s], "diverged": 0} for lr, s in sweep]
     return {"evaluation": list(runs), "chosen": None, "candidates": sweep_candidates}
 
