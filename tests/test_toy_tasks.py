@@ -95,3 +95,19 @@ def test_an_optimizer_that_ignores_the_closure_is_an_error_not_a_silent_stale_st
     with pytest.raises(RuntimeError, match="never called the closure"):
         train(cnn(), lambda m: IgnoresClosure(m.parameters(), lr=0.1), load_digits(), epochs=1,
               evaluate_before_step=False)
+
+
+def test_the_transformer_predicts_every_next_character_causally_and_learns() -> None:
+    model = charlm.char_transformer(0, context=8)
+    ids = torch.arange(20) % 96
+    x, y = model.batch(ids, torch.tensor([0, 5]))
+    assert x.tolist()[1] == list(range(5, 13)) and y.tolist()[1] == list(range(6, 14))
+    # Causal: changing the last character of the window changes no earlier position's logits.
+    changed = x.clone()
+    changed[:, -1] = 0
+    with torch.no_grad():
+        assert torch.equal(model(x)[:, :-1], model(changed)[:, :-1]) and not torch.equal(model(x), model(changed))
+    result = charlm.train(charlm.char_transformer(0, context=16), lambda m: Adam(m.parameters(), lr=1e-2),
+                          steps=60, batch_size=32)
+    assert result.losses[0] == pytest.approx(math.log(96), abs=0.5)
+    assert sum(result.losses[-10:]) / 10 < 3.2 and result.heldout_loss < 3.3

@@ -176,9 +176,10 @@ def test_the_shipped_file_names_registered_optimizers_and_known_targets() -> Non
         assert key in REGISTRY, f"{key} has tuned entries but is not registered"
         for target, entry in entries.items():
             assert target in OBJECTIVES or target in TASKS
-            assert set(entry["config"]) == {"lr"}
-            assert entry["config"]["lr"] in (tuning.TOY_LRS if target in OBJECTIVES else tuning.TASK_LRS)
-            assert REGISTRY[key].tuned(target).config == entry["config"]
+            # The toys' entries are grid learning rates; the tasks' are checked in test_experiments.py.
+            if target in OBJECTIVES:
+                assert set(entry["config"]) == {"lr"} and entry["config"]["lr"] in tuning.TOY_LRS
+                assert REGISTRY[key].tuned(target).config == entry["config"]
 
 
 def test_the_search_reproduces_the_shipped_entry() -> None:

@@ -26,7 +26,9 @@ The command line is for the experiments the site's fixed figures do not show:
   times and a third of it (`--lr`), on the same objective: a robust method draws three similar paths.
 * **What does one hyper-parameter do?** `--set 'betas=(0.9, 0.99)'` against the default, on the
   saddle (how fast it escapes) or on Rosenbrock (how it follows the valley).
-* **Does the toy ranking survive a real task?** `--task digits --optimizer all`, then `--task charlm`.
+* **Does the toy ranking survive a real task?** `--task digits --optimizer all`, then `--task charlm`
+  and `--task chartransformer`. A run that diverges (even one whose optimizer raises on a non-finite
+  gradient) is reported as diverged and the others go on.
 * **Is a difference real?** Run a task with a few `--seed` values; a gap smaller than the spread
   between seeds is noise.
 
@@ -132,7 +134,8 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog=PROGRAM,
         description="Run registered optimizers on toy objectives or small real tasks, and plot them.",
-        epilog=f"optimizers: {optimizers}\nobjectives: {objectives}\ntasks: digits (--model mlp|cnn), charlm",
+        epilog=f"optimizers: {optimizers}\nobjectives: {objectives}\n"
+               "tasks: digits (--model mlp|cnn), charlm, chartransformer",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--optimizer", default="all", metavar="NAMES",
@@ -140,14 +143,16 @@ def build_parser() -> OneLineParser:
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--objective", metavar="NAMES",
                         help=f"comma-separated toy objectives, or 'all'; one of: {objectives} (default: rosenbrock)")
-    target.add_argument("--task", choices=("digits", "charlm"), help="a small real task instead of a toy")
+    target.add_argument("--task", choices=("digits", "charlm", "chartransformer"),
+                        help="a small real task instead of a toy")
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="the digits model (default: mlp)")
     # The settings of a run: every one optional, the tuned configuration filling in the rest.
     parser.add_argument("--lr", type=positive_number, help="learning rate (default: the tuned one)")
     parser.add_argument("--set", type=assignment, action="append", default=[], metavar="NAME=VALUE",
                         help="another constructor argument, e.g. --set 'betas=(0.9, 0.99)' (repeatable)")
     parser.add_argument("--steps", type=positive_integer,
-                        help="steps of a toy or of charlm, epochs of digits (default: the objective's or task's)")
+                        help="steps of a toy or of the character models, epochs of digits "
+                             "(default: the objective's or task's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the task's initialisation and batches")
     # Where the results go, and in what form.
     parser.add_argument("--out", type=Path, default=Path("toy-runs"), help="output folder (default: toy-runs)")

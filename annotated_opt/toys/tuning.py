@@ -3,10 +3,11 @@ r"""
 
 A comparison of optimizers is only as fair as the learning rates they were given. This module is the
 code behind `scripts/tune_toys.py`; the rules it follows are explained in [tuned](tuned.md). For
-every optimizer of the [registry](registry.md) and every target (a [toy objective](objectives.md) or
-a small [task](tasks.md)) it tries each learning rate of a fixed logarithmic grid, scores the run,
-and keeps the best. Nothing is random except the seeded batch order of the tasks, so the same machine
-always writes the same file.
+every optimizer of the [registry](registry.md) and every [toy objective](objectives.md) it tries
+each learning rate of a fixed logarithmic grid, scores the run, and keeps the best. Nothing is
+random, so the same machine always writes the same file. The small [tasks](tasks.md) are tuned by
+the robust, seeded search of [experiments](experiments.md) (`scripts/tune_tasks.py`), which writes
+its choices into the same file.
 
 ## The rule, as an equation
 
@@ -19,24 +20,18 @@ where $S_j$ is the target's score, lower is better:
 * on a toy objective, with $\ell_t = \log(1 + f_t - f^\star) / \log(1 + f_0 - f^\star)$ over the
   $T$ steps of the trajectory ([runner](runner.md)'s `toy_score`),
   $$S = \frac{1}{T+1}\sum_{t=0}^{T} \ell_t + \ell_T + 2\cdot[\text{the path left the region}];$$
-* on a task, with the training losses $L_1, \dots, L_T$ and $k = \max(1, \lfloor T/5 \rfloor)$
-  ([tasks](tasks.md)' `task_score`),
-  $$S = \frac{1}{k}\sum_{t = T - k + 1}^{T} L_t, \qquad S = +\infty \text{ if the run diverged.}$$
-
 The $\arg\min$ is taken in the order of the grid, smallest learning rate first, and only a strictly
 lower score replaces the best so far: on a tie the *smaller* learning rate wins, the cautious choice.
 
 ## The grids
 
-$$\Gamma_{\text{toy}} = \{10^{k/3} : k = -15, \dots, 3\} = \{10^{-5}, 2.154 \times 10^{-5}, \dots, 10\},
-\qquad \Gamma_{\text{task}} = \{10^{k/2} : k = -8, \dots, 1\} = \{10^{-4}, \dots, 3.162\}.$$
+$$\Gamma_{\text{toy}} = \{10^{k/3} : k = -15, \dots, 3\} = \{10^{-5}, 2.154 \times 10^{-5}, \dots, 10\}.$$
 
 Only the learning rate is searched, on a logarithmic grid, because it is the one hyper-parameter
-whose good value differs by orders of magnitude between optimizers (in the shipped file, SGD's rate
-on the character model is 100 times Adam's, and Adam's on Rosenbrock is over 200 times SGD's), and
-because a grid over one variable is exhaustive, cheap to explain and cannot be unlucky. Its spacing
-bounds how far the chosen value can be from the best: any learning rate in the grid's range is
-within a factor $10^{1/6} \approx 1.47$ of a toy candidate ($10^{1/4} \approx 1.78$ for the tasks).
+whose good value differs by orders of magnitude between optimizers (Adam's rate on Rosenbrock is over
+200 times SGD's), and because a grid over one variable is exhaustive, cheap to explain and cannot be
+unlucky. Its spacing bounds how far the chosen value can be from the best: any learning rate in the
+grid's range is within a factor $10^{1/6} \approx 1.47$ of a candidate.
 
 ## Reproducing and extending it
 
@@ -64,7 +59,6 @@ import torch
 from ..core.tuned import TUNED_HPARAMS_PATH, load_tuned
 from .objectives import OBJECTIVES
 from .runner import run_trajectory, toy_score
-from .tasks import TASKS, run_task, task_score
 
 
 def log_grid(low_exponent: int, high_exponent: int, per_decade: int) -> tuple[float, ...]:
@@ -81,9 +75,6 @@ def log_grid(low_exponent: int, high_exponent: int, per_decade: int) -> tuple[fl
 # Toy learning rates: $10^{-5}$ to $10$, three per decade (19 candidates). The toys are cheap, so the
 # grid is fine and wide: the rates chosen on the toys range from about $2 \times 10^{-4}$ to $2$.
 TOY_LRS = log_grid(-15, 3, 3)
-# Task learning rates: $10^{-4}$ to $3.16$, two per decade (a task run costs a hundred toy runs; 10
-# candidates).
-TASK_LRS = log_grid(-8, 1, 2)
 
 
 def search(lrs: Iterable[float], score: Callable[[float], float]) -> tuple[float | None, float, list[float]]:
@@ -119,42 +110,23 @@ def toy_candidate(info: Any, name: str) -> Callable[[float], float]:
     return score
 
 
-def task_candidate(info: Any, name: str) -> Callable[[float], float]:
-    r"""
-    $\eta \mapsto S(\text{a run at } \eta)$ on the task `name`, for the task's `tuning_length`
-    (shorter than a full run where a full run would make the search too slow).
-    """
-    task = TASKS[name]
-
-    def score(lr: float) -> float:
-        try:
-            return task_score(task, run_task(info, task, {"lr": lr}, length=task.tuning_length))
-        except TypeError:
-            return math.inf
-
-    return score
-
-
 def tune(infos: Iterable[Any], targets: Iterable[str],
          report: Callable[[str, str, float | None, float], None] | None = None) -> dict[str, dict[str, Any]]:
     r"""
     ### The whole search
 
-    Search every optimizer in `infos` on every target in `targets` (names from `OBJECTIVES` or
-    `TASKS`). Returns `{optimizer key: {target: {"config": {"lr": ...}, "score": ...}}}`.
+    Search every optimizer in `infos` on every toy objective in `targets` (names from `OBJECTIVES`).
+    Returns `{optimizer key: {target: {"config": {"lr": ...}, "score": ...}}}`.
     `report(optimizer, target, lr, score)` is called after each search.
 
-    The cost is one run per candidate: 19 per toy objective and 10 per task, for every optimizer.
+    The cost is one run per candidate: 19 per toy objective, for every optimizer.
     To retune one optimizer after changing it, pass only its entry and merge the result with `write`.
     """
     targets = list(targets)
     results: dict[str, dict[str, Any]] = {}
     for info in infos:
         for target in targets:
-            # A target is a toy objective or a task; each has its own run, score and grid.
-            candidate = toy_candidate(info, target) if target in OBJECTIVES else task_candidate(info, target)
-            lrs = TOY_LRS if target in OBJECTIVES else TASK_LRS
-            lr, score, _ = search(lrs, candidate)
+            lr, score, _ = search(TOY_LRS, toy_candidate(info, target))
             if report is not None:
                 report(info.key, target, lr, score)
             # No entry when nothing ran: the optimizer stays flagged as untuned for this target.
@@ -168,8 +140,8 @@ def write(results: dict[str, dict[str, Any]], path: Path = TUNED_HPARAMS_PATH, r
     Write the search results to the data file, merged into what is there unless `replace`: entries
     of optimizers and targets that were not searched this time are kept.
 
-    The file starts with a `_search` entry that records how it was made (the script, the rules, both
-    grids and the torch version), so a reader of the numbers can reproduce them. Keys are sorted and
+    The file starts with a `_search` entry that records how it was made (the scripts, the rules, the
+    toys' grid and the torch version), so a reader of the numbers can reproduce them. Keys are sorted and
     the JSON indented, so a retune shows in a diff as exactly the entries that changed.
     """
     merged: dict[str, dict[str, Any]] = {} if replace else {k: dict(v) for k, v in load_tuned(path).items()}
@@ -177,10 +149,9 @@ def write(results: dict[str, dict[str, Any]], path: Path = TUNED_HPARAMS_PATH, r
         merged.setdefault(key, {}).update(entries)
     document = {
         "_search": {
-            "written_by": "scripts/tune_toys.py",
-            "rules": "annotated_opt/core/tuned.py",
+            "written_by": "scripts/tune_toys.py (toys), scripts/tune_tasks.py (tasks)",
+            "rules": "annotated_opt/core/tuned.py, annotated_opt/toys/experiments.py",
             "toy_lrs": list(TOY_LRS),
-            "task_lrs": list(TASK_LRS),
             "torch": torch.__version__.split("+")[0],
         },
         **{key: dict(sorted(merged[key].items())) for key in sorted(merged)},

@@ -1,7 +1,7 @@
 """The small real tasks: loss curves and a results table for every optimizer, and one figure per page.
 
 Every optimizer of the registry trains each task (`annotated_opt/toys/tasks.py`: digits with an MLP
-and with a CNN, a character-level language model) at the learning rate tuned for it. Figures:
+and with a CNN, a character-level language model and a tiny transformer) at the settings tuned for it. Figures:
 `docs/generated/plots/results/<task>.svg` (all optimizers) and `docs/generated/plots/<key>/tasks.svg`
 (one optimizer over the others in grey); tables: `docs/generated/results.md`, which `docs/results.md`
 includes. The curves are deterministic (one thread, seeded); the wall times are measured, so they
@@ -14,6 +14,7 @@ import torch
 
 from annotated_opt.core.registry import REGISTRY
 from annotated_opt.toys.drawing import losses_figure, tasks_figure
+from annotated_opt.toys.experiments import describe_config
 from annotated_opt.toys.tasks import TASKS, TaskResult, run_task
 
 from . import style
@@ -30,6 +31,9 @@ SETUPS = {
     "charlm": "Next-character prediction on the source of six standard-library modules (about 70,000 "
               "characters, the last 10% held out): 16 characters of context, 16-dimensional embeddings, "
               "256 hidden units; batches of 128 random windows, {length} steps. Loss in nats per character.",
+    "chartransformer": "The same text, a causal transformer: 2 pre-norm blocks of width 32 with 2 attention heads, "
+                       "16 characters of context, every position predicting the next character; batches of 32 "
+                       "random windows, {length} steps. Loss in nats per character.",
 }
 
 
@@ -64,13 +68,12 @@ def results_markdown(runs: dict[str, list[TaskResult]]) -> str:
             "",
             f"<!-- plot: {RESULTS_PAGE}/{name} -->",
             "",
-            f"| optimizer | learning rate | final training loss | held-out loss | {task.accuracy_label} "
+            f"| optimizer | tuned setting | final training loss | held-out loss | {task.accuracy_label} "
             f"| steps to loss {task.target_loss} | wall time (s) | note |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for result in results:
-            lr = result.config.get("lr")
-            setting = (f"{lr:g}" if lr is not None else "defaults") + ("" if result.tuned else " (untuned)")
+            setting = (describe_config(result.config) or "defaults") + ("" if result.tuned else " (untuned)")
             if result.skipped is not None:
                 row = ["-", "-", "-", "-", "-", f"skipped: {result.skipped}"]
             elif result.diverged:
@@ -94,15 +97,15 @@ def plan(runs: dict[str, list[TaskResult]]) -> list[Plot]:
         plots.append(Plot(
             RESULTS_PAGE, name,
             f"{task.title}: training loss (moving mean over {task.window} steps) of every optimizer at its tuned "
-            f"learning rate; the dashed line is the target loss {task.target_loss}.",
+            f"settings; the dashed line is the target loss {task.target_loss}.",
             partial(losses_figure, name, results),
         ))
     for info in REGISTRY.values():
         plots.append(Plot(
             info.key, TASKS_SLUG,
-            f"{info.name} training the three small tasks (digits with an MLP and a CNN, a character-level "
-            f"language model) at its tuned learning rate, over every other optimizer in grey; the dashed lines "
-            f"are the target losses.",
+            f"{info.name} training the small tasks (digits with an MLP and a CNN, a character-level "
+            f"language model, a tiny transformer) at its tuned settings, over every other optimizer in grey; "
+            f"the dashed lines are the target losses.",
             partial(tasks_figure, runs, info.key),
         ))
     return plots

@@ -1,0 +1,64 @@
+"""Check the tuned settings against a plain learning-rate sweep at full length, on a new seed.
+
+For each optimizer and task: the held-out number of the benchmark's evaluation (median over its three
+seeds, from results/benchmark.json) against the best a full-length sweep of the learning rate alone
+(the sweep grid of annotated_opt/toys/experiments.py, other hyper-parameters at their defaults) reaches
+on the first evaluation seed. The tuned setting passes when it is within 0.03 of that (accuracy for the
+digits, held-out loss for the text). One thread; about 9 full runs per optimizer and task.
+
+    python scripts/check_acceptance.py --task digits-cnn
+    python scripts/check_acceptance.py --task digits-mlp --optimizer lars
+"""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from annotated_opt.core.registry import REGISTRY, get  # noqa: E402
+from annotated_opt.toys import experiments  # noqa: E402
+from annotated_opt.toys.tasks import TASKS, run_task  # noqa: E402
+
+MARGIN = 0.03
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", action="append", default=[], help=f"repeatable: {', '.join(TASKS)}")
+    parser.add_argument("--optimizer", action="append", default=[], help="repeatable; default: every one")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    infos = [get(name) for name in args.optimizer] or list(REGISTRY.values())
+    seed = experiments.EVALUATION_SEEDS[0]
+    failures = 0
+    for task_name in args.task or list(TASKS):
+        metric, higher = experiments.heldout_metric(task_name)
+        for info in infos:
+            sweep = []
+            for lr in experiments.SWEEP_LRS:
+                result = run_task(info, TASKS[task_name], {"lr": lr}, seed=seed)
+                sweep.append(getattr(result, metric) if not result.diverged else -math.inf if higher else math.inf)
+            best = max(sweep) if higher else min(sweep)
+            best_lr = experiments.SWEEP_LRS[sweep.index(best)]
+            line = f"{info.key:>12} {task_name:>16}  sweep best {best:.3f} (lr={best_lr:g})"
+            # Read after the sweep: a tuning run may have added this optimizer's results meanwhile.
+            record = json.loads(experiments.RESULTS_PATH.read_text()).get(info.key, {}).get(task_name)
+            if record is None or not record["evaluation"]:
+                print(f"{line}  no tuned results", flush=True)
+                continue
+            tuned = experiments.median(e[metric] for e in record["evaluation"])
+            gap = tuned - best
+            passed = gap >= -MARGIN if higher else gap <= MARGIN
+            failures += not passed
+            print(f"{line}  tuned {tuned:.3f}  {gap:+.3f}  {'ok' if passed else 'FAIL'}", flush=True)
+    print(f"{failures} below the margin of {MARGIN}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""The robust tuning of the small tasks: the selection rule, divergence handling, notes, and one shipped entry."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from annotated_opt.core.nonfinite import NonFiniteGradientError
+from annotated_opt.core.registry import REGISTRY, OptimizerInfo
+from annotated_opt.core.tuned import load_tuned
+from annotated_opt.toys import experiments
+from annotated_opt.toys.__main__ import main
+from annotated_opt.toys.tasks import TASKS, run_task, task_score
+
+
+def candidate(lr: float, *scores: float) -> dict:
+    return {"config": {"lr": lr}, "scores": list(scores)}
+
+
+def test_the_worst_seed_decides_and_one_diverged_seed_rules_a_candidate_out() -> None:
+    # The best mean (lr 0.3) diverged on one seed; the best single seed (lr 0.1) is poor on the other.
+    candidates = [candidate(0.01, 0.50, 0.52), candidate(0.1, 0.10, 0.60), candidate(0.3, 0.05, math.inf),
+                  candidate(0.03, 0.30, 0.31)]
+    assert experiments.select(candidates) == candidates[3]
+    assert experiments.robust_score([0.1, 0.6]) == 0.6 and experiments.robust_score([0.1, math.inf]) == math.inf
+
+
+def test_within_the_tolerance_the_smaller_learning_rate_wins() -> None:
+    candidates = [candidate(0.1, 0.100, 0.101), candidate(0.03, 0.101, 0.1015), candidate(0.01, 0.2, 0.2)]
+    # 0.1015 is within 2% of 0.101: a tie, and the smaller rate is further from divergence.
+    assert experiments.select(candidates)["config"]["lr"] == 0.03
+    assert experiments.select(candidates, tolerance=0.0)["config"]["lr"] == 0.1
+    assert experiments.select([candidate(0.1, math.inf, 1.0)]) is None and experiments.select([]) is None
+
+
+def test_search_space_table_and_fallback() -> None:
+    assert [k.name for k in experiments.search_space(REGISTRY["lars"])] == ["trust_coefficient"]
+    assert [k.name for k in experiments.search_space(REGISTRY["adam"])] == ["beta1"]
+    assert experiments.search_space(REGISTRY["adagrad"]) == ()
+    config = experiments.make_config(REGISTRY["nadam"], 0.01, {"beta1": 0.85})
+    assert config == {"lr": 0.01, "betas": (0.85, 0.999)}
+    # Every knob names an argument its optimizer takes (or beta1, for one that takes betas).
+    for key, knobs in experiments.SEARCH_SPACES.items():
+        for knob in knobs:
+            info = REGISTRY[key]
+            values = {knob.name: knob.low}
+            info.build([torch.nn.Parameter(torch.randn(2, 2))], **experiments.make_config(info, 0.01, values))
+
+
+class RaisesOnThirdStep(torch.optim.SGD):
+    def step(self, closure=None):
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps == 3:
+            raise NonFiniteGradientError("0.weight has a non-finite gradient")
+        return super().step(closure)
+
+
+def test_a_run_whose_optimizer_raises_on_a_nonfinite_gradient_is_recorded_as_diverged() -> None:
+    info = OptimizerInfo(name="RaisesOnThirdStep", cls=RaisesOnThirdStep, paper="", url="", year=2000,
+                         family="test", parent=None, state_tensors=0)
+    result = run_task(info, TASKS["digits-mlp"], {"lr": 0.1}, length=1)
+    assert result.diverged and len(result.losses) == 2 and math.isfinite(result.losses[-1])
+    assert result.final_loss == math.inf and result.accuracy == 0.0
+    assert task_score(TASKS["digits-mlp"], result) == math.inf
+
+
+def test_a_comparison_goes_on_after_a_diverged_run(tmp_path, capsys) -> None:
+    # LAMB raises NonFiniteGradientError on the digits CNN at lr 0.3; Adam after it still runs.
+    assert main(["--optimizer", "lamb,adam", "--task", "digits", "--model", "cnn", "--lr", "0.3",
+                 "--no-plot", "--out", str(tmp_path)]) == 0
+    records = json.loads((tmp_path / "digits-cnn-lamb-adam.json").read_text())
+    assert [r["optimizer"] for r in records] == ["lamb", "adam"] and records[0]["diverged"]
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("lamb on")]
+    assert "lr=0.3" in line and "diverged after" in line
+
+
+def evaluation(final: float, heldout: float, accuracy: float, reached: int | None = 10, diverged: bool = False,
+               curve: tuple[float, ...] = (2.0, 0.1)) -> dict:
+    return {"final_loss": final, "heldout_loss": heldout, "accuracy": accuracy, "steps_to_target": reached,
+            "diverged": diverged, "curve": list(curve), "steps": 2, "seconds_per_step": 0.01}
+
+
+def record(*runs: dict, sweep: tuple[tuple[float, float], ...] = ((0.01, 1.5), (0.1, 0.5))) -> dict:
+    sweep_candidates = [{"stage": "sweep", "config": {"lr": lr}, "scores": [s, s], "diverged": 0} for lr, s in sweep]
+    return {"evaluation": list(runs), "chosen": None, "candidates": sweep_candidates}
+
+
+def test_notes_are_read_from_the_data() -> None:
+    records = {
+        "a": record(evaluation(0.1, 0.1, 0.98), evaluation(0.1, 0.1, 0.97), evaluation(0.1, 0.1, 0.96)),
+        "b": record(evaluation(0.1, 0.1, 0.97), evaluation(0.1, 0.1, 0.96), evaluation(0.1, 0.1, 0.95)),
+        "c": record(evaluation(0.5, 0.5, 0.80, None), evaluation(0.5, 0.5, 0.81, None),
+                    evaluation(math.inf, math.inf, 0.0, None, diverged=True),
+                    sweep=((0.001, 0.50), (0.01, 0.28), (0.1, 0.29), (1.0, 0.6))),
+        "d": record(evaluation(0.4, 0.5, 0.85, curve=(2.0, 0.1, 0.4)), evaluation(0.1, 0.1, 0.85),
+                    evaluation(0.1, 0.1, 0.86)),
+    }
+    notes = experiments.notes("digits-mlp", records)
+    assert notes["a"].startswith("best") and "narrow: one good grid lr" in notes["a"]
+    assert notes["b"].startswith("within noise of the best")
+    assert notes["c"].startswith("diverged on 1 of 3 seeds; plateau") and "forgiving: lr good over x100" in notes["c"]
+    assert notes["d"].startswith("unstable") and "within noise" not in notes["d"]
+
+
+def test_curves_are_subsampled_to_a_bounded_length_ending_at_the_last_step() -> None:
+    losses = [float(i) for i in range(1, 251)]
+    kept = experiments.curve(losses, 1)
+    assert len(kept) <= experiments.CURVE_POINTS + 1 and kept[-1] == 250.0 and kept == sorted(kept)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict:
+    return json.loads(experiments.RESULTS_PATH.read_text())
+
+
+def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shipped) -> None:
+    # The rule, applied again to the stored candidates, picks the stored choice, and the tuned file holds it.
+    for key, tasks in shipped.items():
+        if key.startswith("_"):
+            continue
+        for task_name, found in tasks.items():
+            assert found["tuning_length"] == TASKS[task_name].tuning_length
+            assert experiments.select(found["candidates"]) == found["chosen"]
+            assert len(found["candidates"]) == len(experiments.SWEEP_LRS) + experiments.REFINE_TRIALS
+            assert load_tuned()[key][task_name] == experiments.tuned_entry(found)
+            assert len(found["evaluation"]) == len(experiments.EVALUATION_SEEDS)
+
+
+def test_one_tuned_entry_reproduces(shipped) -> None:
+    # SGD on the digits MLP: its chosen candidate on the tuning seeds, and its first evaluation run.
+    found = shipped["sgd"]["digits-mlp"]
+    task = TASKS["digits-mlp"]
+    torch.set_num_threads(1)
+    again = experiments.candidate(REGISTRY["sgd"], task, found["chosen"]["config"], found["chosen"]["stage"])
+    assert again["scores"] == found["chosen"]["scores"]
+    config = REGISTRY["sgd"].tuned("digits-mlp").config
+    assert config == found["chosen"]["config"]
+    first = run_task(REGISTRY["sgd"], task, seed=experiments.EVALUATION_SEEDS[0])
+    stored = found["evaluation"][0]
+    assert (first.final_loss, first.accuracy, first.heldout_loss) == (
+        stored["final_loss"], stored["accuracy"], stored["heldout_loss"])
+
+
+def test_the_benchmark_page_has_a_row_with_a_note_for_every_optimizer_and_task() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from plots import benchmark
+
+    markdown = benchmark.markdown(benchmark.load())
+    names = [info.name for info in REGISTRY.values()]
+    for name, task in TASKS.items():
+        body = markdown.split(f"## {task.title}\n", 1)[1].split("\n## ", 1)[0]
+        rows = [line for line in body.splitlines() if line.startswith("| ") and not line.startswith("| optimizer")]
+        assert [row.split(" | ")[0][2:] for row in rows] == names
+        assert all(row.rstrip(" |").rsplit(" | ", 1)[1] for row in rows)
+        assert f"<!-- plot: benchmark/{name}-sensitivity -->" in body
