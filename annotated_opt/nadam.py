@@ -107,6 +107,8 @@ class NAdam(Adam):
 
     # torch's twin has no `fused`.
     torch_flags = ("foreach", "capturable", "differentiable")
+    # torch's NAdam takes any two numbers as `betas`, a float and a tensor mixed included.
+    torch_adam_betas = False
 
     def __init__(
         self,
