@@ -317,6 +317,9 @@ class Adam(GenericAdaptiveOptimizer):
         # `lerp_` computes $m + (1-\beta_1)(g - m)$, the same average in one operation: one pass that
         # reads $m$ and $g$ and writes $m$, where `mul_` and `add_` would take two. It is also what
         # `torch.optim.Adam` calls, so the two round identically, even in `bfloat16`.
+        if torch.is_tensor(beta1):
+            # A tensor $\beta_1$ (torch's Adam takes one) is cast to the moment's dtype first, as torch does.
+            beta1 = beta1.to(exp_avg)
         exp_avg.lerp_(grad, 1 - beta1)
         # The square needs no temporary: `addcmul_` multiplies $g$ by itself, scales and adds in
         # the same pass (`lerp_` would need $g_t^2$ as a tensor first).

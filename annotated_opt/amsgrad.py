@@ -26,10 +26,10 @@ m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \quad v_t = \beta_2 v_{t-1} + (1 - 
 
 | symbol | in the code | meaning |
 |---|---|---|
-| $v_t$ | `exp_avg_sq` | the second moment, as in Adam |
-| $v^{\max}_t$ | `max_exp_avg_sq` | its running maximum, which the denominator uses |
+| $v^{\max}_t$ | `amsgrad` | the running maximum of $v_t$, which the denominator uses; kept when `amsgrad` is on |
 
-The other symbols are [Adam](adam.md)'s.
+The other symbols are [Adam](adam.md)'s, whose code computes $v^{\max}_t$ (its state key is
+max_exp_avg_sq, next to $v_t$'s exp_avg_sq; see "Where the code is" below).
 
 ## Why the maximum gives convergence
 
