@@ -70,9 +70,11 @@ $\epsilon$ is added to $\sqrt{s_t}$, after the square root. As in torch, the sta
 parameter joins the optimizer (`add_param_group` below), not at its first gradient, so checkpoints
 move between the two even for parameters that never stepped. One deliberate difference: torch fills
 $s_0$ of *every* group with the constructor's `initial_accumulator_value` and ignores a group's own
-value; here each group's `initial_accumulator_value` is its $s_0$, as a group option should be. Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch, and
-take a *lazy* step that touches only the rows in the gradient; for Adagrad, unlike for optimizers with
-moving averages, that is exactly the dense step (see the sparse step below).
+value; here each group's `initial_accumulator_value` is its $s_0$, as a group option should be.
+
+Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch, and take a *lazy* step
+that touches only the rows in the gradient; for Adagrad, unlike for optimizers with moving averages,
+that is exactly the dense step (see the sparse step below).
 """
 
 from typing import Any
@@ -81,6 +83,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
+from .core.precision import uses_master
 from .core.step_count import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
@@ -157,13 +160,14 @@ class Adagrad(GenericAdaptiveOptimizer):
         torch's Adagrad creates each parameter's step count and $s_0$ when the parameter joins (in its
         constructor), not at its first gradient, and its checkpoints hold them for parameters that never
         stepped. So does this class (the constructor adds its groups through here too). The state is
-        the one the first step would create: that of the real view for a complex parameter; with master
-        weights, the first step moves it to `float32` with the master, as it does any existing state.
+        the one the first step would create: that of the real view for a complex parameter, and a
+        `float32` one for a parameter with master weights (whose master the first step adds).
         """
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         for param in group["params"]:
-            self.init_state(self.state[param], group, torch.view_as_real(param) if param.is_complex() else param)
+            target = torch.view_as_real(param) if param.is_complex() else param
+            self.init_state(self.state[param], group, target.float() if uses_master(group, target) else target)
 
     def share_memory(self) -> None:
         r"""Moves the accumulators to shared memory, for Hogwild-style training, as torch's Adagrad does."""
@@ -193,6 +197,11 @@ class Adagrad(GenericAdaptiveOptimizer):
         so the current gradient is part of its own normaliser: $|g_t| \le \sqrt{s_t}$, and no step
         is ever longer than $\eta_t$.
         """
+        if state["step"] == 0:
+            # The state was created with the group, possibly in half precision before master weights
+            # were switched on: $s_0$ is written again, in place (shared memory stays shared), in the
+            # precision of the tensor this step updates.
+            state["sum"].fill_(group["initial_accumulator_value"])
         # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
         # keeps its own, smaller, count.
         step = advance(state)

@@ -149,7 +149,7 @@ class NAdam(Adam):
 
         A checkpoint of ours is told apart by the count of skipped steps that each of ours carries.
         """
-        ours = distributed.COUNT_KEY in state_dict
+        ours = any(distributed.COUNT_KEY in part for part in (state_dict, *state_dict["param_groups"]))
         super().load_state_dict(state_dict)
         if not ours:
             return

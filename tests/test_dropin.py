@@ -190,7 +190,7 @@ def test_tensor_betas_as_torch(name, dtype, betas) -> None:
         generator = torch.Generator().manual_seed(0)
         params = [torch.randn(4, 3, generator=generator, dtype=dtype), torch.randn(3, generator=generator, dtype=dtype)]
         optimizer = getattr(library, name)(params, lr=0.01, betas=copy.deepcopy(betas), amsgrad=True)
-        for step in range(5):
+        for _ in range(5):
             for p in params:
                 p.grad = torch.randn(p.shape, generator=generator, dtype=dtype)
             optimizer.step()
