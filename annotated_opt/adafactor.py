@@ -164,7 +164,7 @@ from torch.optim.optimizer import _get_scalar_dtype
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.validation import check_in_unit_interval, check_non_negative
+from .core.validation import check, check_in_unit_interval, check_length, check_non_negative
 
 # Where $\epsilon_1$ enters: clamped after the averaging (torch) or added to $G^2$ before it (the paper).
 EPS1_PLACEMENTS = ("clamp", "add")
@@ -249,16 +249,13 @@ class Adafactor(GenericAdaptiveOptimizer):
         eps1_placement: str = "clamp",
         weight_decay_scale: str = "lr",
     ) -> None:
-        if not beta2_decay <= 0.0:
-            raise ValueError(f"Invalid beta2_decay: {beta2_decay} (must be <= 0)")
-        if len(eps) != 2:
-            raise ValueError(f"Invalid eps: {eps} (expected (eps1, eps2))")
+        check("beta2_decay", beta2_decay, lambda v: v <= 0.0, "must be <= 0")
+        check_length("eps", eps, 2, "(eps1, eps2)")
         if eps[0] is not None:
             check_non_negative("eps1", eps[0])
         check_non_negative("eps2", eps[1])
         # torch refuses $d < 1$; the paper and `transformers` allow any positive threshold, and so do we.
-        if not d > 0.0:
-            raise ValueError(f"Invalid clipping threshold d: {d} (must be > 0)")
+        check("clipping threshold d", d, lambda v: v > 0.0, "must be > 0")
         check_non_negative("weight_decay", weight_decay)
         if beta1 is not None:
             check_in_unit_interval("beta1", beta1)
@@ -344,7 +341,7 @@ class Adafactor(GenericAdaptiveOptimizer):
         update = self.second_moment(state, group, grad, param, step).rsqrt_().mul_(grad)
         # Clipping scales the whole update, so its direction is kept:
         # $$\hat U_t = U_t \big/ \max\!\big(1,\ \mathrm{RMS}(U_t)/d\big)$$
-        clip = max(1.0, root_mean_square(update) / group["d"])
+        clip = max(1.0, root_mean_square(update) / float(group["d"]))
         if group["beta1"] is not None:
             # The paper's optional first moment averages the *scaled* updates, so a change of
             # $\alpha_t$ reaches the step gradually:

@@ -66,11 +66,15 @@ the sum with a moving average to forget old gradients.
 
 As in torch, the learning rate may also decay with the step count,
 $\eta_t = \eta / (1 + (t-1)\,\delta)$, and the sum may start from a positive value $s_0$.
-$\epsilon$ is added to $\sqrt{s_t}$, after the square root. One difference: torch creates the state
-in its constructor, this class at a parameter's first gradient (the two are equal whenever a
-parameter has stepped). Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch, and
-take a *lazy* step that touches only the rows in the gradient; for Adagrad, unlike for optimizers with
-moving averages, that is exactly the dense step (see the sparse step below).
+$\epsilon$ is added to $\sqrt{s_t}$, after the square root. As in torch, the state is created when a
+parameter joins the optimizer (`add_param_group` below), not at its first gradient, so checkpoints
+move between the two even for parameters that never stepped. One deliberate difference: torch fills
+$s_0$ of *every* group with the constructor's `initial_accumulator_value` and ignores a group's own
+value; here each group's `initial_accumulator_value` is its $s_0$, as a group option should be.
+
+Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch, and take a *lazy* step
+that touches only the rows in the gradient; for Adagrad, unlike for optimizers with moving averages,
+that is exactly the dense step (see the sparse step below).
 """
 
 from typing import Any
@@ -79,6 +83,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
+from .core.precision import uses_master
 from .core.step_count import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
@@ -132,6 +137,9 @@ class Adagrad(GenericAdaptiveOptimizer):
         """
         check_non_negative("lr_decay", lr_decay)
         check_non_negative("initial_accumulator_value", initial_accumulator_value)
+        # $s_0$ fills the accumulators (`full_like`), which takes a number or a 0-d tensor only.
+        if isinstance(initial_accumulator_value, torch.Tensor) and initial_accumulator_value.dim() > 0:
+            raise TypeError(f"Invalid initial_accumulator_value: {initial_accumulator_value} (must be a number)")
         check_non_negative("eps", eps)
         # A plain number means L2 regularisation, as in torch.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=False)
@@ -147,6 +155,28 @@ class Adagrad(GenericAdaptiveOptimizer):
             **self.weight_decay.defaults(),
         )
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        r"""
+        ### The state is created with the group
+
+        torch's Adagrad creates each parameter's step count and $s_0$ when the parameter joins (in its
+        constructor), not at its first gradient, and its checkpoints hold them for parameters that never
+        stepped. So does this class (the constructor adds its groups through here too). The state is
+        the one the first step would create: that of the real view for a complex parameter, and a
+        `float32` one for a parameter with master weights (whose master the first step adds).
+        """
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for param in group["params"]:
+            target = torch.view_as_real(param) if param.is_complex() else param
+            self.init_state(self.state[param], group, target.float() if uses_master(group, target) else target)
+
+    def share_memory(self) -> None:
+        r"""Moves the accumulators to shared memory, for Hogwild-style training, as torch's Adagrad does."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                self.state[param]["sum"].share_memory_()
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
@@ -170,6 +200,11 @@ class Adagrad(GenericAdaptiveOptimizer):
         so the current gradient is part of its own normaliser: $|g_t| \le \sqrt{s_t}$, and no step
         is ever longer than $\eta_t$.
         """
+        if state["step"] == 0:
+            # The state was created with the group, possibly in half precision before master weights
+            # were switched on: $s_0$ is written again, in place (shared memory stays shared), in the
+            # precision of the tensor this step updates.
+            state["sum"].fill_(group["initial_accumulator_value"])
         # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
         # keeps its own, smaller, count.
         step = advance(state)

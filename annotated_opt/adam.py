@@ -112,7 +112,8 @@ $\beta_2 = 0.999$.
 then divided by $\sqrt{\hat v_t}$ like the rest of it. [AdamW](adamw.md) decouples it.
 [AMSGrad](amsgrad.md), [AdamW](adamw.md) and the rest of the family extend this class and override
 one of its three steps: `update_moments` ([AdaBelief](adabelief.md)), `second_moment`
-([AMSGrad](amsgrad.md)) or `adam_update` ([RAdam](radam.md), [LAMB](lamb.md)).
+([AdaBelief](adabelief.md)) or `adam_update` ([RAdam](radam.md), [LAMB](lamb.md)). AMSGrad's running
+maximum is here, in `second_moment`, because torch's Adam reads its flag per parameter group.
 [NAdam](nadam.md) rewrites the step as a whole.
 """
 
@@ -124,7 +125,7 @@ import torch
 from .core.base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
 from .core.step_count import advance, new_step_count
-from .core.validation import check_betas, check_non_negative
+from .core.validation import check_betas, check_non_negative, torch_adam_betas
 from .core.weight_decay import WeightDecay
 
 
@@ -171,8 +172,10 @@ class Adam(GenericAdaptiveOptimizer):
     * `weight_decay` is $\lambda$; L2 unless `decoupled_weight_decay=True` (which is AdamW). With
       Adam, prefer [AdamW](adamw.md): L2 decay is divided by $\sqrt{\hat v_t}$ like the gradient.
     * `fold_bias_correction` uses the folded form derived above: the same steps, one pass fewer.
-    * `amsgrad=True` divides by the running maximum of $v_t$, as `torch.optim.Adam(amsgrad=True)`: the
-      maximum is the code of the [`AMSGrad`](amsgrad.md) page, and the flag builds an `AMSGrad`.
+    * `amsgrad=True` divides by the running maximum of $v_t$, as `torch.optim.Adam(amsgrad=True)`
+      ([AMSGrad](amsgrad.md) explains it, and the flag builds an `AMSGrad`). As in torch it is a group
+      option: a group may set it (`{"params": ..., "amsgrad": True}`) and only that group keeps the
+      maximum.
     * `maximize` ascends the objective instead.
     * `foreach`, `fused`, `capturable`, `differentiable`: torch's [implementation flags](implementation.md),
       with torch's defaults; they do not change a result.
@@ -181,8 +184,9 @@ class Adam(GenericAdaptiveOptimizer):
     # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
     tensor_step_count = True
 
-    # Whether `amsgrad=True` means anything for this class. Adam keeps no maximum;
-    # [AMSGrad](amsgrad.md) and its children set this to `True`, and `Adam(amsgrad=True)` builds one.
+    # Whether the constructor takes `amsgrad=True`. `Adam(amsgrad=True)` builds an [AMSGrad](amsgrad.md),
+    # which sets this to `True` for itself and its children; children that replace the step
+    # (LAMB, Adan, ...) keep `False`.
     supports_amsgrad = False
     # Group options a child computes from its arguments rather than takes as one (LAMB's decay mode).
     derived_options: tuple[str, ...] = ()
@@ -192,12 +196,14 @@ class Adam(GenericAdaptiveOptimizer):
 
     # torch's [implementation flags](implementation.md) this class's torch twin accepts.
     torch_flags: tuple[str, ...] = ("foreach", "capturable", "differentiable", "fused")
+    # Whether `betas` follows torch's Adam and AdamW: two floats or two one-element tensors, never a mix
+    # ([checks](core/validation.md)). torch's NAdam and RAdam take any two numbers, and so do ours.
+    torch_adam_betas = True
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Adam":
         r"""
-        `torch.optim.Adam(amsgrad=True)` is [AMSGrad](amsgrad.md): the running maximum is that page's
-        code, so the flag builds an `AMSGrad` (which is an `Adam`, and equals `torch.optim.Adam` with
-        the flag bit for bit).
+        `torch.optim.Adam(amsgrad=True)` is [AMSGrad](amsgrad.md), so the flag builds an `AMSGrad`
+        (which is an `Adam`, and equals `torch.optim.Adam` with the flag bit for bit).
         """
         amsgrad = kwargs.get("amsgrad", args[5] if len(args) > 5 else False)
         if cls is Adam and amsgrad:
@@ -234,6 +240,8 @@ class Adam(GenericAdaptiveOptimizer):
         # make its bias correction $1 - 1^t$ a division by zero).
         check_betas(betas, self.beta_count)
         check_non_negative("eps", eps)
+        if self.torch_adam_betas:
+            betas = torch_adam_betas(betas, foreach, capturable)
         # Children pass their own hyper-parameters up through `extra_defaults`; anything else is a typo
         # (`momentum=0.9` given to Adam) and must not be stored silently.
         known = constructor_arguments(type(self)) | set(self.derived_options) | set(BASE_DEFAULTS)
@@ -278,6 +286,10 @@ class Adam(GenericAdaptiveOptimizer):
         state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if group["amsgrad"]:
+            # [AMSGrad](amsgrad.md)'s running maximum, for a group that asks for it: a third tensor.
+            # $v^{\max}_0 = 0$; since $v_t \ge 0$, the first maximum is $v_1$ itself.
+            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def step_param(
         self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor
@@ -308,6 +320,9 @@ class Adam(GenericAdaptiveOptimizer):
         # `lerp_` computes $m + (1-\beta_1)(g - m)$, the same average in one operation: one pass that
         # reads $m$ and $g$ and writes $m$, where `mul_` and `add_` would take two. It is also what
         # `torch.optim.Adam` calls, so the two round identically, even in `bfloat16`.
+        if torch.is_tensor(beta1):
+            # A tensor $\beta_1$ (torch's Adam takes one) is cast to the moment's dtype first, as torch does.
+            beta1 = beta1.to(exp_avg)
         exp_avg.lerp_(grad, 1 - beta1)
         # The square needs no temporary: `addcmul_` multiplies $g$ by itself, scales and adds in
         # the same pass (`lerp_` would need $g_t^2$ as a tensor first).
@@ -319,10 +334,19 @@ class Adam(GenericAdaptiveOptimizer):
         r"""
         ### The second moment used in the denominator
 
-        For Adam simply $v_t$; [AMSGrad](amsgrad.md) replaces it with a running maximum, and
-        [AdaBelief](adabelief.md) with the variance of the gradient around $m_t$.
+        $v_t$, or, in a group with `amsgrad`, its running maximum ([AMSGrad](amsgrad.md) explains
+        why); [AdaBelief](adabelief.md) replaces it with the variance of the gradient around $m_t$.
+        The flag is read per group, as torch reads it: one group may keep the maximum and another not.
         """
-        return state["exp_avg_sq"]
+        exp_avg_sq = state["exp_avg_sq"]
+        if not group["amsgrad"]:
+            return exp_avg_sq
+        # An element-wise maximum, written into the state tensor itself (`out=`): no new tensor, and
+        # the same call `torch.optim.Adam` makes, so the two agree bit for bit.
+        # $$\textcolor{orange}{v^{\max}_t = \max\left(v^{\max}_{t-1},\, v_t\right)}$$
+        max_exp_avg_sq = state["max_exp_avg_sq"]
+        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        return max_exp_avg_sq
 
     def adam_update(
         self,

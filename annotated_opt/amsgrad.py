@@ -17,7 +17,7 @@ $$\textcolor{orange}{v^{\max}_t = \max\left(v^{\max}_{t-1},\, v_t\right)} \qquad
 m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \quad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2
     @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
 \textcolor{orange}{v^{\max}_t = \max(v^{\max}_{t-1}, v_t)}
-    @ torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+    @ adam.py: torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
 \theta_t = \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\textcolor{orange}{v^{\max}_t} / (1 - \beta_2^t)} + \epsilon)
     @ adam.py: param.addcdiv_
 ```
@@ -26,10 +26,10 @@ m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \quad v_t = \beta_2 v_{t-1} + (1 - 
 
 | symbol | in the code | meaning |
 |---|---|---|
-| $v_t$ | `exp_avg_sq` | the second moment, as in Adam |
-| $v^{\max}_t$ | `max_exp_avg_sq` | its running maximum, which the denominator uses |
+| $v^{\max}_t$ | `amsgrad` | the running maximum of $v_t$, which the denominator uses; kept when `amsgrad` is on |
 
-The other symbols are [Adam](adam.md)'s.
+The other symbols are [Adam](adam.md)'s, whose code computes $v^{\max}_t$ (its state key is
+max_exp_avg_sq, next to $v_t$'s exp_avg_sq; see "Where the code is" below).
 
 ## Why the maximum gives convergence
 
@@ -65,12 +65,15 @@ $\beta_2 = 0.999$). The corrected denominator then falls from $|g_1|$ to $0.04\,
 grows 25-fold. The maximum of $\hat v_t$ would stay at $g_1^2$. Once $\beta_2^t$ is negligible, all
 three forms are monotone, as the proof requires.
 
-Everything else is inherited from [Adam](adam.md): this class overrides only `second_moment`.
+## Where the code is
+
+`torch.optim.Adam` has AMSGrad as a flag, `amsgrad`, read per parameter group: one group may keep the
+maximum while another does not. So the maximum lives in [Adam](adam.md) itself, in its
+`second_moment` (and the extra tensor in its `init_state`), guarded by the group's flag; this class is
+Adam with the flag on by default, and `Adam(amsgrad=True)` builds one.
 """
 
 from typing import Any
-
-import torch
 
 from .adam import Adam
 
@@ -99,30 +102,3 @@ class AMSGrad(Adam):
         reads like `torch.optim.Adam`; every other option passes through to Adam.
         """
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kwargs)
-
-    def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
-        r"""
-        Adam's state, and the running maximum under torch's name, only when `amsgrad` is on: a
-        child that turns it off ([RAdam](radam.md), [AdamW](adamw.md)) keeps Adam's two tensors.
-        """
-        super().init_state(state, group, param)
-        if group["amsgrad"]:
-            # $v^{\max}_0 = 0$; since $v_t \ge 0$, the first maximum is $v_1$ itself.
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def second_moment(self, state: dict[str, Any], group: dict[str, Any]) -> torch.Tensor:
-        r"""
-        ### The denominator's second moment: the running maximum
-
-        Adam's `update_moments` has already updated $v_t$; this returns what the update divides by,
-        and [Adam](adam.md)'s `adam_update` applies the bias correction to it.
-        """
-        exp_avg_sq = super().second_moment(state, group)
-        if not group["amsgrad"]:
-            return exp_avg_sq
-        # An element-wise maximum, written into the state tensor itself (`out=`): no new tensor, and
-        # the same call `torch.optim.Adam` makes, so the two agree bit for bit.
-        # $$\textcolor{orange}{v^{\max}_t = \max\left(v^{\max}_{t-1},\, v_t\right)}$$
-        max_exp_avg_sq = state["max_exp_avg_sq"]
-        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        return max_exp_avg_sq

@@ -144,13 +144,14 @@ Nothing in the arithmetic: the same operations in the same order, on scalars of 
   handled as torch handles them.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
-from .core.validation import check_non_negative
+from .core.validation import check, check_real
 
 LINE_SEARCHES = (None, "strong_wolfe")
 
@@ -331,19 +332,20 @@ class LBFGS(GenericAdaptiveOptimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
-        if not max_iter >= 1:
-            raise ValueError(f"Invalid max_iter: {max_iter} (must be >= 1)")
+        # torch checks none of these. A count below 1 is refused here: torch's loop compares it for
+        # equality only, so `max_iter=0` runs without that limit and `history_size=0` keeps every pair.
+        check("max_iter", max_iter, lambda n: 1 <= n < math.inf, "must be a finite number >= 1")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        if not max_eval >= 1:
-            raise ValueError(f"Invalid max_eval: {max_eval} (must be >= 1)")
-        check_non_negative("tolerance_grad", tolerance_grad)
-        check_non_negative("tolerance_change", tolerance_change)
-        if not history_size >= 1:
-            raise ValueError(f"Invalid history_size: {history_size} (must be >= 1)")
-        # torch finds out at the first step; a wrong name is refused here, when it is written.
+        check("max_eval", max_eval, lambda n: 1 <= n < math.inf, "must be a finite number >= 1")
+        # A negative tolerance switches its test off, as in torch.
+        check_real("tolerance_grad", tolerance_grad)
+        check_real("tolerance_change", tolerance_change)
+        check("history_size", history_size, lambda n: 1 <= n < math.inf, "must be a finite number >= 1")
+        # torch finds out at the first step, with a `RuntimeError`; a wrong name is refused here, when it
+        # is written, with the same type.
         if line_search_fn not in LINE_SEARCHES:
-            raise ValueError(f"Invalid line_search_fn: {line_search_fn!r} (only 'strong_wolfe' or None)")
+            raise RuntimeError(f"Invalid line_search_fn: {line_search_fn!r} (only 'strong_wolfe' or None)")
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
                         tolerance_change=tolerance_change, history_size=history_size,
                         line_search_fn=line_search_fn)

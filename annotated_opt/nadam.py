@@ -73,6 +73,7 @@ from typing import Any
 import torch
 
 from .adam import Adam
+from .core import distributed
 from .core.base import ParamsT
 from .core.options import learning_rate
 from .core.step_count import advance
@@ -107,6 +108,8 @@ class NAdam(Adam):
 
     # torch's twin has no `fused`.
     torch_flags = ("foreach", "capturable", "differentiable")
+    # torch's NAdam takes any two numbers as `betas`, a float and a tensor mixed included.
+    torch_adam_betas = False
 
     def __init__(
         self,
@@ -132,15 +135,24 @@ class NAdam(Adam):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""
-        ### Loading keeps the product's precision
+        ### Loading: a checkpoint continues as the optimizer that wrote it would
 
         `torch.optim.Optimizer.load_state_dict` casts every floating-point state tensor to its
-        parameter's dtype, `mu_product` included. We put the product back to the scalar precision,
-        so that a reloaded optimizer continues bit for bit. (`torch.optim.NAdam` itself does not: after
-        a reload its product is `float64` for `float64` parameters, and its steps drift from those of
-        the optimizer it was saved from by about $10^{-12}$ within 100 steps.)
+        parameter's dtype, `mu_product` included. `torch.optim.NAdam` continues from its own checkpoint
+        with that cast: for `float64` parameters its product is then `float64`, and its steps drift from
+        those of the optimizer it was saved from by about $10^{-12}$ within 100 steps. So:
+
+        * a checkpoint of ours: the product goes back to torch's scalar precision, and the run continues
+          bit for bit as if it had never been interrupted;
+        * a `torch.optim.NAdam` checkpoint: the product stays as torch's loading leaves it, and the next
+          steps are those torch itself takes from the same checkpoint.
+
+        A checkpoint of ours is told apart by the count of skipped steps that each of ours carries.
         """
+        ours = any(distributed.COUNT_KEY in part for part in (state_dict, *state_dict["param_groups"]))
         super().load_state_dict(state_dict)
+        if not ours:
+            return
         for state in self.state.values():
             # A load hook may leave something other than a per-parameter dict in the state.
             if isinstance(state, dict) and "mu_product" in state:

@@ -191,6 +191,8 @@ class RAdam(AMSGrad):
 
     # torch's twin has no `fused`.
     torch_flags = ("foreach", "capturable", "differentiable")
+    # torch's RAdam takes any two numbers as `betas`, a float and a tensor mixed included.
+    torch_adam_betas = False
 
     def __init__(
         self,

@@ -111,7 +111,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.validation import check_non_negative
+from .core.validation import check_non_negative, check_real, check_scalar
 from .core.weight_decay import WeightDecay
 
 
@@ -161,7 +161,9 @@ class SGD(GenericAdaptiveOptimizer):
         has started rather than after the first step.
         """
         check_non_negative("momentum", momentum)
-        check_non_negative("dampening", dampening)
+        # A negative dampening over-weights the fresh gradient; torch accepts it, and so do we.
+        check_scalar("dampening", dampening)
+        check_real("dampening", dampening)
         # Nesterov's derivation above assumes an undamped buffer: with $\tau \neq 0$ it would give
         # $(1-\tau)\,g_t + \mu\, b_t$, not the $g_t + \mu\, b_t$ computed below, and torch refuses the
         # combination rather than define it.

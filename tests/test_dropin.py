@@ -129,3 +129,95 @@ def test_differentiable_step_gives_torchs_gradient(name) -> None:
         (param.square().sum()).backward()
         gradients.append(leaf.grad)
     torch.testing.assert_close(*gradients, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("direction", ["ours to torch", "torch to ours"])
+def test_adagrad_checkpoint_with_a_parameter_that_never_stepped(direction) -> None:
+    """torch creates Adagrad's state at construction: so do we, and a checkpoint moves either way."""
+    def build(library):
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.randn(3, generator=generator) for _ in range(2)]
+        return params, library.Adagrad(params, lr=0.1, initial_accumulator_value=0.1)
+
+    source_library, target_library = (annotated_opt, torch.optim) if direction == "ours to torch" else (
+        torch.optim, annotated_opt)
+    (params, source), (twin_params, twin) = build(source_library), build(source_library)
+    params[0].grad = twin_params[0].grad = torch.ones(3)  # the second parameter never steps
+    source.step()
+    twin.step()
+    assert source.state_dict()["state"].keys() == {0, 1}
+    loaded_params = [p.clone() for p in params]
+    loaded = target_library.Adagrad(loaded_params, lr=0.1, initial_accumulator_value=0.1)
+    loaded.load_state_dict(copy.deepcopy(source.state_dict()))
+    loaded.share_memory()
+    for step in range(3):
+        for group in (params, twin_params, loaded_params):
+            for index, p in enumerate(group):
+                p.grad = torch.full_like(p, 0.5 * (step + index + 1))
+        twin.step()
+        loaded.step()
+    assert all(torch.equal(p, q) for p, q in zip(loaded_params, twin_params))
+
+
+def test_adagrad_state_is_created_as_the_first_step_would_for_complex_and_master_weights() -> None:
+    complex_param = torch.randn(3, dtype=torch.complex64)
+    half = torch.randn(4, dtype=torch.bfloat16)
+    optimizer = annotated_opt.Adagrad([complex_param], lr=0.1, initial_accumulator_value=0.2)
+    optimizer.add_param_group({"params": [half], "master_weights": True})
+    assert optimizer.state[complex_param]["sum"].shape == (3, 2)
+    reference = complex_param.clone()
+    real_twin = torch.view_as_real(reference).clone()
+    lazy = torch.optim.Adagrad([real_twin], lr=0.1, initial_accumulator_value=0.2)
+    for step in range(3):
+        complex_param.grad = torch.full_like(complex_param, complex(1.0, -2.0) * (step + 1))
+        half.grad = torch.full_like(half, 0.3)
+        real_twin.grad = torch.view_as_real(complex_param.grad).clone()
+        optimizer.step()
+        lazy.step()
+    assert torch.equal(torch.view_as_real(complex_param), real_twin)
+    assert optimizer.state[half]["sum"].dtype == torch.float32 == optimizer.state[half]["master_param"].dtype
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("betas", [(torch.tensor(0.9), torch.tensor(0.99)), (torch.tensor([0.8]), torch.tensor([0.95])),
+                                   (torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.99, dtype=torch.float64))],
+                         ids=["0-d", "one-element", "float64"])
+def test_tensor_betas_as_torch(name, dtype, betas) -> None:
+    """Tensor betas (which a schedule may change in place), stored as torch stores them, with torch's steps."""
+    runs = []
+    for library in (torch.optim, annotated_opt):
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.randn(4, 3, generator=generator, dtype=dtype), torch.randn(3, generator=generator, dtype=dtype)]
+        optimizer = getattr(library, name)(params, lr=0.01, betas=copy.deepcopy(betas), amsgrad=True)
+        for _ in range(5):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator, dtype=dtype)
+            optimizer.step()
+            optimizer.param_groups[0]["betas"][0].fill_(0.85)  # changed in place, as a schedule would
+        runs.append((params, optimizer.param_groups[0]["betas"]))
+    (theirs, their_betas), (ours, our_betas) = runs
+    assert all(torch.equal(p, q) for p, q in zip(ours, theirs))
+    assert [b.shape for b in our_betas] == [b.shape for b in their_betas] == [(), ()]
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("kwargs", [{"betas": (0.9, torch.tensor(0.99))}, {"betas": (torch.tensor(0.9), 0.99)},
+                                    {"betas": (torch.tensor(0.9), torch.tensor(0.99)), "foreach": True}])
+def test_mixed_or_foreach_tensor_betas_are_refused_as_by_torch(name, kwargs) -> None:
+    for library in (torch.optim, annotated_opt):
+        with pytest.raises(ValueError, match="betas"):
+            getattr(library, name)([torch.nn.Parameter(torch.ones(2))], **kwargs)
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_nadam_and_radam_take_mixed_betas_as_torch(name) -> None:
+    runs = []
+    for library in (torch.optim, annotated_opt):
+        param = torch.linspace(-1, 1, 5)
+        optimizer = getattr(library, name)([param], lr=0.01, betas=(0.9, torch.tensor(0.99)))
+        for step in range(8):
+            param.grad = torch.sin(param * (step + 1))
+            optimizer.step()
+        runs.append(param)
+    assert torch.equal(*runs)

@@ -205,7 +205,7 @@ def test_groups_must_agree() -> None:
     LBFGS([{"params": [a]}, {"params": [b]}])
     with pytest.raises(ValueError, match="per-parameter options"):
         LBFGS([{"params": [a]}, {"params": [b], "lr": 0.5}])
-    with pytest.raises(ValueError, match="line_search_fn"):
+    with pytest.raises(RuntimeError, match="line_search_fn"):
         LBFGS([a], line_search_fn="armijo")
     with pytest.raises(RuntimeError, match="closure"):
         LBFGS([a]).step(None)

@@ -61,3 +61,34 @@ def test_reloading_keeps_the_product_in_float32_and_continues_bit_for_bit() -> N
         if twin_params is not None:
             twin.step()
     assert torch.equal(params[0], twin_params[0])
+
+
+def test_a_torch_checkpoint_continues_as_torch_continues_from_it() -> None:
+    """
+    torch's loading casts `mu_product` to float64 for float64 parameters, and torch.optim.NAdam steps on with
+    it, away from its own uninterrupted run; ours, loading the same checkpoint, takes torch's resumed steps.
+    """
+    generator = torch.Generator().manual_seed(0)
+    start = [torch.randn(4, dtype=torch.float64, generator=generator)]
+    gradients = [torch.randn(4, dtype=torch.float64, generator=generator) for _ in range(30)]
+
+    def steps(optimizer, params, grads):
+        for g in grads:
+            params[0].grad = g.clone()
+            optimizer.step()
+
+    uninterrupted = [p.clone() for p in start]
+    original = torch.optim.NAdam(uninterrupted, lr=0.01)
+    steps(original, uninterrupted, gradients[:10])
+    checkpoint = copy.deepcopy(original.state_dict())
+    runs = []
+    for cls in (torch.optim.NAdam, NAdam):
+        params = [p.clone() for p in uninterrupted]
+        resumed = cls(params, lr=0.01)
+        resumed.load_state_dict(copy.deepcopy(checkpoint))
+        assert resumed.state[params[0]]["mu_product"].dtype == torch.float64
+        steps(resumed, params, gradients[10:])
+        runs.append(params[0])
+    steps(original, uninterrupted, gradients[10:])
+    assert torch.equal(*runs)
+    assert not torch.equal(runs[0], uninterrupted[0])

@@ -189,12 +189,14 @@ def test_frozen_parameter_is_untouched_then_trains(info, config) -> None:
     alone = twin([trained])
     optimizer = info.build([trained, frozen], **config)
     reference = info.build(alone, **config)
-    # While frozen, the parameter is invisible: untouched (even with weight decay), no state, and the
-    # others train exactly as if it were not there.
+    # The state it starts with: none, or (Adagrad, as torch's) the state created with its group.
+    initial_state = copy.deepcopy(optimizer.state.get(frozen, {}))
+    # While frozen, the parameter is invisible: untouched (even with weight decay), its state too, and
+    # the others train exactly as if it were not there.
     run(optimizer, [trained, frozen], range(1, 6), without_grad=lambda index, step: index == 1)
     run(reference, alone, range(1, 6))
     assert torch.equal(frozen.detach(), frozen_before)
-    assert not optimizer.state.get(frozen)
+    assert same(optimizer.state.get(frozen, {}), initial_state)
     assert_same_params([trained], alone)
     # Unfrozen, it trains.
     run(optimizer, [trained, frozen], range(6, 11))

@@ -93,10 +93,16 @@ def assert_same_runs(first, second, batch) -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("name", TWINS)
 def test_a_torch_checkpoint_continues_in_ours_as_in_torch(name, dtype) -> None:
-    """Ours, resumed from torch's checkpoint, takes the steps torch takes without interruption."""
+    """
+    Ours, resumed from torch's checkpoint, takes the steps torch takes from the same checkpoint (which,
+    but for NAdam in float64, are those of the uninterrupted run: see test_nadam.py).
+    """
     ((torch_model, torch_optimizer), _), batch = twins(name, dtype)
-    resumed = resume(annotated_opt, name, torch_model, torch_optimizer.state_dict())
-    assert_same_runs((torch_model, torch_optimizer), resumed, batch)
+    checkpoint = torch_optimizer.state_dict()
+    resumed = resume(annotated_opt, name, torch_model, checkpoint)
+    assert_same_runs(resume(torch.optim, name, torch_model, checkpoint), resumed, batch)
+    if not (name == "NAdam" and dtype == torch.float64):
+        assert_same_runs((torch_model, torch_optimizer), resume(annotated_opt, name, torch_model, checkpoint), batch)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)

@@ -59,7 +59,7 @@ import torch
 from . import distributed, fastpath, implementation, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
 from .step_count import restore_step_count
-from .validation import check_non_negative
+from .validation import UnsupportedParameterError, check_non_negative
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, torch.Tensor]]
 
@@ -395,7 +395,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             for p in params:
                 tensor = p[1] if isinstance(p, tuple) else p
                 if isinstance(tensor, torch.Tensor) and torch.is_complex(tensor):
-                    raise ValueError(f"{type(self).__name__} does not support complex parameters")
+                    raise UnsupportedParameterError(f"{type(self).__name__} does not support complex parameters")
         super().add_param_group(param_group)
 
     def state_dict(self) -> dict[str, Any]:

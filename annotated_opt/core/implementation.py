@@ -35,7 +35,14 @@ FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
 
 def check_flags(defaults: dict[str, Any]) -> None:
-    r"""The combinations torch refuses at construction, with torch's exception types and messages."""
+    r"""
+    The combinations torch refuses at construction, with torch's exception types and messages; and a
+    `differentiable` that is not a bool, which torch refuses at the first step (it hands the flag to
+    `torch.set_grad_enabled`) with the `TypeError` raised here.
+    """
+    differentiable = defaults.get("differentiable", False)
+    if not isinstance(differentiable, bool):
+        raise TypeError(f"Invalid differentiable: {differentiable!r} (must be True or False)")
     if defaults.get("fused"):
         if defaults.get("differentiable"):
             raise RuntimeError("`fused` does not support `differentiable`")

@@ -275,6 +275,8 @@ register(OptimizerInfo(
         {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
         {"lr": 0.05, "momentum": 0.5, "maximize": True},
     ),
+    # A negative dampening over-weights the fresh gradient; torch accepts it.
+    negative_args=("dampening",),
 ))
 # Adagrad keeps one sum per coordinate. The configurations exercise the learning-rate decay with L2,
 # and a positive initial accumulator (which changes the first steps most) with a large $\epsilon$ and
@@ -717,6 +719,8 @@ register(OptimizerInfo(
     paper="On the Limited Memory BFGS Method for Large Scale Optimization (Liu & Nocedal)",
     url="https://doi.org/10.1007/BF01589116",
     reference=Reference("tests.references.torch_lbfgs.LBFGS", tolerance=1e-12),
+    # A negative tolerance switches its test off, as in torch.
+    negative_args=("tolerance_grad", "tolerance_change"),
     configs=(
         {},
         {"line_search_fn": "strong_wolfe"},
