@@ -44,8 +44,15 @@ def train(model: nn.Module, optimizer: Any, steps: range, processes: int, rank: 
         optimizer.step(closure)
 
 
+# The optimizers checked under DDP and FSDP2 here: those the distributed guide measures. The others run
+# on one process only for now (see the guide's list); each needs its own check before it joins.
+SHARDED = ("sgd", "adagrad", "rmsprop", "adam", "amsgrad", "adamw", "radam", "adabelief", "nadam", "lars", "lamb",
+           "nero", "neroplus", "sam", "lookahead")
+CHECKED = {name: REGISTRY[name] for name in SHARDED}
+
+
 def cases() -> list[tuple[str, int, dict]]:
-    return [(name, index, dict(config)) for name, info in REGISTRY.items() for index, config in enumerate(info.configs)]
+    return [(name, index, dict(config)) for name, info in CHECKED.items() for index, config in enumerate(info.configs)]
 
 
 def equality(rank: int, processes: int, out: str, names: list[str] | None = None,
@@ -104,7 +111,7 @@ def poisoned_step(info: Any, policy: str, rank: int, processes: int) -> str:
 def nonfinite_agreement(rank: int, processes: int, out: str) -> None:
     """Every optimizer under every policy: the decisions of all processes, gathered."""
     decisions = {}
-    for name, info in REGISTRY.items():
+    for name, info in CHECKED.items():
         for policy in ("raise", "skip", "ignore"):
             gathered: list[Any] = [None] * processes
             dist.all_gather_object(gathered, poisoned_step(info, policy, rank, processes))
@@ -117,7 +124,7 @@ def nonfinite_agreement(rank: int, processes: int, out: str) -> None:
 def checkpoints(rank: int, processes: int, folder: str) -> None:
     """For every optimizer: train under FSDP2, save with DCP (model and optimizer), train on. The test
     loads each checkpoint on one process, trains on, and compares with the weights saved here."""
-    for name, info in REGISTRY.items():
+    for name, info in CHECKED.items():
         model = wrap(make_model(), "fsdp")
         optimizer = info.build(list(model.parameters()), **dict(info.configs[0]))
         train(model, optimizer, range(STEPS), processes, rank)

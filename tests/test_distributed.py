@@ -47,14 +47,14 @@ def test_ddp_and_fsdp2_equal_one_process(two_processes: Path) -> None:
 
 def test_every_process_takes_the_same_nonfinite_decision(two_processes: Path) -> None:
     decisions = json.loads((two_processes / "nonfinite.json").read_text())
-    assert set(decisions) == {f"{name} {policy}" for name in REGISTRY for policy in ("raise", "skip", "ignore")}
+    assert set(decisions) == {f"{name} {policy}" for name in workers.CHECKED for policy in ("raise", "skip", "ignore")}
     expected = {"raise": "raised, skipped_steps=0", "skip": "unchanged, skipped_steps=1",
                 "ignore": "stepped, skipped_steps=0"}
     for case, per_process in decisions.items():
         assert per_process == [expected[case.split()[-1]]] * 2, case
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", list(workers.CHECKED))
 def test_dcp_checkpoint_from_two_processes_continues_on_one(two_processes: Path, name: str) -> None:
     info = REGISTRY[name]
     model = workers.make_model()
