@@ -113,7 +113,7 @@ import torch
 
 from .adam import Adam
 from .core.base import ParamsT
-from .core.step_count import new_step_count
+from .core.scalars import new_step_count
 from .core.weight_decay import WeightDecay
 from .radam import RAdam
 

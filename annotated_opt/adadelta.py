@@ -80,7 +80,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import scalar
+from .core.scalars import new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -105,7 +105,7 @@ class Adadelta(GenericAdaptiveOptimizer):
       it computes; here every step runs the one readable form below.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     def __init__(
@@ -141,7 +141,7 @@ class Adadelta(GenericAdaptiveOptimizer):
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""The step count (a 0-d tensor, as torch keeps it) and $v_0 = u_0 = 0$."""
-        state["step"] = scalar(0.0)
+        state["step"] = new_step_count(group, param)
         state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["acc_delta"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 

@@ -160,10 +160,10 @@ import math
 from typing import Any
 
 import torch
-from torch.optim.optimizer import _get_scalar_dtype
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.scalars import advance, new_step_count
 from .core.validation import check, check_in_unit_interval, check_length, check_non_negative
 
 # Where $\epsilon_1$ enters: clamped after the averaging (torch) or added to $G^2$ before it (the paper).
@@ -224,7 +224,7 @@ class Adafactor(GenericAdaptiveOptimizer):
     * `weight_decay_scale`: `"lr"` (torch) or `"step_size"` (`transformers`).
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     # torch refuses complex parameters: the factored statistics of a real view would mix a number's
@@ -311,7 +311,7 @@ class Adafactor(GenericAdaptiveOptimizer):
         and the column statistic `col_var` (second-to-last reduced to $1$), whose product broadcasts
         to the parameter's shape; for a vector or a scalar the full `variance`.
         """
-        state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+        state["step"] = new_step_count(group, param)
         if param.ndim > 1:
             state["row_var"] = param.new_zeros((*param.shape[:-1], 1))
             state["col_var"] = param.new_zeros((*param.shape[:-2], 1, param.shape[-1]))
@@ -330,12 +330,11 @@ class Adafactor(GenericAdaptiveOptimizer):
         $\theta_{t-1}$), then the second moment, the normalised and clipped update, the optional first
         moment, the decay and the update.
         """
-        state["step"] += 1
+        step = advance(state)
         # An empty parameter has nothing to update, and the mean over an empty row or column would be
         # $0/0$: its statistics stay at zero.
         if param.numel() == 0:
             return
-        step = state["step"].item()
         step_size = self.step_size(group, param, step)
         # $$U_t = G_t \big/ \sqrt{\hat V_t}$$
         update = self.second_moment(state, group, grad, param, step).rsqrt_().mul_(grad)

@@ -84,7 +84,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
 from .core.precision import uses_master
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -111,7 +111,7 @@ class Adagrad(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     # Sparse gradients (`nn.Embedding(sparse=True)`) are accepted, as by torch: see the sparse step.

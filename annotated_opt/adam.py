@@ -124,7 +124,7 @@ import torch
 
 from .core.base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative, torch_adam_betas
 from .core.weight_decay import WeightDecay
 
@@ -181,7 +181,7 @@ class Adam(GenericAdaptiveOptimizer):
       with torch's defaults; they do not change a result.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     # Whether the constructor takes `amsgrad=True`. `Adam(amsgrad=True)` builds an [AMSGrad](amsgrad.md),
@@ -278,7 +278,7 @@ class Adam(GenericAdaptiveOptimizer):
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
-        The step count $t$ (a tensor, as torch keeps it: [step counts](step_count.md)) and the two
+        The step count $t$ (a tensor, as torch keeps it: [step counts](core/scalars.md)) and the two
         moments $m_0 = v_0 = 0$, under torch's names, with the parameter's shape and memory layout. Two
         tensors the size of the parameter: with the parameters and their gradients, training with Adam
         holds four copies of the model.

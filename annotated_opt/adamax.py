@@ -84,7 +84,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import scalar
+from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -111,7 +111,7 @@ class Adamax(GenericAdaptiveOptimizer):
     but none of its update, and it stores in each group exactly the options torch stores.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     def __init__(
@@ -144,7 +144,7 @@ class Adamax(GenericAdaptiveOptimizer):
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""The step count (a 0-d tensor, as torch keeps it), $m_0 = 0$ and $u_0 = 0$."""
-        state["step"] = scalar(0.0)
+        state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_inf"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
@@ -158,7 +158,7 @@ class Adamax(GenericAdaptiveOptimizer):
         correction.
         """
         beta1, beta2 = group["betas"]
-        state["step"] += 1
+        step = advance(state)
         grad = self.weight_decay(param, grad, group)
         exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
         # $$m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t$$
@@ -169,5 +169,5 @@ class Adamax(GenericAdaptiveOptimizer):
         torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), out=exp_inf)
         # Only $m_t$ is bias-corrected; the correction is a Python number, folded into the step size.
         # $$\theta_t = \theta_{t-1} - \frac{\eta}{\textcolor{red}{1-\beta_1^t}}\cdot\frac{m_t}{u_t}$$
-        step_size = learning_rate(group, param) / (1 - beta1 ** state["step"].item())
+        step_size = learning_rate(group, param) / (1 - beta1**step)
         param.addcdiv_(exp_avg, exp_inf, value=-step_size)

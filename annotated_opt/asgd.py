@@ -98,7 +98,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import restore_scalar_precision, scalar
+from .core.scalars import advance, new_step_count, restore_scalar_precision, scalar
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -124,7 +124,7 @@ class ASGD(GenericAdaptiveOptimizer):
       [Adadelta](adadelta.md)).
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     def __init__(
@@ -162,7 +162,7 @@ class ASGD(GenericAdaptiveOptimizer):
         $t = 0$, $\eta_0 = \eta$ (the learning rate in force now), $\mu_0 = 1$ and $\bar\theta_0 = 0$,
         the scalars as 0-d tensors in torch's scalar precision.
         """
-        state["step"] = scalar(0.0)
+        state["step"] = new_step_count(group, param)
         state["eta"] = scalar(learning_rate(group, param))
         state["mu"] = scalar(1.0)
         state["ax"] = torch.zeros_like(param, memory_format=torch.preserve_format)
@@ -177,7 +177,7 @@ class ASGD(GenericAdaptiveOptimizer):
         weight for the *next* step.
         """
         lambd = group["lambd"]
-        state["step"] += 1
+        step = advance(state)
         grad = self.weight_decay(param, grad, group)
         # The step size and weight computed at the end of the previous step, read back from their
         # (possibly `float32`) tensors, as torch reads them.
@@ -194,7 +194,7 @@ class ASGD(GenericAdaptiveOptimizer):
             average.copy_(param)
         # The schedule for the next step, from the learning rate in force now.
         # $$\eta_t = \frac{\eta}{(1 + \lambda\,\eta\, t)^{\alpha}} \qquad \mu_t = \frac{1}{\max(1,\; t - t_0)}$$
-        lr, step = learning_rate(group, param), state["step"].item()
+        lr = learning_rate(group, param)
         state["eta"].fill_(lr / (1 + lambd * lr * step) ** group["alpha"])
         state["mu"].fill_(1 / max(1, step - group["t0"]))
 

@@ -108,7 +108,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.kronecker import working_dtype
-from .core.step_count import new_step_count
+from .core.scalars import new_step_count
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 from .soap import adam_in_basis, check_positive_int

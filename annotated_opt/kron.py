@@ -129,7 +129,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.kronecker import dimension_statistic, working_dtype
 from .core.options import learning_rate
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_in_unit_interval, check_non_negative
 from .core.weight_decay import WeightDecay
 from .soap import check_positive_int

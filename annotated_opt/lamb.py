@@ -84,7 +84,7 @@ from .adam import Adam
 from .core.base import ParamsT
 from .core.distributed import full
 from .core.options import learning_rate, param_option
-from .core.step_count import advance
+from .core.scalars import advance
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 

@@ -211,7 +211,9 @@ def lr_adjustment(adjust_lr_fn: str | None, shape: torch.Size) -> float:
         # $$\rho = 0.2\sqrt{\max(A, B)}$$ an update of root mean square $0.2$
         return 0.2 * math.sqrt(max(rows, columns))
     # $$\rho = \sqrt{\max(1, A/B)}$$
-    return math.sqrt(max(1, rows / columns))
+    # A matrix without columns has an empty update, which any factor leaves empty (torch divides by
+    # zero here, and fails on it).
+    return math.sqrt(max(1, rows / columns)) if columns else 1.0
 
 
 class Muon(GenericAdaptiveOptimizer):
@@ -253,8 +255,8 @@ class Muon(GenericAdaptiveOptimizer):
         check_non_negative("momentum", momentum)
         check_non_negative("eps", eps)
         # torch checks these two when it first steps; a clear error now is better.
-        if len(ns_coefficients) != 3:
-            raise ValueError(f"Invalid ns_coefficients: {ns_coefficients} (expected three values a, b, c)")
+        if len(ns_coefficients) != 3 or not all(math.isfinite(c) for c in ns_coefficients):
+            raise ValueError(f"Invalid ns_coefficients: {ns_coefficients} (expected three finite values a, b, c)")
         if not 0 <= ns_steps < 100:
             raise ValueError(f"Invalid ns_steps: {ns_steps} (must be in [0, 100))")
         if adjust_lr_fn is not None and adjust_lr_fn not in ADJUSTMENTS:

@@ -54,7 +54,7 @@ average $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$ with the constant $\beta_1$, e
 ## Following `torch.optim.NAdam`
 
 This class follows `torch.optim.NAdam` to the last bit, including one detail that is easy to miss:
-torch keeps `mu_product` as a 0-d tensor in its *scalar* precision, `float32` unless the default
+torch keeps `mu_product` as a 0-d tensor in its [*scalar* precision](core/scalars.md), `float32` unless the default
 dtype is `float64`, even for `float64` parameters. The product then carries `float32` rounding (about
 $10^{-7}$ relative) and, since it shrinks by about half every step, underflows to exactly $0$ after
 some 130 steps (with $\beta_1 = 0.9$). Neither matters for training (only $1 - \prod_i \mu_i$ enters
@@ -76,14 +76,9 @@ from .adam import Adam
 from .core import distributed
 from .core.base import ParamsT
 from .core.options import learning_rate
-from .core.step_count import advance
+from .core.scalars import advance, restore_scalar_precision, scalar
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
-
-
-def scalar_dtype() -> torch.dtype:
-    r"""The dtype torch's optimizers use for scalar state: `float64` only if that is the default."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 def momentum_coefficient(beta1: float, momentum_decay: float, step: int) -> float:
@@ -131,7 +126,7 @@ class NAdam(Adam):
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""Adam's state, and the running product of the momentum coefficients, $\prod_{i \le 0}\mu_i = 1$."""
         super().init_state(state, group, param)
-        state["mu_product"] = torch.ones((), dtype=scalar_dtype())
+        state["mu_product"] = scalar(1.0)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""
@@ -151,12 +146,8 @@ class NAdam(Adam):
         """
         ours = any(distributed.COUNT_KEY in part for part in (state_dict, *state_dict["param_groups"]))
         super().load_state_dict(state_dict)
-        if not ours:
-            return
-        for state in self.state.values():
-            # A load hook may leave something other than a per-parameter dict in the state.
-            if isinstance(state, dict) and "mu_product" in state:
-                state["mu_product"] = state["mu_product"].to(scalar_dtype())
+        if ours:
+            restore_scalar_precision(self.state, ("mu_product",))
 
     def step_param(
         self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor

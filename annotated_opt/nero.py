@@ -106,7 +106,7 @@ from torch import nn
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_in_unit_interval
 
 # How far from the constraints an "initialised" parameter may be.
@@ -205,7 +205,7 @@ class Nero(GenericAdaptiveOptimizer):
     Call `Nero.initialize(model)` before building the optimizer.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     # The constraint options `initialize` accepts, with their defaults.

@@ -108,7 +108,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 from .nero import Nero, has_neurons_with_several_weights, project, row_norms

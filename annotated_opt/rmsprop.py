@@ -91,7 +91,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -120,7 +120,7 @@ class RMSprop(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     def __init__(

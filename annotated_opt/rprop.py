@@ -85,7 +85,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import scalar
+from .core.scalars import new_step_count
 from .core.validation import check_non_negative
 
 
@@ -109,7 +109,7 @@ class Rprop(GenericAdaptiveOptimizer):
     [Adam](adam.md).
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     def __init__(
@@ -142,7 +142,7 @@ class Rprop(GenericAdaptiveOptimizer):
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""The step count (a 0-d tensor, as torch keeps it), $g_0 = 0$ and $s_0 = $ `lr` everywhere."""
-        state["step"] = scalar(0.0)
+        state["step"] = new_step_count(group, param)
         state["prev"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["step_size"] = torch.full_like(param, learning_rate(group, param), memory_format=torch.preserve_format)
 

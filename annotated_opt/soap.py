@@ -124,7 +124,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.kronecker import dimension_statistic, indexed, multiply_dimensions, store_indexed, working_dtype
 from .core.options import learning_rate
-from .core.step_count import advance, new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_in_unit_interval, check_non_negative
 from .core.weight_decay import WeightDecay
 

@@ -123,7 +123,7 @@ class SparseAdam(GenericAdaptiveOptimizer):
         # Strictly positive, as torch requires: a zero learning rate would only count steps, and a zero
         # $\epsilon$ divides $0/0$ in a row whose gradient is zero.
         if not float(lr) > 0:
-            raise ValueError(f"Invalid learning rate: {lr} (must be > 0)")
+            raise ValueError(f"Invalid lr: {lr} (must be > 0)")
         if not eps > 0:
             raise ValueError(f"Invalid epsilon value: {eps} (must be > 0)")
         check_betas(betas)

@@ -1,5 +1,15 @@
-"""Shared pieces of the property battery: its cases, a deterministic gradient source, exact comparisons."""
+"""
+Shared pieces of the property battery: its cases, the parameters and gradients each entry takes, a
+deterministic gradient source, exact comparisons.
 
+Every optimizer is checked on the kinds of parameters and gradients it declares, the ones the float64
+verification gives it: the entry's parameter set (`verification.parameter_set`: matrices only for Muon)
+and, for an optimizer of sparse gradients only (SparseAdam), row-sparse gradients
+(`verification.row_sparse`). A tensor the battery makes for one property takes the same route: its
+shape through `shaped`, its gradients through `run`/`closure_for`.
+"""
+
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -7,7 +17,7 @@ import pytest
 import torch
 
 from annotated_opt.core.registry import PROPERTIES, REGISTRY, OptimizerInfo
-from annotated_opt.core.verification import clone_parameters
+from annotated_opt.core.verification import clone_parameters, parameter_set, row_sparse, takes_sparse_gradients
 
 ALL = list(REGISTRY.values())
 
@@ -30,6 +40,31 @@ def exempt(info: OptimizerInfo, prop: str) -> None:
         pytest.skip(f"{info.name} is exempt from {prop}: {reason}")
 
 
+def matrix_view(shape: Sequence[int]) -> tuple[int, ...]:
+    """The shape of a tensor seen as a matrix: its first dimension by the rest, as a conv kernel is flattened."""
+    return (shape[0], math.prod(shape[1:])) if shape else (1, 1)
+
+
+def shaped(info: OptimizerInfo, shape: Sequence[int]) -> tuple[int, ...]:
+    """
+    `shape` as the entry takes it. Its parameter set says which ranks it takes; a shape of another rank
+    becomes its matrix view, for an optimizer of matrices only. For every other entry, `shape` itself.
+    """
+    ranks = {p.ndim for p in parameter_set(info, 0, torch.float64)}
+    if len(shape) in ranks:
+        return tuple(shape)
+    assert ranks == {2}, f"{info.name} takes tensors of rank {sorted(ranks)} only"
+    return matrix_view(shape)
+
+
+def as_taken(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], step: int) -> None:
+    """The gradients of `params` in the form the optimizer takes: row-sparse for one of sparse gradients only."""
+    if takes_sparse_gradients(optimizer):
+        for p in params:
+            if p.grad is not None:
+                p.grad = row_sparse(p.grad, step)
+
+
 def noise(shape: Sequence[int], step: int, seed: int, index: int, dtype: torch.dtype) -> torch.Tensor:
     """Seeded noise for parameter `index` at `step`; complex dtypes get complex noise."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + 7919 * step + index)
@@ -40,11 +75,13 @@ def noise(shape: Sequence[int], step: int, seed: int, index: int, dtype: torch.d
 
 def closure_for(params: Sequence[torch.Tensor], step: int, seed: int = 0,
                 without_grad: Callable[[int, int], bool] = lambda index, step: False,
-                gradient: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None) -> Callable[[], torch.Tensor]:
+                gradient: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
+                optimizer: torch.optim.Optimizer | None = None) -> Callable[[], torch.Tensor]:
     r"""
     A closure that sets the gradients of step `step` at the *current* parameters,
     $g = \tfrac12\theta + \xi_t$, and returns a loss. `without_grad(index, step)` leaves a gradient
-    `None`; `gradient(param, index, step)` replaces the rule.
+    `None`; `gradient(param, index, step)` replaces the rule. Given the `optimizer`, the gradients are
+    set in the form it takes (`as_taken`); without it, exactly as the rule makes them.
     """
 
     def closure() -> torch.Tensor:
@@ -56,6 +93,8 @@ def closure_for(params: Sequence[torch.Tensor], step: int, seed: int = 0,
             else:
                 value = p.detach()
                 p.grad = 0.5 * value + noise(p.shape, step, seed, index, p.dtype)
+        if optimizer is not None:
+            as_taken(optimizer, params, step)
         return torch.zeros((), dtype=torch.float64)
 
     return closure
@@ -65,7 +104,7 @@ def run(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], steps:
         scheduler: Any = None, **closure_options: Any) -> None:
     """Steps `steps` (their numbers pick the noise), each given its gradient closure."""
     for step in steps:
-        optimizer.step(closure_for(params, step, seed, **closure_options))
+        optimizer.step(closure_for(params, step, seed, optimizer=optimizer, **closure_options))
         if scheduler is not None:
             scheduler.step()
 

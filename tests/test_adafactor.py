@@ -141,7 +141,7 @@ def test_state_is_factored_and_its_bytes_are_measured_for_4096_by_4096() -> None
     # The page's table shows these very numbers.
     for value in measured.values():
         assert f"{value:,}" in adafactor.__doc__
-    # Our Adam keeps what torch's keeps: two moments and a 4-byte step tensor.
+    # Our Adam keeps its step as torch's does, a 4-byte tensor, and the same two moments.
     adam = Adam([weight])
     adam.step()
     assert state_bytes(adam) == measured["adam"]

@@ -26,6 +26,10 @@ import torch
 from torch.testing._internal.common_optimizers import _get_optim_inputs_including_global_cliquey_kwargs, optim_db
 
 import annotated_opt
+from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.verification import row_sparse, takes_sparse_gradients
+
+from .battery import shaped
 
 STEPS = 4
 TWINS = [info for info in optim_db if hasattr(annotated_opt, info.optim_cls.__name__)]
@@ -40,19 +44,50 @@ def cases() -> list:
     ]
 
 
-def parameters(dtype: torch.dtype) -> list[torch.Tensor]:
-    """A matrix, a vector and a scalar, as a small layer and its bias and gain would be."""
+def parameters(info, dtype: torch.dtype) -> list[torch.Tensor]:
+    """
+    A matrix, a vector and a scalar, as a small layer and its bias and gain would be; in the shapes the
+    registry entry takes (their matrix views for Muon, as the property battery gives them).
+    """
+    entry = REGISTRY[info.optim_cls.__name__.lower()]
     generator = torch.Generator().manual_seed(0)
-    return [torch.randn(shape, generator=generator, dtype=dtype) for shape in ((4, 3), (3,), ())]
+    return [torch.randn(shaped(entry, shape), generator=generator, dtype=dtype) for shape in ((4, 3), (3,), ())]
 
 
-def set_gradients(params: list[torch.Tensor], step: int) -> None:
+def gradient_closure(params: list[torch.Tensor], step: int, sparse: bool):
+    r"""
+    A closure that sets the gradients of step `step` at the current parameters, $g = \tfrac12\theta + \xi$
+    with seeded noise $\xi$, and returns the loss they are the gradient of, $\sum \tfrac14\theta^2 + \xi\theta$
+    (L-BFGS evaluates it several times per step). Row-sparse for an optimizer of sparse gradients only.
+    """
     generator = torch.Generator().manual_seed(step)
-    for p in params:
-        p.grad = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+    noise = [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
+
+    def closure() -> torch.Tensor:
+        loss = torch.zeros((), dtype=params[0].dtype)
+        for p, xi in zip(params, noise):
+            value = p.detach()
+            p.grad = row_sparse(0.5 * value + xi, step) if sparse else 0.5 * value + xi
+            loss = loss + (0.25 * value * value + xi * value).sum()
+        return loss
+
+    return closure
 
 
-def assert_equal(ours: torch.Tensor, theirs: torch.Tensor, what: str) -> None:
+def assert_equal(ours, theirs, what: str) -> None:
+    """Tensors or numbers; a list (L-BFGS's history) entry by entry, `None` (a slot not used yet) only as `None`."""
+    if isinstance(theirs, (list, tuple)):
+        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), what
+        for index, (mine, their) in enumerate(zip(ours, theirs)):
+            assert_equal(mine, their, f"{what}[{index}]")
+        return
+    if theirs is None or ours is None:
+        assert ours is theirs, what
+        return
+    if not (isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor)):
+        # A number (L-BFGS's step length `t`, which torch keeps as the `lr` it was given, int, float or
+        # tensor) is compared by its value.
+        ours, theirs = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(theirs, dtype=torch.float64)
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, what
     if ours.dtype == torch.float64:
         scale = theirs.abs().max().item() if theirs.numel() else 0.0
@@ -63,27 +98,29 @@ def assert_equal(ours: torch.Tensor, theirs: torch.Tensor, what: str) -> None:
 
 
 def run_side_by_side(info, kwargs: dict, dtype: torch.dtype, reference_kwargs: dict):
-    ours_params = parameters(dtype)
+    ours_params = parameters(info, dtype)
     theirs_params = copy.deepcopy(ours_params)
     ours = getattr(annotated_opt, info.name)(ours_params, **copy.deepcopy(kwargs))
     theirs = info.optim_cls(theirs_params, **copy.deepcopy(reference_kwargs))
     for step in range(1, STEPS + 1):
-        set_gradients(ours_params, step)
-        set_gradients(theirs_params, step)
-        ours.step()
-        theirs.step()
+        ours.step(gradient_closure(ours_params, step, takes_sparse_gradients(ours)))
+        theirs.step(gradient_closure(theirs_params, step, takes_sparse_gradients(ours)))
         yield step, ours, theirs, ours_params, theirs_params
 
 
 @pytest.mark.parametrize(("info", "kwargs", "dtype"), cases())
 def test_steps_equal_torchs(info, kwargs, dtype) -> None:
     reference_kwargs = {**kwargs, "fused": False} if kwargs.get("fused") else kwargs
+    # torch's SparseAdam and Muon compute with a tensor lr in the tensor's own precision (float32), ours
+    # with the number it holds (the battery's tensor_lr property): in float64 the reference gets the same
+    # number as a float64 tensor, still through torch's tensor path.
+    if dtype == torch.float64 and isinstance(kwargs.get("lr"), torch.Tensor):
+        reference_kwargs = {**reference_kwargs, "lr": kwargs["lr"].double()}
     for step, ours, theirs, ours_params, theirs_params in run_side_by_side(info, kwargs, dtype, reference_kwargs):
         for index, (p, q) in enumerate(zip(ours_params, theirs_params)):
             assert_equal(p, q, f"param {index} after step {step}")
             for key, value in theirs.state[q].items():
-                assert_equal(torch.as_tensor(ours.state[p][key]), torch.as_tensor(value),
-                             f"state {key!r} of param {index} after step {step}")
+                assert_equal(ours.state[p][key], value, f"state {key!r} of param {index} after step {step}")
     # Every group option torch stores is stored, with torch's value.
     for mine, torchs in zip(ours.param_groups, theirs.param_groups):
         compared = [k for k in torchs if k != "params" and k not in reference_kwargs.keys() - kwargs.keys()]

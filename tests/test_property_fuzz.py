@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from annotated_opt.core.distributed import read_count
 from annotated_opt.core.nonfinite import NonFiniteGradientError
 
-from .battery import assert_finite, entries, exempt, noise, same, twin
+from .battery import as_taken, assert_finite, entries, exempt, noise, same, shaped, twin
 from .helpers import save_and_load
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -49,7 +49,9 @@ def rescaled(draw, config):
 
 @st.composite
 def scenarios(draw, info):
-    shapes = draw(st.lists(st.lists(st.integers(0, 4), max_size=3).map(tuple), min_size=1, max_size=3))
+    # Any shape of up to three dimensions, as the entry takes it (its matrix view, for Muon).
+    shapes = draw(st.lists(st.lists(st.integers(0, 4), max_size=3).map(lambda shape: shaped(info, shape)),
+                           min_size=1, max_size=3))
     steps = draw(st.integers(1, 6))
     bad_step = draw(st.none() | st.integers(1, steps))
     return {
@@ -77,7 +79,7 @@ def parameters(scenario):
     return params
 
 
-def closure(scenario, params, step):
+def closure(scenario, optimizer, params, step):
     scale = 10.0 ** scenario["exponents"][step - 1]
     poisoned = scenario["bad"] is not None and scenario["bad"][0] == step
 
@@ -90,8 +92,12 @@ def closure(scenario, params, step):
                 p.grad = torch.zeros_like(p)
             else:
                 p.grad = 0.5 * p.detach() + scale * noise(p.shape, step, scenario["seed"], index, p.dtype)
-            if poisoned and p.grad is not None and p.numel() > 0:
-                p.grad[(0,) * p.ndim] = scenario["bad"][1]
+        as_taken(optimizer, params, step)
+        for index, p in enumerate(params):
+            # The first value the gradient stores (a sparse one may store none) is the bad one.
+            stored = None if p.grad is None else p.grad._values() if p.grad.is_sparse else p.grad
+            if poisoned and stored is not None and stored.numel() > 0:
+                stored[(0,) * stored.ndim] = scenario["bad"][1]
                 poisoned_now.append(index)
         return torch.zeros(())
 
@@ -102,7 +108,7 @@ def closure(scenario, params, step):
 def take_step(scenario, optimizer, params, step):
     """One step, checked against the documented behaviour."""
     before = (copy.deepcopy(optimizer.state_dict()), [p.detach().clone() for p in params])
-    set_gradients, poisoned = closure(scenario, params, step)
+    set_gradients, poisoned = closure(scenario, optimizer, params, step)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -13,13 +13,15 @@ from torch.testing._internal.common_optimizers import optim_db
 
 import annotated_opt
 from annotated_opt import ASGD, Adadelta, Adamax, Muon, Rprop, SparseAdam, split_for_muon
+from annotated_opt.core.registry import REGISTRY
 from annotated_opt.core.verification import (
     clone_parameters,
     gradient_closure,
     make_parameters,
-    matrix_parameters,
     param_groups,
+    parameter_set,
     relative_error,
+    takes_sparse_gradients,
 )
 from annotated_opt.muon import MUON_COEFFICIENTS, NEWTON_SCHULZ_COEFFICIENTS, orthogonalize
 from annotated_opt.toys.charlm import charlm
@@ -32,7 +34,8 @@ STEPS = 100
 
 
 def parameters_for(name: str, seed: int) -> list[torch.Tensor]:
-    return (matrix_parameters if name == "Muon" else make_parameters)(seed, torch.float64)
+    """The verification's parameter set of the twin's registry entry (matrices for Muon)."""
+    return parameter_set(REGISTRY[name.lower()], seed, torch.float64)
 
 
 def run_pair(name: str, ours_kwargs: dict, torch_kwargs: dict, seed: int, steps: int = STEPS) -> float:
@@ -44,7 +47,7 @@ def run_pair(name: str, ours_kwargs: dict, torch_kwargs: dict, seed: int, steps:
     worst = 0.0
     for step in range(1, steps + 1):
         for params, optimizer in ((ours_params, ours), (torch_params, theirs)):
-            gradient_closure(params, step, seed, sparse=name == "SparseAdam")()
+            gradient_closure(params, step, seed, sparse=takes_sparse_gradients(TWINS[name]))()
             optimizer.step()
         for mine, their in zip(ours_params, torch_params):
             worst = max(worst, relative_error(mine.detach(), their.detach()))
@@ -100,7 +103,7 @@ def test_every_torch_optimizer_has_a_twin() -> None:
 @pytest.mark.parametrize("name", TWINS)
 def test_torch_checkpoint_loads_and_continues_identically(name: str) -> None:
     """A checkpoint of torch's optimizer, loaded into ours, continues exactly as torch's own continues."""
-    sparse = name == "SparseAdam"
+    sparse = takes_sparse_gradients(TWINS[name])
     kwargs = {"lr": 0.05, "t0": 3} if name == "ASGD" else {"lr": 0.01}
     torch_params = parameters_for(name, 4)
     ours_params = clone_parameters(torch_params)

@@ -109,7 +109,7 @@ class ComposableOptimizer(GenericAdaptiveOptimizer):
       is a `ValueError`: a misspelt `momentun=0.9` would otherwise be ignored without a word.
     """
 
-    # `state["step"]` is torch's 0-d tensor ([step counts](core/step_count.md)).
+    # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 
     def __init__(self, params: ParamsT, pieces: Iterable[Piece], lr: float = 1e-3, **hypers: Any) -> None:

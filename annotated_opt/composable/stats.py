@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..core.step_count import advance, new_step_count
+from ..core.scalars import advance, new_step_count
 
 
 class Stat:
@@ -132,7 +132,7 @@ class StepCount(Stat):
 
     The number of steps this parameter has taken (a parameter without a gradient does not count the
     step), so $\beta^t$ in the debiasing is the parameter's own. It is kept as torch keeps its counts
-    ([step counts](step_count.md)), so the state compares and loads key for key with torch's.
+    ([step counts](../core/scalars.md)), so the state compares and loads key for key with torch's.
     """
 
     def init_state(self, param: torch.Tensor) -> dict[str, Any]:

@@ -12,7 +12,8 @@ have in common lives here, once, so that an optimizer's page shows only its algo
   groups built from names (no decay on biases and norm layers).
 * [Non-finite gradients](nonfinite.md) (raise, skip or ignore) and
   [master weights](precision.md) for half-precision parameters: the two options of every group.
-* [Step counts](step_count.md): the count $t$ behind every bias correction, kept as torch keeps it.
+* [Scalar state](scalars.md): the step count $t$ behind every bias correction, and the other per-parameter
+  numbers torch keeps as 0-d tensors, kept as torch keeps them.
 * [Checking hyper-parameters](validation.md): one set of argument checks with torch's messages.
 * [Wrappers](wrapper.md): optimizers built around another one ([SAM](../sam.md),
   [Lookahead](../lookahead.md)).

@@ -58,7 +58,7 @@ import torch
 
 from . import distributed, fastpath, implementation, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
-from .step_count import restore_step_count
+from .scalars import restore_step_count
 from .validation import UnsupportedParameterError, check_non_negative
 
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, torch.Tensor]]
@@ -130,7 +130,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     torch); for the others a sparse gradient is refused with a clear error.
 
     `tensor_step_count` says that the step count in `state["step"]` is kept as torch keeps it, a 0-d
-    tensor ([step counts](step_count.md)); a checkpoint that holds it as a number (saved by an older
+    tensor ([step counts](scalars.md)); a checkpoint that holds it as a number (saved by an older
     version) then loads as the tensor. Optimizers without a `torch.optim` twin may keep a plain number.
 
     `skipped_steps` counts the steps skipped for non-finite gradients.
@@ -444,7 +444,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         Called by unpickling and by `load_state_dict`. A group that lacks an option fills it from the
         defaults, which is how an older checkpoint loads into a newer optimizer (torch's own optimizers
         do the same for each option they added over the years); a step count saved as a plain number
-        becomes the tensor torch keeps ([step counts](step_count.md)).
+        becomes the tensor torch keeps ([step counts](scalars.md)).
         """
         super().__setstate__(state)
         self._start_bookkeeping()

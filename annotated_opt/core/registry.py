@@ -98,7 +98,8 @@ PROPERTIES: dict[str, str] = {
     "nonfinite_skip": "with nonfinite='skip' such a step is skipped in every group, counted and reported",
     "invalid_arguments": "invalid constructor arguments and group options raise ValueError naming the argument",
     "parameter_lists": "an empty list, a parameter in two groups and a duplicate parameter behave as in torch.optim",
-    "sparse_gradient": "a sparse gradient raises a clear error",
+    "sparse_gradient": "a sparse gradient raises a clear error (a dense one, for an optimizer of sparse gradients "
+                       "only)",
     "hooks": "step, state_dict and load_state_dict hooks fire in the order torch.optim fires them",
     "tensor_lr": "a learning rate given as a tensor (and scheduled in place) gives the same steps as the float",
     "closure": "the closure runs with gradients enabled and its loss is returned",
@@ -157,8 +158,9 @@ class OptimizerInfo:
     * `requires_closure` says that `step` must be given a closure (SAM's two passes).
     * `exemptions` maps a property of `PROPERTIES` that does not hold for this optimizer to the reason
       why (the algorithm, not the implementation, must be the reason). Empty by default: everything holds.
-    * `parameters`, when set, makes the verification's parameter set instead of the awkward one
-      (`verification.matrix_parameters` for an optimizer of matrices only).
+    * `parameters`, when set, makes the parameter set of the verification and of the property battery
+      instead of the awkward one (`verification.matrix_parameters` for an optimizer of matrices only);
+      the battery gives every tensor it makes for this entry a rank the set holds.
     * `negative_args` names constructor arguments for which a negative number is meaningful; every other
       numeric argument must refuse a negative value (and every one must refuse NaN).
     * `after_step`, when set, is called as `after_step(optimizer, t)` after step `t` of the verification,
@@ -859,6 +861,8 @@ register(OptimizerInfo(
              {"ns_coefficients": (3.4, -4.7, 2.0)},
              {"lr": 0.02, "nesterov": False, "adjust_lr_fn": "match_rms_adamw"}),
     parameters=lambda seed, dtype: _matrix_parameters(seed, dtype),
+    # The polynomial's coefficients have both signs ($b < 0$ in every published set).
+    negative_args=("ns_coefficients",),
 ))
 
 

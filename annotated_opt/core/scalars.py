@@ -1,21 +1,51 @@
 r"""
-# Scalar state kept as torch keeps it
+# Scalar state kept as torch keeps it: step counts and the like
 
 `torch.optim` keeps a parameter's step count, and a few other per-parameter numbers (ASGD's current
-step size and averaging weight), as 0-d tensors rather than Python numbers, so that a compiled or
-CUDA-graph-captured step can update them without leaving the device. Their dtype is torch's *scalar*
-precision: `float32`, unless the default dtype is `float64`, whatever the parameter's own dtype.
+step size and averaging weight, NAdam's product of momentum coefficients), as 0-d tensors rather than
+Python numbers, so that a compiled or CUDA-graph-captured step can update them without leaving the
+device. Their dtype is torch's *scalar* precision: `float32`, unless the default dtype is `float64`,
+whatever the parameter's own dtype.
 
-An optimizer here that has a `torch.optim` twin keeps these numbers the same way, so that a
-checkpoint moves between the two in both directions and continues step for step. Two consequences
-worth knowing:
+An optimizer here that has a `torch.optim` twin keeps these numbers the same way, for two reasons:
+
+* **checkpoints**: a `torch.optim` state dict then loads here, and ours loads into torch, with no
+  conversion and no drift. A number held in another form continues from a checkpoint with other
+  rounding: a `float32` tensor count used directly in $\beta^t$ gives bias corrections rounded to
+  `float32`, and the parameters drift by about $10^{-7}$ within a few steps;
+* **compiled and captured steps**: a tensor can be updated in place on the device, so a compiled step
+  does not recompile at every new value of $t$ and a CUDA graph can replay the increment.
+
+## Step counts
+
+Every optimizer that corrects a bias ($1-\beta^t$) or decays its learning rate with time keeps a step
+count $t$ per parameter, in `state["step"]`. What torch stores, and therefore what is stored here:
+
+| group options | `state["step"]` |
+|---|---|
+| default | a 0-d tensor on the CPU, of the scalar dtype: `float64` if that is the default dtype, else `float32` |
+| `capturable=True` | the same, on the parameter's device |
+| `fused=True` | a `float32` 0-d tensor on the parameter's device |
+
+The count is advanced in place (`step += 1`), so the tensor in the state is the one that counts.
+Arithmetic with it reads it back as a Python number first (`.item()`), as torch's single-tensor
+code does outside `capturable`/`differentiable` mode: $\beta^t$ is then computed in double
+precision from an exact integer (a `float32` count is exact up to $2^{24} \approx 1.7 \times 10^7$
+steps), which makes every bias correction equal, bit for bit, to torch's.
+
+## Other scalar state, and loading it
+
+Two consequences of the scalar precision for the other numbers are worth knowing:
 
 * a value stored in `float32` is rounded to `float32` even for a `float64` parameter (ASGD's step
   size, about $10^{-8}$ relative); the twin must read it back from the tensor, not from the `float64`
   number it was computed from, or the two drift apart;
 * `torch.optim.Optimizer.load_state_dict` casts every floating-point state tensor except `step` to
   its parameter's dtype. `restore_scalar_precision` puts them back after a load, so a reloaded
-  optimizer continues bit for bit (see [ASGD](../asgd.md)).
+  optimizer continues bit for bit (see [ASGD](../asgd.md) and [NAdam](../nadam.md)).
+
+A step count has the opposite problem after a load: a checkpoint saved by an older version (or an old
+torch) may hold it as a plain number, which `restore_step_count` turns into the tensor.
 """
 
 from collections.abc import Iterable
@@ -24,19 +54,57 @@ from typing import Any
 import torch
 
 
-def scalar_dtype() -> torch.dtype:
-    r"""torch's dtype for scalar state: `float64` only when that is the default dtype."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+def scalar_dtype(fused: bool = False) -> torch.dtype:
+    r"""
+    torch's dtype for scalar state: `float64` only when that is the default dtype; always `float32`
+    for a fused step (its kernels take a `float32` count).
+    """
+    if not fused and torch.get_default_dtype() == torch.float64:
+        return torch.float64
+    return torch.float32
 
 
 def scalar(value: float) -> torch.Tensor:
-    r"""A 0-d tensor holding `value` in the scalar precision: $t_0 = 0$ is `scalar(0.0)`."""
+    r"""A 0-d tensor holding `value` in the scalar precision, on the CPU: ASGD's $\mu_0 = 1$ is `scalar(1.0)`."""
     return torch.tensor(value, dtype=scalar_dtype())
 
 
-def restore_scalar_precision(state: dict[Any, dict[str, Any]], keys: Iterable[str]) -> None:
-    r"""After a load, put the 0-d state entries named in `keys` back to the scalar precision."""
+def new_step_count(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor:
+    r"""A step count of $0$, where and how torch keeps it for this group (the table above)."""
+    fused = bool(group.get("fused"))
+    if group.get("capturable") or fused:
+        return torch.zeros((), dtype=scalar_dtype(fused), device=param.device)
+    return scalar(0.0)
+
+
+def advance(state: dict[str, Any]) -> float:
+    r"""
+    $t \leftarrow t + 1$, in place, and return the new $t$ as a Python number for the scalar
+    arithmetic of the step.
+    """
+    state["step"] += 1
+    return state["step"].item()
+
+
+def restore_step_count(state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
+    r"""
+    A count saved as a plain number becomes the tensor `new_step_count` would have made, holding the
+    same value; torch converts its own old checkpoints the same way when they are loaded.
+    """
+    step = state.get("step")
+    if step is not None and not torch.is_tensor(step):
+        state["step"] = new_step_count(group, param).fill_(float(step))
+
+
+def restore_scalar_precision(state: dict[Any, Any], keys: Iterable[str]) -> None:
+    r"""
+    After a load, put the 0-d state entries named in `keys` back to the scalar precision. (A load hook
+    may leave something other than a per-parameter dict in the state; that is left alone.)
+    """
+    keys = tuple(keys)
     for param_state in state.values():
+        if not isinstance(param_state, dict):
+            continue
         for key in keys:
             if key in param_state:
                 param_state[key] = param_state[key].to(scalar_dtype())

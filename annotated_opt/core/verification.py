@@ -124,6 +124,23 @@ def matrix_parameters(seed: int, dtype: torch.dtype) -> list[torch.Tensor]:
     return [t.requires_grad_() for t in tensors]
 
 
+def parameter_set(info: OptimizerInfo, seed: int, dtype: torch.dtype) -> list[torch.Tensor]:
+    r"""
+    The awkward set in the kind of parameters the entry takes: its own (`OptimizerInfo.parameters`,
+    matrices for [Muon](../muon.md)), or `make_parameters`. The property battery draws its parameters
+    through here too, so both checks see the same kinds.
+    """
+    return (info.parameters or make_parameters)(seed, dtype)
+
+
+def takes_sparse_gradients(optimizer: Any) -> bool:
+    r"""
+    Whether an optimizer (a class or an instance) takes sparse gradients only
+    ([SparseAdam](../sparse_adam.md)); such an optimizer is given its gradients through `row_sparse`.
+    """
+    return getattr(optimizer, "sparse_gradients", False)
+
+
 def row_sparse(gradient: torch.Tensor, step: int) -> torch.Tensor:
     r"""
     The gradient as `nn.Embedding(sparse=True)` gives it: only some rows present (here, a row is
@@ -341,7 +358,7 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
         reference_factory = reference_constructor(info)
 
     # Two independent copies of the same values and layouts: nothing is shared between the runs.
-    our_params = (info.parameters or make_parameters)(seed, dtype)
+    our_params = parameter_set(info, seed, dtype)
     reference_params = clone_parameters(our_params)
     ours = info.build(param_groups(our_params, config), **config)
     reference = reference_factory(param_groups(reference_params, config), **config)
@@ -351,7 +368,7 @@ def verify_config(info: OptimizerInfo, config: Mapping[str, Any], seed: int = 0,
         # Each optimizer gets the gradient at its *own* parameters: the gradients stay equal only
         # as long as the parameters do, which is what makes an error grow instead of hide.
         for params, optimizer in ((our_params, ours), (reference_params, reference)):
-            closure = gradient_closure(params, step, seed, sparse=getattr(info.cls, "sparse_gradients", False))
+            closure = gradient_closure(params, step, seed, sparse=takes_sparse_gradients(info.cls))
             # Set the gradients as a training loop's backward pass would, then step; the closure is
             # passed too, for the optimizers that evaluate the loss themselves.
             closure()
