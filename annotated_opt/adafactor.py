@@ -22,7 +22,7 @@ $v_t$, which is as small as the vector):
     @ state["col_var"].lerp_(col_mean, weight)
 \textcolor{orange}{\hat V_t = R_t C_t / \mathrm{mean}(R_t)}  @ state["col_var"]).div_(row_scale)
 \textcolor{orange}{\hat U_t = U_t / \max\big(1,\ \mathrm{RMS}(U_t)/d\big)}, \quad U_t = G_t / \sqrt{\hat V_t}
-    @ clip = max(1.0, root_mean_square(update) / group["d"])
+    @ clip = max(1.0, root_mean_square(update)
 \theta \leftarrow \textcolor{orange}{(1 - \eta\lambda)\,\theta_{t-1}}
     \quad \text{(or } 1 - \alpha_t\lambda\text{; when } \lambda > 0\text{)}
     @ param.mul_(1 - decay_rate * weight_decay)
