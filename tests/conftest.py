@@ -23,3 +23,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped or not passed:
         reporter.write_line(f"browser tests are required: {len(passed)} passed, {len(skipped)} skipped", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# The fast path (`foreach=True`/`fused=True`) compiles each optimizer's step. Generating inductor's
+# kernels takes tens of seconds per optimizer and configuration on a CPU, which across the hundreds of
+# configurations these tests run (torch's own among them) would take hours. The tests therefore trace
+# the fast path with `aot_eager` (the same capture, guards and functionalised updates, run by eager
+# kernels); `test_fastpath.test_inductor_kernels_equal_readable` compiles through inductor itself.
+def pytest_configure(config: pytest.Config) -> None:
+    from annotated_opt.core import fastpath
+
+    fastpath.BACKEND = "aot_eager"

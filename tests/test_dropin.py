@@ -21,7 +21,13 @@ def test_implementation_flags_run_and_give_torchs_numbers(name, kwargs) -> None:
     ours = getattr(annotated_opt, name)(model.parameters(), **kwargs)
     reference = getattr(torch.optim, name)(twin.parameters(), **{**kwargs, "fused": False} if "fused" in kwargs
                                            else kwargs)
-    assert train_steps(model, ours, inputs, targets, 5) == train_steps(twin, reference, inputs, targets, 5)
+    ours_losses = train_steps(model, ours, inputs, targets, 5)
+    torch_losses = train_steps(twin, reference, inputs, targets, 5)
+    if kwargs.get("foreach") or kwargs.get("fused"):
+        # Our fast path: the same step compiled, which may round a float32 operation differently.
+        assert ours_losses == pytest.approx(torch_losses, rel=1e-6)
+    else:
+        assert ours_losses == torch_losses
 
 
 @pytest.mark.parametrize("name", ["NAdam", "RAdam", "Adam"])

@@ -74,12 +74,18 @@ def gradient_closure(params: list[torch.Tensor], step: int, sparse: bool):
     return closure
 
 
-def assert_equal(ours, theirs, what: str) -> None:
-    """Tensors or numbers; a list (L-BFGS's history) entry by entry, `None` (a slot not used yet) only as `None`."""
+FAST_PATH_FLOAT32_RTOL = 1e-5
+
+
+def assert_equal(ours, theirs, what: str, float32_rtol: float = 0.0) -> None:
+    """
+    Tensors or numbers; a list (L-BFGS's history) entry by entry, `None` (a slot not used yet) only as
+    `None`. `float32_rtol` allows that much relative rounding in single precision (our fast path).
+    """
     if isinstance(theirs, (list, tuple)):
         assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), what
         for index, (mine, their) in enumerate(zip(ours, theirs)):
-            assert_equal(mine, their, f"{what}[{index}]")
+            assert_equal(mine, their, f"{what}[{index}]", float32_rtol)
         return
     if theirs is None or ours is None:
         assert ours is theirs, what
@@ -93,6 +99,8 @@ def assert_equal(ours, theirs, what: str) -> None:
         scale = theirs.abs().max().item() if theirs.numel() else 0.0
         error = (ours - theirs).abs().max().item() if theirs.numel() else 0.0
         assert error <= 1e-15 * scale, f"{what}: relative error {error / scale:.3g}"
+    elif float32_rtol:
+        torch.testing.assert_close(ours, theirs, rtol=float32_rtol, atol=float32_rtol, msg=what)
     else:
         assert torch.equal(ours, theirs), f"{what}: {(ours - theirs).abs().max().item():.3g}"
 
@@ -116,11 +124,14 @@ def test_steps_equal_torchs(info, kwargs, dtype) -> None:
     # number as a float64 tensor, still through torch's tensor path.
     if dtype == torch.float64 and isinstance(kwargs.get("lr"), torch.Tensor):
         reference_kwargs = {**reference_kwargs, "lr": kwargs["lr"].double()}
+    # `foreach=True` and `fused=True` run our fast path, the same step compiled: in float32 the compiler
+    # may round an operation differently (within a few units in the last place), in float64 it agrees.
+    rtol = FAST_PATH_FLOAT32_RTOL if kwargs.get("foreach") or kwargs.get("fused") else 0.0
     for step, ours, theirs, ours_params, theirs_params in run_side_by_side(info, kwargs, dtype, reference_kwargs):
         for index, (p, q) in enumerate(zip(ours_params, theirs_params)):
-            assert_equal(p, q, f"param {index} after step {step}")
+            assert_equal(p, q, f"param {index} after step {step}", rtol)
             for key, value in theirs.state[q].items():
-                assert_equal(ours.state[p][key], value, f"state {key!r} of param {index} after step {step}")
+                assert_equal(ours.state[p][key], value, f"state {key!r} of param {index} after step {step}", rtol)
     # Every group option torch stores is stored, with torch's value.
     for mine, torchs in zip(ours.param_groups, theirs.param_groups):
         compared = [k for k in torchs if k != "params" and k not in reference_kwargs.keys() - kwargs.keys()]

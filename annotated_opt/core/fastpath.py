@@ -250,6 +250,12 @@ class FastPath:
         Update the parameters of one group. Inside a graph that is already being traced (the user
         compiled `opt.step`), the body is traced inline; otherwise the compiled function runs it.
         """
+        # A 0-d parameter (one number, where a fused pass has nothing to gain) takes the readable step:
+        # inside the traced step it would be mistaken for one of the scalars `SymbolicScalars` handles.
+        if not torch.compiler.is_compiling():
+            for param, grad, state in [item for item in items if item[0].dim() == 0]:
+                optimizer.step_param(state, group, grad, param)
+            items = [item for item in items if item[0].dim() > 0]
         if not items:
             return
         params, grads, states = (list(column) for column in zip(*items))
@@ -260,5 +266,9 @@ class FastPath:
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
             try:
                 compiled_update_group(BACKEND, True)(optimizer, inputs, params, grads, states, finite)
+            except torch._dynamo.exc.FailOnRecompileLimitHit:
+                # Past the compiler's limit of graphs for one function (many optimizers or shapes in one
+                # process): the same update, run as it is written.
+                update_group(optimizer, inputs, params, grads, states, finite)
             except torch._dynamo.exc.Unsupported:
                 compiled_update_group(BACKEND, False)(optimizer, inputs, params, grads, states, finite)
