@@ -224,6 +224,9 @@ class Adafactor(GenericAdaptiveOptimizer):
     * `weight_decay_scale`: `"lr"` (torch) or `"step_size"` (`transformers`).
     """
 
+    # Its update works on whole matrices: the element-wise fast path does not apply.
+    elementwise = False
+
     # `state["step"]` is torch's 0-d tensor ([step counts](core/scalars.md)).
     tensor_step_count = True
 

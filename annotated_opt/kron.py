@@ -196,6 +196,9 @@ class Kron(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
+    # Its update works on whole matrices: the element-wise fast path does not apply.
+    elementwise = False
+
     def __init__(self, params: ParamsT, lr: float = 3e-4, momentum: float = 0.9, weight_decay: float = 0.0,
                  precond_lr: float = 0.1, precond_init_scale: float = 1.0, max_size_triangular: int = 8192,
                  min_ndim_triangular: int = 2, update_prob_max: float = 1.0, update_prob_min: float = 0.03,

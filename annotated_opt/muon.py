@@ -236,6 +236,9 @@ class Muon(GenericAdaptiveOptimizer):
     Every parameter must be a matrix; see `split_for_muon`.
     """
 
+    # Its update works on whole matrices: the element-wise fast path does not apply.
+    elementwise = False
+
     supports_complex = False
 
     def __init__(

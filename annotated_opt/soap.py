@@ -174,6 +174,9 @@ class SOAP(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
+    # Its update works on whole matrices: the element-wise fast path does not apply.
+    elementwise = False
+
     def __init__(self, params: ParamsT, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.95),
                  shampoo_beta: float | None = None, eps: float = 1e-8, weight_decay: float = 0.01,
                  precondition_frequency: int = 10, max_precond_dim: int = 10000, *,

@@ -138,6 +138,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
     supports_complex = True
     supports_sparse = False
+    # Whether the update is element-wise, so that the fast path may compile it over a group's tensors;
+    # an optimizer of matrices (factored statistics, orthogonalisation, Kronecker factors) is not.
+    elementwise = True
     # Whether `step_param` is written for sparse gradients, and only for them.
     sparse_gradients = False
     tensor_step_count = False

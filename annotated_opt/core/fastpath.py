@@ -89,7 +89,7 @@ def covers(optimizer_class: type) -> bool:
     from .base import GenericAdaptiveOptimizer
 
     base_step = inspect.unwrap(optimizer_class.step) is inspect.unwrap(GenericAdaptiveOptimizer.step)
-    return base_step and not optimizer_class.sparse_gradients
+    return base_step and optimizer_class.elementwise and not optimizer_class.sparse_gradients
 
 
 def selected(group: dict[str, Any]) -> bool:

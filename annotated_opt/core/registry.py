@@ -407,7 +407,7 @@ register(OptimizerInfo(
     reference=Reference("pytorch_optimizer.LARS", ours_only=("eps",)),
     configs=LARS_CONFIGS,
     # -1 switches the dimension rules off (the paper's and MXNet's conventions adapt and decay everything).
-    negative_args=("max_ndim_without_adaptation", "max_ndim_without_decay"),
+    negative_args=("max_ndim_without_adaptation", "max_ndim_without_decay", "dampening"),
 ))
 # pytorch_optimizer's Lamb without its default first-moment correction outside the ratio
 # (adam_debias=True), with the decay inside the update (weight_decouple=False), an eps in the ratio
