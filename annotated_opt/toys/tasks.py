@@ -274,6 +274,12 @@ def run_task(
         except SKIPPABLE as error:
             raise _Refused(f"{type(error).__name__}: {error}") from error
 
+    # An optimizer of sparse gradients only (SparseAdam, for `nn.Embedding(sparse=True)`) has nothing to
+    # do with these models' dense gradients: the run is reported as skipped, with the reason.
+    if info.cls.sparse_gradients:
+        result.skipped = "takes only sparse gradients (an embedding with sparse=True); these models' are dense"
+        return result
+
     # Gradients before `step` only for optimizers that need a closure (see the notes on wall time).
     options = dict(after_step=watch, seed=seed, evaluate_before_step=bool(info.requires_closure))
     try:
