@@ -276,7 +276,7 @@ def run_task(
 
     # An optimizer of sparse gradients only (SparseAdam, for `nn.Embedding(sparse=True)`) has nothing to
     # do with these models' dense gradients: the run is reported as skipped, with the reason.
-    if info.cls.sparse_gradients:
+    if getattr(info.cls, "sparse_gradients", False):
         result.skipped = "takes only sparse gradients (an embedding with sparse=True); these models' are dense"
         return result
 
