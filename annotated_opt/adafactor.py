@@ -139,7 +139,7 @@ arguments (`clip_threshold` for $d$, `decay_rate` for $\tau$, `lr=None`) are tra
 
 What we noticed in the two implementations, each pinned by a test:
 
-* torch's $\epsilon_1 = $ `None` means the machine epsilon of the *first* parameter's dtype: the loop
+* torch's $\epsilon_1$ = `None` means the machine epsilon of the *first* parameter's dtype: the loop
   variable is rebound once and reused for every later parameter of the group. Here each parameter
   uses its own dtype's.
 * torch divides by $\sqrt{n_\text{elements}}$ with a Python float: a zero-size parameter raises

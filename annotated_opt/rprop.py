@@ -72,7 +72,7 @@ Torch keeps the rule above, and two consequences of its state that are easy to m
 * `lr` is only the **initial** step size $s_0$ of every weight. After the first step the learning
   rate is never read again: a learning-rate scheduler has no effect on Rprop.
 * the first step has no previous gradient ($g_0 = 0$), so it is an "otherwise" step: every weight
-  moves by exactly $s_0 = $ `lr`, which is not clipped to $[s_{\min}, s_{\max}]$ until it is first
+  moves by exactly $s_0$ = `lr`, which is not clipped to $[s_{\min}, s_{\max}]$ until it is first
   multiplied.
 
 State: the previous gradient and the step sizes, two tensors the size of the parameter (8 bytes per
@@ -141,7 +141,7 @@ class Rprop(GenericAdaptiveOptimizer):
         super().__init__(params, defaults)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
-        r"""The step count (a 0-d tensor, as torch keeps it), $g_0 = 0$ and $s_0 = $ `lr` everywhere."""
+        r"""The step count (a 0-d tensor, as torch keeps it), $g_0 = 0$ and $s_0$ = `lr` everywhere."""
         state["step"] = new_step_count(group, param)
         state["prev"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["step_size"] = torch.full_like(param, learning_rate(group, param), memory_format=torch.preserve_format)

@@ -59,5 +59,8 @@ def page_paths(site_dir: Path) -> list[str]:
         relative = index.parent.relative_to(site_dir).as_posix()
         if relative.split("/")[0] in ("assets", "search"):
             continue
+        # The old address of a moved page only sends the browser on (its test is the redirect's own).
+        if 'http-equiv="refresh"' in index.read_text(errors="ignore")[:600]:
+            continue
         paths.append("" if relative == "." else relative + "/")
     return paths

@@ -288,7 +288,7 @@ def sweep_best(record: Mapping[str, Any], task_name: str) -> float:
 def forgiving_range(record: Mapping[str, Any], tolerance: float = 1.0) -> float:
     r"""
     How forgiving the optimizer is: the ratio of the largest to the smallest grid learning rate
-    whose robust score is at most $1 + $ `tolerance` times the sweep's best (twice the best loss by
+    whose robust score is at most $1 +$ `tolerance` times the sweep's best (twice the best loss by
     default). $1$ means a single grid point.
     """
     sweep = [c for c in record["candidates"] if c["stage"] == "sweep"]

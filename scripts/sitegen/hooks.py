@@ -362,8 +362,7 @@ def module_page(module: Module) -> str:
     source_url = posixpath.relpath(module.source_name, module.src_uri.removesuffix(".md").removesuffix("/index"))
     page = markdown.module_markdown(annotated, title=title, source_name=module.source_name, source_url=source_url,
                                     header=header, footer=footer)
-    # A search for an optimizer's name ranks its own page above the pages that mention it.
-    return f"---\nsearch:\n  boost: 3\n---\n\n{page}" if module.infos else page
+    return page
 
 
 def katex_assets() -> Iterable[tuple[str, Path]]:
@@ -411,6 +410,7 @@ def redirect_page(old: str, new: str) -> str:
     """
     target = posixpath.relpath(_page_folder(new), _page_folder(old)) + "/"
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Moved</title>'
+            '<link rel="icon" href="data:,">'
             f'<link rel="canonical" href="{target}"><meta http-equiv="refresh" content="0; url={target}">'
             f'</head><body>This page moved to <a href="{target}">{target}</a>.</body></html>\n')
 
