@@ -34,3 +34,20 @@ def pytest_configure(config: pytest.Config) -> None:
     from annotated_opt.core import fastpath
 
     fastpath.BACKEND = "aot_eager"
+
+
+# `--dist loadgroup` sends the tests marked `xdist_group(name)` to one worker, so that a costly
+# session fixture (the built site, the spawned processes) is made once. pytest-xdist marks them by
+# appending `@name` to each test's id through `item._nodeid`, which pytest 9 no longer reads (the id
+# lives in `item._id`): without this hook every mark is ignored and each worker builds its own site.
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                         for mark in item.iter_markers("xdist_group")})
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")

@@ -29,6 +29,9 @@ from . import distributed_workers as workers
 # the results agree to a few units of rounding, not bit for bit.
 TOLERANCE = 1e-12
 
+# One worker runs this file: the module's processes are spawned once, not once per worker.
+pytestmark = pytest.mark.xdist_group("distributed")
+
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from plots import results, style, toys  # noqa: E402
 
+# One worker runs this file: its runs of every optimizer are made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("gallery")
+
 
 @pytest.fixture(scope="module")
 def toy_runs():
