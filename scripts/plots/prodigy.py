@@ -53,10 +53,11 @@ def figure(page: str) -> None:
         axes.grid(alpha=0.3)
         axes.legend()
     save(fig, page, "d_over_training",
-         "The estimate d of D-Adaptation Adam and Prodigy over 300 steps on the digits task (batch 64, lr 1, "
-         "their defaults), on a log scale, and the training loss. Both start at d0 = 1e-6 and grow by four "
-         "orders of magnitude: here D-Adaptation settles at d = 0.034 within 10 steps, while Prodigy reaches "
-         "1e-3 at step 10 and keeps climbing slowly (0.012 at step 50, 0.022 at step 300). d never decreases.")
+         r"The estimate $d$ of D-Adaptation Adam and Prodigy over 300 steps on the digits task (batch 64, "
+         r"$\eta = 1$, their defaults), on a log scale, and the training loss. Both start at $d_0 = 10^{-6}$ and "
+         r"grow by four orders of magnitude: here D-Adaptation settles at $d = 0.034$ within 10 steps, while "
+         r"Prodigy reaches $10^{-3}$ at step 10 and keeps climbing slowly ($0.012$ at step 50, $0.022$ at step "
+         r"300). $d$ never decreases.")
 
 
 def make() -> None:
