@@ -159,7 +159,7 @@ from torch import nn
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.validation import check_non_negative
+from .core.validation import check_count, check_non_negative, check_passed_on, check_unpacks
 from .core.weight_decay import WeightDecay
 
 # Jordan's coefficients, torch's defaults: the largest slope at zero that keeps the iterates bounded.
@@ -256,15 +256,19 @@ class Muon(GenericAdaptiveOptimizer):
         ns_dtype: torch.dtype = torch.bfloat16,
     ) -> None:
         check_non_negative("momentum", momentum)
-        check_non_negative("eps", eps)
-        # torch checks these two when it first steps; a clear error now is better.
-        if len(ns_coefficients) != 3 or not all(math.isfinite(c) for c in ns_coefficients):
-            raise ValueError(f"Invalid ns_coefficients: {ns_coefficients} (expected three finite values a, b, c)")
-        if not 0 <= ns_steps < 100:
-            raise ValueError(f"Invalid ns_steps: {ns_steps} (must be in [0, 100))")
+        # torch checks the iteration only when it first steps, and only as far as it must: three
+        # coefficients and fewer than 100 steps, as a `range` takes them. The same checks, with the same
+        # exceptions, run now, when a mistake is easier to find. Anything else is the iteration's to take
+        # (but NaN, refused everywhere here): a negative count runs no step, a negative $\epsilon$ never
+        # clamps, infinite coefficients give torch's non-finite update.
+        check_unpacks("ns_coefficients", ns_coefficients, 3)
+        for index, coefficient in enumerate(ns_coefficients):
+            check_passed_on(f"ns_coefficients[{index}]", coefficient)
+        check_count("ns_steps", ns_steps, 100)
+        check_passed_on("eps", eps)
         if adjust_lr_fn is not None and adjust_lr_fn not in ADJUSTMENTS:
-            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported "
-                             f"(use one of {', '.join(ADJUSTMENTS)}, or None)")
+            raise ValueError(f"Invalid adjust_lr_fn: {adjust_lr_fn!r} (Adjust learning rate function "
+                             f"{adjust_lr_fn} is not supported; use one of {', '.join(ADJUSTMENTS)}, or None)")
         # Decoupled decay, the only kind torch's Muon has.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=True)
         defaults = dict(

@@ -6,6 +6,7 @@ move between the two, and the behaviour their pages describe.
 
 import inspect
 import math
+import warnings
 
 import pytest
 import torch
@@ -160,6 +161,34 @@ def test_asgd_average_is_the_mean_of_the_iterates_after_t0() -> None:
     torch.testing.assert_close(p.detach(), torch.stack(iterates[5:]).mean(0), rtol=1e-7, atol=0)
     optimizer.swap_in_average()
     assert torch.equal(p.detach(), trained)
+
+
+@pytest.mark.parametrize("kwargs", [{"lambd": -200.0}, {"lambd": -200.0, "alpha": 0.5}, {"alpha": -2.0, "t0": -5.0}],
+                         ids=["negative-lambd", "negative-lambd-alpha-half", "negative-alpha-t0"])
+def test_asgd_takes_the_negative_values_torch_takes(kwargs) -> None:
+    """
+    torch checks none of lambd, alpha, t0. With lambd = -200 the base 1 + lambd*lr*t is negative from the
+    first step, its fractional power a complex number, and torch keeps the real part as the step size.
+    """
+    runs = []
+    for cls in (torch.optim.ASGD, ASGD):
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.randn(3, 2, generator=generator), torch.randn(4, generator=generator)]
+        optimizer = cls(params, **kwargs)
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's, once: the imaginary part is discarded
+                optimizer.step()
+        runs.append([t for p in params for t in (p, optimizer.state[p]["eta"], optimizer.state[p]["ax"])])
+    theirs, ours = runs
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    if "lambd" in kwargs:
+        lr, step = 0.01, 4
+        power = (1 + kwargs["lambd"] * lr * step) ** kwargs.get("alpha", 0.75)
+        assert isinstance(power, complex)
+        assert optimizer.state[params[0]]["eta"].item() == torch.tensor((lr / power).real).item()
 
 
 def test_adamax_first_step_and_step_bound() -> None:
