@@ -301,6 +301,33 @@ def test_muon_keeps_its_momentum_where_torch_normalises_it() -> None:
     assert theirs.state[params[1]]["momentum_buffer"].float().norm().item() == pytest.approx(1.0, rel=1e-2)
 
 
+@pytest.mark.parametrize("options", [{"ns_steps": 150}, {"ns_steps": 2.0}, {"ns_coefficients": (1.0, 2.0)},
+                                     {"adjust_lr_fn": "original_"}])
+def test_muon_checks_a_groups_own_iteration_options(options: dict) -> None:
+    """
+    A group added with a bad iteration option fails with torch's exception type, when it is added (torch:
+    in its step). A misspelt `adjust_lr_fn` torch takes in a group and steps with no adjustment; it is
+    refused here, as in the constructor (the library checks every group, not only the constructor's).
+    """
+    generator = torch.Generator().manual_seed(0)
+    errors = []
+    for cls in (torch.optim.Muon, Muon):
+        params = [torch.randn(3, 2, generator=generator), torch.randn(4, 3, generator=generator)]
+        optimizer = cls([params[0]])
+        try:
+            optimizer.add_param_group({"params": [params[1]], **options})
+            for p in params:
+                p.grad = torch.ones_like(p)
+            optimizer.step()
+        except (ValueError, TypeError) as error:
+            errors.append(error)
+        else:
+            errors.append(None)
+    theirs, ours = errors
+    assert ours is not None and next(iter(options)).rstrip("s") in str(ours)
+    assert isinstance(ours, type(theirs)) if "adjust_lr_fn" not in options else theirs is None
+
+
 @pytest.mark.parametrize("shape", [(16, 64), (64, 16)])
 def test_newton_schulz_singular_values(shape: tuple[int, int]) -> None:
     """The page's claims: U and V are kept; the classical iteration converges to UV^T, Muon's stays in a band."""
