@@ -81,7 +81,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
 from .core.scalars import new_step_count
-from .core.validation import check_non_negative
+from .core.validation import check, check_non_negative
 from .core.weight_decay import WeightDecay
 
 
@@ -122,8 +122,7 @@ class Adadelta(GenericAdaptiveOptimizer):
         differentiable: bool = False,
     ) -> None:
         # torch allows $\rho = 1$ (above): both ends are closed.
-        if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho} (must be in [0, 1])")
+        check("rho", rho, lambda r: 0.0 <= r <= 1.0, "must be in [0, 1]")
         check_non_negative("eps", eps)
         # A plain number is L2 regularisation, as in torch.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=False)

@@ -32,8 +32,9 @@ g_t \leftarrow g_t + \lambda_2\,\theta_{t-1} \quad \text{(the second L2 term, wh
 \textcolor{orange}{\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1})}
     @ average.add_(param.sub(average).mul_(mu))
 \textcolor{orange}{\eta_t = \eta / (1 + \lambda\,\eta\, t)^{\alpha}}
-    @ state["eta"].fill_(lr / (1 + lambd * lr * step) ** group["alpha"])
-\textcolor{orange}{\mu_t = 1 / \max(1,\; t - t_0)}  @ state["mu"].fill_(1 / max(1, step - group["t0"]))
+    @ state["eta"].copy_(torch.as_tensor(lr / (1 + lambd * lr * step) ** group["alpha"]))
+\textcolor{orange}{\mu_t = 1 / \max(1,\; t - t_0)}
+    @ state["mu"].copy_(torch.as_tensor(1 / max(1, step - group["t0"])))
 ```
 
 ## Notation
@@ -84,9 +85,14 @@ Three details of torch's implementation, all kept here:
   default dtype is `float64` ([scalar state](core/scalars.md)), so even a `float64` model takes
   steps of a `float32`-rounded size. We read them back from the state exactly as torch does;
 * torch's `load_state_dict` casts both to the parameter's dtype. Torch's own steps stay exact anyway,
-  because each new value passes through a `float32` tensor (`torch.as_tensor`) before it is stored;
-  this class writes the value straight into the state, so after a load it puts both back to the
-  scalar precision, and a reloaded run continues bit for bit.
+  because each new value passes through a `float32` tensor (`torch.as_tensor`) before it is stored.
+  This class stores them the same way, and after a load also puts both back to the scalar precision,
+  so that the state is what a run that never stopped holds; a reloaded run continues bit for bit.
+
+None of $\lambda$, $\alpha$, $t_0$ is checked by torch, and none is here (but for NaN): a negative
+value is taken, with torch's numbers. When $1 + \lambda\eta t < 0$ (a negative $\lambda$), Python's
+power of that negative float to a fractional $\alpha$ is a complex number; torch stores its real
+part as $\eta_t$ (with a warning that the imaginary part is discarded), and so does this class.
 
 State: the average, one tensor the size of the parameter (4 bytes per `float32` parameter), and three
 scalars.
@@ -99,7 +105,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
 from .core.scalars import advance, new_step_count, restore_scalar_precision, scalar
-from .core.validation import check_non_negative
+from .core.validation import check_passed_on
 from .core.weight_decay import WeightDecay
 
 # The 0-d state entries kept in the scalar precision.
@@ -140,9 +146,12 @@ class ASGD(GenericAdaptiveOptimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        check_non_negative("lambd", lambd)
-        check_non_negative("alpha", alpha)
-        check_non_negative("t0", t0)
+        # torch checks none of the three: any value its arithmetic takes is taken, with its numbers.
+        # A negative $\lambda$ pushes the weights out and speeds the step size up, a negative $\alpha$
+        # makes the step size grow with $t$, a negative $t_0$ starts averaging at once; $\alpha = -\infty$
+        # divides by zero in the step, as in torch.
+        for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
+            check_passed_on(name, value)
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=False)
         defaults = dict(
             lr=lr,
@@ -192,11 +201,13 @@ class ASGD(GenericAdaptiveOptimizer):
             average.add_(param.sub(average).mul_(mu))
         else:
             average.copy_(param)
-        # The schedule for the next step, from the learning rate in force now.
+        # The schedule for the next step, from the learning rate in force now. Each value reaches the
+        # state through a tensor, as in torch: `as_tensor` rounds a number to the scalar precision, and
+        # `copy_` takes the real part of a complex one (see the notes) and refuses a tensor of another shape.
         # $$\eta_t = \frac{\eta}{(1 + \lambda\,\eta\, t)^{\alpha}} \qquad \mu_t = \frac{1}{\max(1,\; t - t_0)}$$
         lr = learning_rate(group, param)
-        state["eta"].fill_(lr / (1 + lambd * lr * step) ** group["alpha"])
-        state["mu"].fill_(1 / max(1, step - group["t0"]))
+        state["eta"].copy_(torch.as_tensor(lr / (1 + lambd * lr * step) ** group["alpha"]))
+        state["mu"].copy_(torch.as_tensor(1 / max(1, step - group["t0"])))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""torch's load, then $\eta_t$ and $\mu_t$ back to the scalar precision (see the notes above)."""

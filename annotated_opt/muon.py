@@ -159,7 +159,7 @@ from torch import nn
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.validation import check_non_negative
+from .core.validation import check_count, check_non_negative, check_passed_on, check_unpacks
 from .core.weight_decay import WeightDecay
 
 # Jordan's coefficients, torch's defaults: the largest slope at zero that keeps the iterates bounded.
@@ -167,6 +167,29 @@ MUON_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 # The classical quintic Newton–Schulz iteration: $p(1) = 1$, $p'(1) = p''(1) = 0$.
 NEWTON_SCHULZ_COEFFICIENTS = (15 / 8, -10 / 8, 3 / 8)
 ADJUSTMENTS = ("original", "match_rms_adamw")
+
+
+# The options of the iteration and of the step size, in the order `check_iteration_options` takes them.
+ITERATION_OPTIONS = ("ns_coefficients", "ns_steps", "eps", "adjust_lr_fn")
+
+
+def check_iteration_options(ns_coefficients: Any, ns_steps: Any, eps: Any, adjust_lr_fn: Any) -> None:
+    r"""
+    torch checks the iteration only when it first steps, and only as far as it must: three coefficients
+    and fewer than 100 steps, as a `range` takes them. The same checks, with the same exceptions, run
+    here when a group is made, where a mistake is easier to find. Anything else is the iteration's to
+    take (but NaN, refused everywhere in this library): a negative count runs no step, a negative
+    $\epsilon$ never clamps, infinite coefficients give torch's non-finite update. `adjust_lr_fn` is
+    checked as torch's constructor checks it.
+    """
+    check_unpacks("ns_coefficients", ns_coefficients, 3)
+    for index, coefficient in enumerate(ns_coefficients):
+        check_passed_on(f"ns_coefficients[{index}]", coefficient)
+    check_count("ns_steps", ns_steps, 100)
+    check_passed_on("eps", eps)
+    if adjust_lr_fn is not None and adjust_lr_fn not in ADJUSTMENTS:
+        raise ValueError(f"Invalid adjust_lr_fn: {adjust_lr_fn!r} (Adjust learning rate function "
+                         f"{adjust_lr_fn} is not supported; use one of {', '.join(ADJUSTMENTS)}, or None)")
 
 
 def orthogonalize(matrix: torch.Tensor, coefficients: tuple[float, float, float] = MUON_COEFFICIENTS,
@@ -256,15 +279,7 @@ class Muon(GenericAdaptiveOptimizer):
         ns_dtype: torch.dtype = torch.bfloat16,
     ) -> None:
         check_non_negative("momentum", momentum)
-        check_non_negative("eps", eps)
-        # torch checks these two when it first steps; a clear error now is better.
-        if len(ns_coefficients) != 3 or not all(math.isfinite(c) for c in ns_coefficients):
-            raise ValueError(f"Invalid ns_coefficients: {ns_coefficients} (expected three finite values a, b, c)")
-        if not 0 <= ns_steps < 100:
-            raise ValueError(f"Invalid ns_steps: {ns_steps} (must be in [0, 100))")
-        if adjust_lr_fn is not None and adjust_lr_fn not in ADJUSTMENTS:
-            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported "
-                             f"(use one of {', '.join(ADJUSTMENTS)}, or None)")
+        check_iteration_options(ns_coefficients, ns_steps, eps, adjust_lr_fn)
         # Decoupled decay, the only kind torch's Muon has.
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=True)
         defaults = dict(
@@ -281,7 +296,14 @@ class Muon(GenericAdaptiveOptimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        r"""Only matrices: anything else is refused when its group is added, as torch refuses it."""
+        r"""
+        Only matrices: anything else is refused when its group is added, as torch refuses it. A group's
+        own iteration options are checked as the constructor's are (torch finds a bad one in its step,
+        or, for `adjust_lr_fn`, not at all: it steps with no adjustment).
+        """
+        if ITERATION_OPTIONS & param_group.keys():
+            settings = {**self.defaults, **param_group}
+            check_iteration_options(*(settings[name] for name in ITERATION_OPTIONS))
         params = param_group["params"]
         param_group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
         for p in param_group["params"]:

@@ -86,7 +86,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
 from .core.scalars import new_step_count
-from .core.validation import check_non_negative
+from .core.validation import check, check_length, check_passed_on, check_unpacks
 
 
 class Rprop(GenericAdaptiveOptimizer):
@@ -100,7 +100,8 @@ class Rprop(GenericAdaptiveOptimizer):
     * `etas` are $(\eta^-, \eta^+)$ (default $(0.5, 1.2)$, the paper's), the factors on a flip and on
       agreement; $0 < \eta^- < 1 < \eta^+$.
     * `step_sizes` are $(s_{\min}, s_{\max})$ (default $(10^{-6}, 50)$), the clip of every step size.
-      $50$ is rarely reached; lower it to bound the largest move of a weight.
+      $50$ is rarely reached; lower it to bound the largest move of a weight. As in torch they are not
+      checked, only handed to `clamp_`: `None` leaves that side open, and a negative bound is taken.
     * `maximize` ascends the objective instead.
     * `foreach`, `capturable` and `differentiable` are stored as torch stores them (see
       [Adadelta](adadelta.md)).
@@ -124,11 +125,17 @@ class Rprop(GenericAdaptiveOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        if not 0.0 < etas[0] < 1.0 < etas[1]:
-            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]} (need 0 < etas[0] < 1 < etas[1])")
-        check_non_negative("step_sizes[0]", step_sizes[0])
-        if not step_sizes[0] <= step_sizes[1]:
-            raise ValueError(f"Invalid step_sizes: {step_sizes} (need step_sizes[0] <= step_sizes[1])")
+        # torch's one condition, read by index (too few `etas` is its `IndexError`); too many, which
+        # torch finds only when its step unpacks them, are refused now with the same `ValueError`.
+        check_length("etas", etas, 2, "(eta_minus, eta_plus)")
+        check("etas", etas, lambda e: 0.0 < e[0] < 1.0 < e[1], "need 0 < etas[0] < 1 < etas[1]")
+        # The clip is not checked by torch: its step unpacks it and hands both ends to `clamp_`, which
+        # takes a negative end, an infinite one or `None` (no clip on that side), and with
+        # $s_{\min} > s_{\max}$ sets every step size to $s_{\max}$. The same values are taken here,
+        # with the same numbers; only the unpacking is checked now.
+        check_unpacks("step_sizes", step_sizes, 2)
+        for index, bound in enumerate(step_sizes):
+            check_passed_on(f"step_sizes[{index}]", bound)
         defaults = dict(
             lr=lr,
             etas=tuple(etas),

@@ -87,9 +87,9 @@ from typing import Any
 
 import torch
 
-from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.base import GenericAdaptiveOptimizer, ParamsT, check_learning_rate
 from .core.options import learning_rate
-from .core.validation import check_betas
+from .core.validation import check_betas, check_positive
 
 
 class SparseAdam(GenericAdaptiveOptimizer):
@@ -121,11 +121,11 @@ class SparseAdam(GenericAdaptiveOptimizer):
         maximize: bool = False,
     ) -> None:
         # Strictly positive, as torch requires: a zero learning rate would only count steps, and a zero
-        # $\epsilon$ divides $0/0$ in a row whose gradient is zero.
-        if not float(lr) > 0:
-            raise ValueError(f"Invalid lr: {lr} (must be > 0)")
-        if not eps > 0:
-            raise ValueError(f"Invalid epsilon value: {eps} (must be > 0)")
+        # $\epsilon$ divides $0/0$ in a row whose gradient is zero. A tensor learning rate must hold one
+        # value, as everywhere.
+        check_learning_rate(lr)
+        check_positive("lr", lr)
+        check_positive("eps", eps)
         check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
 

@@ -4,7 +4,8 @@ so a twin added later is covered without editing this file), every constructor a
 given a list of bad and borderline values, and each is run through torch's class and ours (build, then
 two steps). Where torch refuses a value, ours must refuse it with an exception of the same type (at
 construction, naming the argument, if torch refuses it there; at the latest in the step where torch
-does if torch refuses it only when it steps); where torch accepts it, ours must accept it too.
+does if torch refuses it only when it steps); where torch accepts it, ours must accept it too, and step
+to the same parameters.
 
 The only exceptions are listed in `STRICTER` and `LENIENT` below, each with its reason; for them the test
 asserts what we do instead. torch's own list of invalid inputs, each `OptimizerInfo.optim_error_inputs_func`
@@ -23,12 +24,13 @@ from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_
 
 import annotated_opt
 
-# The twins whose argument checks are not yet torch's, exception type for exception type (the notes list
-# the cases): they are left out here until they are.
-ARGUMENTS_NOT_YET_TORCHS = {"Muon", "Rprop", "ASGD", "SparseAdam", "Adadelta"}
 TWINS = sorted(name for name, cls in vars(torch.optim).items() if isinstance(cls, type)
                and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer
-               and hasattr(annotated_opt, name) and name not in ARGUMENTS_NOT_YET_TORCHS)
+               and hasattr(annotated_opt, name))
+# The shapes of the parameters stepped: a matrix and a vector, and two matrices for the optimizers that
+# take matrices only (both torch's and ours refuse anything else).
+SHAPES = ((3, 2), (2,))
+MATRICES_ONLY = {"Muon": ((3, 2), (4, 3))}
 
 # Values for an argument whose default is a number: out of range, not finite, of the wrong type, tensors.
 NUMBERS = [-1.0, -1, 0, 0.0, 0.5, 1.0, 1.5, 2, math.nan, math.inf, -math.inf, "0.1", None, 1j, True, [0.1],
@@ -101,7 +103,7 @@ def listed(table, cls_name: str, argument: str, value) -> bool:
 def outcome(cls, kwargs: dict):
     """('construct' | 'step' | 'ok', the exception or None, the parameters), after two steps."""
     generator = torch.Generator().manual_seed(0)
-    params = [torch.randn(shape, generator=generator) for shape in ((3, 2), (2,))]
+    params = [torch.randn(shape, generator=generator) for shape in MATRICES_ONLY.get(cls.__name__, SHAPES)]
     grads = [torch.randn(p.shape, generator=generator) for p in params]
 
     def closure():
@@ -143,7 +145,7 @@ def names_argument(error: Exception, argument: str) -> bool:
 @pytest.mark.parametrize(("name", "argument", "kwargs"), cases())
 def test_a_bad_argument_fails_as_in_torch(name, argument, kwargs) -> None:
     value = kwargs[argument]
-    theirs, their_error, _ = outcome(getattr(torch.optim, name), kwargs)
+    theirs, their_error, their_params = outcome(getattr(torch.optim, name), kwargs)
     ours, our_error, params = outcome(getattr(annotated_opt, name), kwargs)
     if listed(STRICTER, name, argument, value):
         assert ours == "construct" and isinstance(our_error, ValueError | TypeError | RuntimeError), our_error
@@ -153,6 +155,9 @@ def test_a_bad_argument_fails_as_in_torch(name, argument, kwargs) -> None:
         assert all(p.isfinite().all() for p in params)
     elif theirs == "ok":
         assert ours == "ok", f"torch accepts it, we raise {our_error!r}"
+        # And steps as torch does, NaN and infinities included: equal to float32 rounding, which a tensor
+        # learning rate (read as the number it holds) and torch's multi-tensor kernels may change.
+        torch.testing.assert_close(params, their_params, rtol=1e-6, atol=1e-6, equal_nan=True)
     elif theirs == "construct":
         assert ours == "construct" and isinstance(our_error, type(their_error)), (their_error, our_error)
         assert names_argument(our_error, argument), our_error

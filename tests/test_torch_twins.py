@@ -6,6 +6,7 @@ move between the two, and the behaviour their pages describe.
 
 import inspect
 import math
+import warnings
 
 import pytest
 import torch
@@ -162,6 +163,34 @@ def test_asgd_average_is_the_mean_of_the_iterates_after_t0() -> None:
     assert torch.equal(p.detach(), trained)
 
 
+@pytest.mark.parametrize("kwargs", [{"lambd": -200.0}, {"lambd": -200.0, "alpha": 0.5}, {"alpha": -2.0, "t0": -5.0}],
+                         ids=["negative-lambd", "negative-lambd-alpha-half", "negative-alpha-t0"])
+def test_asgd_takes_the_negative_values_torch_takes(kwargs) -> None:
+    """
+    torch checks none of lambd, alpha, t0. With lambd = -200 the base 1 + lambd*lr*t is negative from the
+    first step, its fractional power a complex number, and torch keeps the real part as the step size.
+    """
+    runs = []
+    for cls in (torch.optim.ASGD, ASGD):
+        generator = torch.Generator().manual_seed(0)
+        params = [torch.randn(3, 2, generator=generator), torch.randn(4, generator=generator)]
+        optimizer = cls(params, **kwargs)
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's, once: the imaginary part is discarded
+                optimizer.step()
+        runs.append([t for p in params for t in (p, optimizer.state[p]["eta"], optimizer.state[p]["ax"])])
+    theirs, ours = runs
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    if "lambd" in kwargs:
+        lr, step = 0.01, 4
+        power = (1 + kwargs["lambd"] * lr * step) ** kwargs.get("alpha", 0.75)
+        assert isinstance(power, complex)
+        assert optimizer.state[params[0]]["eta"].item() == torch.tensor((lr / power).real).item()
+
+
 def test_adamax_first_step_and_step_bound() -> None:
     """The first step is lr in size; no step exceeds (1-b1)/(1-b1/b2) * lr/(1-b1^t)."""
     generator = torch.Generator().manual_seed(0)
@@ -270,6 +299,33 @@ def test_muon_keeps_its_momentum_where_torch_normalises_it() -> None:
         optimizer.step()
     torch.testing.assert_close(ours.state[params[0]]["momentum_buffer"], 0.5 * gradient)
     assert theirs.state[params[1]]["momentum_buffer"].float().norm().item() == pytest.approx(1.0, rel=1e-2)
+
+
+@pytest.mark.parametrize("options", [{"ns_steps": 150}, {"ns_steps": 2.0}, {"ns_coefficients": (1.0, 2.0)},
+                                     {"adjust_lr_fn": "original_"}])
+def test_muon_checks_a_groups_own_iteration_options(options: dict) -> None:
+    """
+    A group added with a bad iteration option fails with torch's exception type, when it is added (torch:
+    in its step). A misspelt `adjust_lr_fn` torch takes in a group and steps with no adjustment; it is
+    refused here, as in the constructor (the library checks every group, not only the constructor's).
+    """
+    generator = torch.Generator().manual_seed(0)
+    errors = []
+    for cls in (torch.optim.Muon, Muon):
+        params = [torch.randn(3, 2, generator=generator), torch.randn(4, 3, generator=generator)]
+        optimizer = cls([params[0]])
+        try:
+            optimizer.add_param_group({"params": [params[1]], **options})
+            for p in params:
+                p.grad = torch.ones_like(p)
+            optimizer.step()
+        except (ValueError, TypeError) as error:
+            errors.append(error)
+        else:
+            errors.append(None)
+    theirs, ours = errors
+    assert ours is not None and next(iter(options)).rstrip("s") in str(ours)
+    assert isinstance(ours, type(theirs)) if "adjust_lr_fn" not in options else theirs is None
 
 
 @pytest.mark.parametrize("shape", [(16, 64), (64, 16)])

@@ -161,8 +161,9 @@ class OptimizerInfo:
     * `parameters`, when set, makes the parameter set of the verification and of the property battery
       instead of the awkward one (`verification.matrix_parameters` for an optimizer of matrices only);
       the battery gives every tensor it makes for this entry a rank the set holds.
-    * `negative_args` names constructor arguments for which a negative number is meaningful; every other
-      numeric argument must refuse a negative value (and every one must refuse NaN).
+    * `negative_args` names constructor arguments that take a negative number, because it is meaningful
+      or because the torch twin takes it unchecked (and a drop-in must take what torch takes); every
+      other numeric argument must refuse a negative value (and every one must refuse NaN).
     * `after_step`, when set, is called as `after_step(optimizer, t)` after step `t` of the verification,
       on ours and on the reference alike: what a training loop must do between steps besides `step`
       (Sophia's refresh of its Hessian estimate).
@@ -838,6 +839,8 @@ register(OptimizerInfo(
              {"weight_decay": 0.1, "maximize": True}, {"lr": 0.05, "lambd": 0.01, "t0": 20}),
     exemptions={"zero_grad_is_noop": "lambd is a built-in L2 pull, separate from weight_decay and on by default: "
                                      "every step shrinks the weights by (1 - lambd * eta_t), gradient or not"},
+    # torch checks none of the three, and steps with a negative one.
+    negative_args=("lambd", "alpha", "t0"),
 ))
 register(OptimizerInfo(
     name="Rprop", cls=Rprop, family="Adaptive", parent=None, year=1993, state_tensors=2,
@@ -845,6 +848,8 @@ register(OptimizerInfo(
     url="https://doi.org/10.1109/ICNN.1993.298623",
     reference=Reference("torch.optim.Rprop", tolerance=TWIN_TOLERANCE),
     configs=({}, {"lr": 2e-4}, {"etas": (0.5, 1.5)}, {"step_sizes": (2e-6, 100)}, {"maximize": True}),
+    # torch does not check the clip of the step sizes: `clamp_` takes a negative bound.
+    negative_args=("step_sizes",),
 ))
 register(OptimizerInfo(
     name="SparseAdam", cls=SparseAdam, family="Adam", parent="Adam", year=2017, state_tensors=2,
@@ -861,8 +866,9 @@ register(OptimizerInfo(
              {"ns_coefficients": (3.4, -4.7, 2.0)},
              {"lr": 0.02, "nesterov": False, "adjust_lr_fn": "match_rms_adamw"}),
     parameters=lambda seed, dtype: _matrix_parameters(seed, dtype),
-    # The polynomial's coefficients have both signs ($b < 0$ in every published set).
-    negative_args=("ns_coefficients",),
+    # The polynomial's coefficients have both signs ($b < 0$ in every published set); torch checks neither
+    # `eps` (a negative one never clamps) nor a negative `ns_steps` (no iteration).
+    negative_args=("ns_coefficients", "eps", "ns_steps"),
 ))
 
 

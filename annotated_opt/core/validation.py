@@ -14,12 +14,21 @@ value, so that code catching torch's errors catches ours:
 * a tensor of several values where one number is expected: `RuntimeError`, what the truth value of
   such a comparison raises;
 * a sequence with too few entries (`betas=(0.9,)`): `IndexError`, what reading the missing entry
-  raises in torch; one with too many: `ValueError`.
+  raises in torch; one with too many: `ValueError`. A sequence torch only unpacks when it steps
+  (Rprop's `step_sizes`) is a `ValueError` either way, as the unpacking raises.
+
+Some arguments torch does not check at all: it hands them to its step (ASGD's `lambd`, Muon's `eps`,
+a bound of a `clamp`), which takes any value its arithmetic takes, a negative one included, and
+raises when that arithmetic fails. Those values are taken here too, with torch's numbers, and a bad
+one fails in the step as in torch's.
 
 Where this library is stricter than torch (NaN is refused everywhere, while torch's SGD compares
 with `<`, which NaN passes, and then steps to NaN parameters), it refuses with the same types.
 """
 
+import math
+import numbers
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,6 +53,11 @@ def check_non_negative(name: str, value: Any) -> None:
     check(name, value, lambda v: v >= 0, "must be >= 0")  # written this way so that NaN fails too
 
 
+def check_positive(name: str, value: Any) -> None:
+    r"""A quantity that must be $> 0$: SparseAdam's learning rate and $\epsilon$, as torch requires."""
+    check(name, value, lambda v: v > 0, "must be > 0")
+
+
 def check_real(name: str, value: Any) -> None:
     r"""A real number of any sign (SGD's dampening, L-BFGS's tolerances), but not NaN."""
     check(name, value, lambda v: v >= -float("inf"), "must be a real number, not NaN")
@@ -56,6 +70,43 @@ def check_scalar(name: str, value: Any) -> None:
     """
     if isinstance(value, torch.Tensor) and value.numel() != 1:
         raise TypeError(f"Invalid {name}: {value} (must be a number or a one-element tensor)")
+
+
+def is_nan(value: Any) -> bool:
+    r"""A NaN, as a number or as a tensor of one element."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and bool(value.isnan())
+    return isinstance(value, numbers.Real) and math.isnan(value)
+
+
+def check_passed_on(name: str, value: Any) -> None:
+    r"""
+    An argument torch does not check but passes on to the arithmetic of its step (ASGD's `lambd`,
+    `alpha` and `t0`, Muon's `eps`, Rprop's bounds on the step sizes): any value that arithmetic
+    takes is taken, of any sign, and a value it cannot take fails in the step, with torch's
+    exception. Refused at once are only the two values this library refuses everywhere: NaN
+    (`ValueError`), which torch would carry into the parameters or, compared, silently ignore; and a
+    complex number, with the `RuntimeError` a tensor operation of torch's raises when it meets one
+    where a real number goes ("value cannot be converted to type double without overflow").
+    """
+    if is_nan(value):
+        raise ValueError(f"Invalid {name}: {value} (must not be NaN)")
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        raise RuntimeError(f"Invalid {name}: {value} (must be a real number, not complex)")
+
+
+def check_count(name: str, value: Any, limit: int) -> None:
+    r"""
+    A number of iterations below `limit`, which torch compares with the limit (a `ValueError` at or
+    above it) and then uses as the bound of a `range`: so an integer, where a `bool` or an integer
+    tensor of one element counts as one (a float is the `TypeError` of `range`), and a negative count
+    runs no iteration at all, as in torch.
+    """
+    check(name, value, lambda v: v < limit, f"must be less than {limit}")
+    try:
+        operator.index(value)
+    except TypeError as error:
+        raise TypeError(f"Invalid {name}: {value!r} (must be an integer; {error})") from None
 
 
 def check_in_unit_interval(name: str, value: Any) -> None:
@@ -72,6 +123,15 @@ def check_length(name: str, values: Sequence[Any], count: int, expected: str) ->
         raise IndexError(f"Invalid {name}: {values} (expected {expected})")
     if len(values) > count:
         raise ValueError(f"Invalid {name}: {values} (expected {expected})")
+
+
+def check_unpacks(name: str, values: Sequence[Any], count: int) -> None:
+    r"""
+    A sequence torch does not check but unpacks into `count` names when it steps: any other length is
+    the `ValueError` of that unpacking (`not enough values to unpack`), raised here at once.
+    """
+    if len(values) != count:
+        raise ValueError(f"Invalid {name}: {values} (expected {count} values)")
 
 
 def check_betas(betas: Sequence[Any], count: int = 2, name: str = "betas") -> None:
