@@ -300,9 +300,14 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     "(use torch.optim.SparseAdam or a dense gradient)"
                 )
             if self.sparse_gradients and not grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support dense gradients, please consider Adam instead"
-                )
+                # A dense gradient of zeros names no rows: it is taken as the sparse gradient without any.
+                # (`torch.distributed.checkpoint` gives one to every parameter of a fresh optimizer, for
+                # the bare step that creates its state.)
+                if grad.any():
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support dense gradients, please consider Adam instead"
+                    )
+                grad = grad.to_sparse()
             # Under FSDP2 a parameter is a shard of rows (a `DTensor`). An optimizer that needs it whole
             # gets it whole, with its whole gradient: gathered here, its shard written back below.
             target = param
