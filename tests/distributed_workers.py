@@ -286,6 +286,27 @@ def refusals(rank: int, processes: int, out: str) -> None:
             json.dump(errors, file)
 
 
+def unprojected_neuron(rank: int, processes: int, out: str) -> None:
+    """Nero built on a model whose neurons are projected except one, in the first process's shard only:
+    what each process does (every one must refuse it, or they part ways at the first step)."""
+    model = wrap(make_model("nero"), "fsdp")
+    nero = REGISTRY["nero"].cls
+    nero.initialize(model)
+    if rank == 0:
+        with torch.no_grad():
+            model[0].weight.to_local()[0].mul_(3)
+    try:
+        nero(model.parameters(), lr=0.01)
+        outcome = "built"
+    except ValueError as error:
+        outcome = f"refused: {str(error).split(':')[1].strip()}"
+    gathered: list[Any] = [None] * processes
+    dist.all_gather_object(gathered, outcome)
+    if rank == 0:
+        with open(out, "w") as file:
+            json.dump(gathered, file)
+
+
 def partial_reads(rank: int, processes: int, out: str) -> None:
     """What each process reads as a Python bool from a partial result (`any` of a sharded bias whose first
     process's shard is all zero), and from the same made whole by `full`."""
@@ -304,8 +325,9 @@ def stall(rank: int, processes: int) -> None:
 
 def everything(rank: int, processes: int, folder: str) -> None:
     """The checks of one spawn: equality, agreement on bad gradients, checkpoints, ZeroRedundancyOptimizer,
-    refusals, partial results read as numbers."""
+    refusals, partial results read as numbers, Nero's check of its constraints."""
     for check, args in ((equality, (f"{folder}/equality.json",)), (nonfinite_agreement, (f"{folder}/nonfinite.json",)),
                         (checkpoints, (folder,)), (zero_redundancy, (f"{folder}/zero.json",)),
-                        (refusals, (f"{folder}/refusals.json",)), (partial_reads, (f"{folder}/partial.json",))):
+                        (refusals, (f"{folder}/refusals.json",)), (partial_reads, (f"{folder}/partial.json",)),
+                        (unprojected_neuron, (f"{folder}/nero.json",))):
         check(rank, processes, *args)

@@ -75,6 +75,11 @@ def test_a_partial_result_read_as_a_number_is_this_process_part(two_processes: P
     assert json.loads((two_processes / "partial.json").read_text()) == [[False, True], [True, True]]
 
 
+def test_every_process_refuses_a_neuron_off_its_constraint_that_one_process_holds(two_processes: Path) -> None:
+    outcomes = json.loads((two_processes / "nero.json").read_text())
+    assert outcomes[0] == outcomes[1] and outcomes[0].startswith("refused"), outcomes
+
+
 def test_every_process_takes_the_same_nonfinite_decision(two_processes: Path) -> None:
     decisions = json.loads((two_processes / "nonfinite.json").read_text())
     policies = ("raise", "skip", "ignore")
