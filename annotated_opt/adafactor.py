@@ -162,6 +162,7 @@ from typing import Any
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.distributed import full, reduced_zeros
 from .core.options import learning_rate
 from .core.scalars import advance, new_step_count
 from .core.validation import check, check_in_unit_interval, check_length, check_non_negative
@@ -187,7 +188,8 @@ def root_mean_square(tensor: torch.Tensor) -> float:
     """
     if tensor.numel() == 0:
         return 0.0
-    return tensor.norm(2).item() / math.sqrt(tensor.numel())
+    # Of the whole tensor: under FSDP2, `full` completes the norm of this process's shard.
+    return full(tensor.norm(2)).item() / math.sqrt(tensor.numel())
 
 
 class Adafactor(GenericAdaptiveOptimizer):
@@ -316,8 +318,10 @@ class Adafactor(GenericAdaptiveOptimizer):
         """
         state["step"] = new_step_count(group, param)
         if param.ndim > 1:
-            state["row_var"] = param.new_zeros((*param.shape[:-1], 1))
-            state["col_var"] = param.new_zeros((*param.shape[:-2], 1, param.shape[-1]))
+            # Under FSDP2 (rows sharded) each process keeps the statistics of its rows and all of the
+            # column statistics (`reduced_zeros`).
+            state["row_var"] = reduced_zeros(param, -1)
+            state["col_var"] = reduced_zeros(param, -2)
         else:
             state["variance"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         if group["beta1"] is not None:
@@ -401,14 +405,15 @@ class Adafactor(GenericAdaptiveOptimizer):
             # The row means of $G^2$ as squared row norms over the row length: no temporary the size
             # of the gradient, which is the memory Adafactor exists to save.
             # $$R_t = \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\big(\mathrm{mean}_j G_{ij}^2 + \epsilon_1'\big)$$
-            row_mean = grad.norm(dim=-1, keepdim=True).square_().div_(grad.shape[-1]).add_(added)
+            # A norm along a dimension FSDP2 shards is a partial one until `full` completes it.
+            row_mean = full(grad.norm(dim=-1, keepdim=True)).square_().div_(grad.shape[-1]).add_(added)
             state["row_var"].lerp_(row_mean, weight)
             # $$C_t = \hat\beta_{2,t} C_{t-1} + (1-\hat\beta_{2,t})\big(\mathrm{mean}_i G_{ij}^2 + \epsilon_1'\big)$$
-            col_mean = grad.norm(dim=-2, keepdim=True).square_().div_(grad.shape[-2]).add_(added)
+            col_mean = full(grad.norm(dim=-2, keepdim=True)).square_().div_(grad.shape[-2]).add_(added)
             state["col_var"].lerp_(col_mean, weight)
             row_var = state["row_var"]
             # $\mathrm{mean}(R_t)$ over the rows; torch keeps it away from zero by $\epsilon_1$.
-            row_scale = row_var.mean(dim=-2, keepdim=True)
+            row_scale = full(row_var.mean(dim=-2, keepdim=True))
             if group["eps1_placement"] == "clamp":
                 row_scale = row_scale.clamp_(min=eps1)
             # The outer product $(n, 1) @ (1, m)$ rebuilds the matrix:

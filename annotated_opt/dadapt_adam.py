@@ -97,6 +97,7 @@ from typing import Any
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.distributed import total
 from .core.options import learning_rate
 from .core.validation import check_betas, check_non_negative
 
@@ -214,13 +215,12 @@ class DAdaptAdam(GenericAdaptiveOptimizer):
         if not items:
             return loss
 
-        # Pass 1: the averages, and the global sums, added in float64.
-        numerator = torch.zeros((), dtype=torch.float64)
-        denominator = torch.zeros((), dtype=torch.float64)
-        for group, param, grad, state, step_size in items:
-            numerator_term, denominator_term = self.accumulate(state, group, grad, param, step_size, d)
-            numerator += numerator_term
-            denominator += denominator_term
+        # Pass 1: the averages, and the global sums, added in float64. Under FSDP2 each term is of a
+        # shard; `total` completes the sums over the processes, so every process estimates the same $d$.
+        terms = [self.accumulate(state, group, grad, param, step_size, d)
+                 for group, param, grad, state, step_size in items]
+        numerator = total([numerator_term for numerator_term, _ in terms])
+        denominator = total([denominator_term for _, denominator_term in terms])
         # No gradient has moved the sums yet (all zero so far): nothing to estimate, and nothing moves.
         if denominator.item() == 0:
             return loss

@@ -150,8 +150,10 @@ class GaLore(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
-    # Its update works on whole matrices: the element-wise fast path does not apply.
+    # Its update works on whole matrices: the element-wise fast path does not apply, and under FSDP2
+    # each process gathers the whole matrix ([distributed](core/distributed.md)).
     elementwise = False
+    whole_tensors = True
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-6, weight_decay: float = 0.0, rank: int | None = 128, update_proj_gap: int = 200,

@@ -196,8 +196,10 @@ class Kron(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
-    # Its update works on whole matrices: the element-wise fast path does not apply.
+    # Its update works on whole matrices: the element-wise fast path does not apply, and under FSDP2
+    # each process gathers the whole matrix ([distributed](core/distributed.md)).
     elementwise = False
+    whole_tensors = True
 
     def __init__(self, params: ParamsT, lr: float = 3e-4, momentum: float = 0.9, weight_decay: float = 0.0,
                  precond_lr: float = 0.1, precond_init_scale: float = 1.0, max_size_triangular: int = 8192,

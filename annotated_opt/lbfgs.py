@@ -142,6 +142,11 @@ Nothing in the arithmetic: the same operations in the same order, on scalars of 
 * the non-finite policy (`nonfinite`) is applied to the gradient the step starts from, before anything
   is counted or changed. Values met later inside the step, at a trial point of the line search, are
   handled as torch handles them.
+* on many processes ([distributed](../guides/distributed.md)): under FSDP2 the vectors are the whole
+  model's on every process (`_flat_grad`) and the loss is averaged over the processes, so that every
+  process decides alike; under DDP the closure must return the loss of the whole batch. A bare `step()`
+  on zero gradients, which `torch.distributed.checkpoint` takes to create a fresh optimizer's state,
+  does nothing, where torch's fails for want of a closure.
 """
 
 import math
@@ -149,8 +154,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.distributed import local_part, mean_over_processes
 from .core.validation import check, check_real
 
 LINE_SEARCHES = (None, "strong_wolfe")
@@ -374,13 +381,20 @@ class LBFGS(GenericAdaptiveOptimizer):
         r"""
         All gradients as one vector. A parameter without a gradient contributes zeros, as in torch: the
         vector keeps its length, so the stored pairs stay comparable from step to step.
+
+        Under FSDP2 a gradient is a shard (a `DTensor`), and the vector must be the whole one: its
+        inner products run over every coordinate of the model. Each process gathers every gradient
+        (`full_tensor`, one all-gather each), so every process holds the same whole vector, and keeps
+        the same whole history: the state of one process, as under DDP. Only the moves are sharded.
         """
         pieces = []
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
-                    grad = torch.zeros_like(p)
+                    grad = torch.zeros(p.shape, dtype=p.dtype, device=p.device)
+                elif isinstance(grad, DTensor):
+                    grad = grad.full_tensor()
                 elif grad.is_sparse:
                     grad = grad.to_dense()
                 if grad.is_complex():
@@ -389,16 +403,33 @@ class LBFGS(GenericAdaptiveOptimizer):
         return torch.cat(pieces)
 
     def _move(self, step_length: Any, direction: torch.Tensor) -> None:
-        r"""$\theta \leftarrow \theta + t\,d$, slice by slice of the flat direction."""
+        r"""
+        $\theta \leftarrow \theta + t\,d$, slice by slice of the flat direction; a parameter sharded by
+        FSDP2 takes the part of its slice that this process holds.
+        """
         offset = 0
         for p in self._params():
-            p.add_(direction[offset:offset + p.numel()].view_as(p), alpha=step_length)
+            piece = direction[offset:offset + p.numel()].view(p.shape)
+            if isinstance(p, DTensor):
+                p.to_local().add_(local_part(piece, p), alpha=step_length)
+            else:
+                p.add_(piece, alpha=step_length)
             offset += p.numel()
+
+    def _loss(self, loss: Any) -> float:
+        r"""
+        The loss the decisions are taken on: the closure's, as a number, and under FSDP2 its mean over
+        the processes. Each process's closure sees its own slice of the batch, and the stopping test and
+        the line search compare losses: on different numbers the processes would decide differently,
+        evaluate the closure a different number of times, and their collectives would no longer pair up.
+        The mean is the loss of the whole batch, whose gradient the processes hold.
+        """
+        return mean_over_processes(self, as_number(loss))
 
     def _evaluate(self, closure: Callable[[], Any]) -> tuple[float, torch.Tensor]:
         with torch.enable_grad():
             loss = closure()
-        return as_number(loss), self._flat_grad()
+        return self._loss(loss), self._flat_grad()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
@@ -408,6 +439,11 @@ class LBFGS(GenericAdaptiveOptimizer):
         The state is restored from the first parameter's entry, advanced, and written back at the end.
         """
         if closure is None:
+            # `torch.distributed.checkpoint` creates a fresh optimizer's state with a bare `step()` on zero
+            # gradients. From a point where the gradient is zero L-BFGS takes no step (the stationary case
+            # below), and needs no closure to know it. Any other bare step has nothing to evaluate.
+            if all(p.grad is not None for g in self.param_groups for p in g["params"]) and not self._flat_grad().any():
+                return None
             raise RuntimeError("LBFGS requires a closure that re-evaluates the model and returns the loss")
         if self._groups_differ():
             raise ValueError("LBFGS doesn't support per-parameter options: the parameter groups' options differ")
@@ -424,7 +460,7 @@ class LBFGS(GenericAdaptiveOptimizer):
         state = self.state[self.param_groups[0]["params"][0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-        loss, grad = as_number(first_loss), self._flat_grad()
+        loss, grad = self._loss(first_loss), self._flat_grad()
         evals = 1
         state["func_evals"] += 1
         # Already stationary (or nothing to optimise: every parameter is empty): nothing to do.

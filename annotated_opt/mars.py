@@ -100,6 +100,7 @@ import torch
 
 from .adamw import AdamW
 from .core.base import ParamsT, check_learning_rate
+from .core.distributed import full
 from .core.validation import check_betas, check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -178,9 +179,10 @@ class MARS(AdamW):
         # $$c_t = g_t + \gamma\,\frac{\beta_1}{1-\beta_1}\,(g_t - g_{t-1})$$
         corrected = torch.sub(grad, state["last_grad"]).mul_(group["gamma"] * (beta1 / (1 - beta1))).add_(grad)
         # Dividing by $\max(1, \lVert c_t\rVert)$ is the clipping without a branch on a tensor's value
-        # (no host synchronisation); below the threshold it divides by exactly one.
+        # (no host synchronisation); below the threshold it divides by exactly one. The norm is of the
+        # whole matrix: under FSDP2, `full` completes the norm of this process's rows.
         # $$\tilde c_t = c_t / \max(1, \lVert c_t\rVert)$$
-        return corrected.div_(torch.linalg.vector_norm(corrected).clamp_(min=1))
+        return corrected.div_(full(torch.linalg.vector_norm(corrected)).clamp_(min=1))
 
     @staticmethod
     def fallback_settings(group: dict[str, Any]) -> dict[str, Any]:

@@ -259,8 +259,10 @@ class Muon(GenericAdaptiveOptimizer):
     Every parameter must be a matrix; see `split_for_muon`.
     """
 
-    # Its update works on whole matrices: the element-wise fast path does not apply.
+    # Its update works on whole matrices: the element-wise fast path does not apply, and under FSDP2
+    # each process gathers the whole matrix ([distributed](core/distributed.md)).
     elementwise = False
+    whole_tensors = True
 
     supports_complex = False
 

@@ -105,6 +105,7 @@ import torch
 from torch import nn
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.distributed import full
 from .core.options import learning_rate, param_option
 from .core.scalars import advance, new_step_count
 from .core.validation import check_in_unit_interval
@@ -303,21 +304,23 @@ class Nero(GenericAdaptiveOptimizer):
         if param.numel() == 0 or (math.isinf(max_norm) and not zero_mean):
             return None
         advice = f"call {cls.__name__}.initialize(model) (or on the parameters) before building the optimizer"
+        # Under FSDP2 a parameter is a shard of rows, and its largest deviation is this shard's until
+        # `full` completes it: every process must find the same problem, or none.
         with torch.no_grad():
             if zero_mean and param.ndim > 0:
-                worst = row_means(param).abs().max().item()
+                worst = full(row_means(param).abs().max()).item()
                 if not worst < INITIALISATION_TOLERANCE:
                     return f"a neuron has mean {worst:.3g} (must be 0); {advice}"
             if not math.isinf(max_norm):
                 norms = row_norms(param)
-                if fixed_norm and not (norms > 0).all():
+                if fixed_norm and not full((norms > 0).all()):
                     # Projecting cannot help: a zero row has no direction to rescale.
                     return ("a neuron's weights are all zero, and projecting cannot give it a norm; initialise "
                             "the layer randomly, or leave it unconstrained through its opt_args")
                 deviation = norms / max_norm - 1
                 if fixed_norm:
                     deviation = deviation.abs()
-                worst = deviation.max().item()
+                worst = full(deviation.max()).item()
                 if not worst < INITIALISATION_TOLERANCE:
                     target = f"be {max_norm}" if fixed_norm else f"not exceed {max_norm}"
                     return f"a neuron's norm is off by {worst:.1%} (it must {target}); {advice}"

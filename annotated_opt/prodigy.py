@@ -91,6 +91,7 @@ from typing import Any
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.distributed import full
 from .core.validation import check_betas, check_in_unit_interval, check_non_negative
 from .dadapt_adam import DAdaptAdam, check_growth_rate, check_positive
 
@@ -111,7 +112,9 @@ class Prodigy(DAdaptAdam):
       the one knob left.
     * `safeguard_warmup` (default off): use with a learning-rate warmup.
     * `slice_p` (default $1$): estimate from every `slice_p`-th coordinate; $11$ is the authors'
-      suggestion for large models.
+      suggestion for large models. Under FSDP2 a stride crosses the shards: each process then gathers
+      the parameter and the gradient to slice them, and keeps $s$ and $x_0$ whole
+      ([distributed](../guides/distributed.md)).
     * `maximize` ascends the objective instead.
 
     `betas`, `beta3`, `use_bias_correction`, `growth_rate`, `decouple`, `d0` and `d_coef` must be the same
@@ -153,7 +156,10 @@ class Prodigy(DAdaptAdam):
         state["step"] = 0
         start = self.sliced(param, group)
         state["s"] = torch.zeros_like(start)
-        state["p0"] = start.clone() if param.any() else torch.zeros((), dtype=param.dtype, device=param.device)
+        # Whether the whole parameter is zero: under FSDP2, `param.any()` of a shard is a partial answer,
+        # which `full` completes, so that every process keeps $x_0$ in the same form.
+        all_zero = not full(param.any())
+        state["p0"] = torch.zeros((), dtype=param.dtype, device=param.device) if all_zero else start.clone()
         if group["betas"][0] > 0:
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)

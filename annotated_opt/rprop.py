@@ -169,9 +169,8 @@ class Rprop(GenericAdaptiveOptimizer):
         agreement = grad.mul(prev).sign()
         flipped = agreement < 0
         # $$f_t \in \{\eta^+, \eta^-, 1\}$$
-        factor = torch.ones_like(grad)
-        factor[agreement > 0] = eta_plus
-        factor[flipped] = eta_minus
+        # (`masked_fill_`, not an assignment through a boolean index, which a sharded `DTensor` refuses.)
+        factor = torch.ones_like(grad).masked_fill_(agreement > 0, eta_plus).masked_fill_(flipped, eta_minus)
         # $$s_t = \mathrm{clip}(f_t\, s_{t-1},\; s_{\min},\; s_{\max})$$
         step_size.mul_(factor).clamp_(step_size_min, step_size_max)
         # After a flip: no move now, and a zero "previous gradient" for the next comparison.

@@ -190,8 +190,10 @@ class Shampoo(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
-    # Its update works on whole matrices: the element-wise fast path does not apply.
+    # Its update works on whole matrices: the element-wise fast path does not apply, and under FSDP2
+    # each process gathers the whole matrix ([distributed](core/distributed.md)).
     elementwise = False
+    whole_tensors = True
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, betas: tuple[float, float] = (0.9, 1.0),
                  eps: float = 1e-12, weight_decay: float | WeightDecay = 0.0, max_preconditioner_dim: int = 1024,

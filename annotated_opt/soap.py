@@ -174,8 +174,10 @@ class SOAP(GenericAdaptiveOptimizer):
     * `maximize` ascends the objective instead.
     """
 
-    # Its update works on whole matrices: the element-wise fast path does not apply.
+    # Its update works on whole matrices: the element-wise fast path does not apply, and under FSDP2
+    # each process gathers the whole matrix ([distributed](core/distributed.md)).
     elementwise = False
+    whole_tensors = True
 
     def __init__(self, params: ParamsT, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.95),
                  shampoo_beta: float | None = None, eps: float = 1e-8, weight_decay: float = 0.01,

@@ -86,6 +86,7 @@ import math
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT, check_learning_rate
 from .core.options import learning_rate
@@ -130,13 +131,23 @@ class SparseAdam(GenericAdaptiveOptimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        r"""The gradients are sparse, the parameters must be dense: a sparse parameter is refused."""
+        r"""
+        The gradients are sparse, the parameters must be dense: a sparse parameter is refused. So is a
+        parameter sharded by FSDP2 (a `DTensor`): FSDP2 reduce-scatters dense gradients only (a sparse
+        one fails in its backward pass), so such a parameter never gets the sparse gradient this
+        optimizer needs. DDP all-reduces sparse gradients: under DDP, SparseAdam works as on one process.
+        """
         params = param_group["params"]
         param_group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
         for p in param_group["params"]:
             tensor = p[1] if isinstance(p, tuple) else p
             if isinstance(tensor, torch.Tensor) and tensor.is_sparse:
                 raise ValueError("SparseAdam requires dense parameter tensors")
+            if isinstance(tensor, DTensor):
+                raise ValueError("SparseAdam does not support parameters sharded by FSDP2 (DTensor): FSDP2 reduces "
+                                 "dense gradients only, never sparse ones. Train under DistributedDataParallel, "
+                                 "which all-reduces sparse gradients, or use Adam with a dense embedding "
+                                 "(sparse=False)")
         super().add_param_group(param_group)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:

@@ -55,6 +55,7 @@ from itertools import chain
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from . import distributed, fastpath, implementation, nonfinite, precision
 from .options import OPTION_ATTRIBUTE
@@ -105,6 +106,7 @@ def _step_scope(step: Callable[..., Any]) -> Callable[..., Any]:
             self._step_depth -= 1
             if outermost:
                 self._master_weights.end_step()
+                self._whole_tensors.end_step()
                 if self._skipped_this_step:
                     self._report_skip(self._skipped_this_step)
 
@@ -143,6 +145,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     elementwise = True
     # Whether `step_param` is written for sparse gradients, and only for them.
     sparse_gradients = False
+    # Whether `step_param` must see a parameter whole (a matrix's statistics, its orthogonalisation):
+    # under FSDP2 a sharded parameter is then gathered for it ([distributed](distributed.md)).
+    whole_tensors = False
     tensor_step_count = False
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -168,6 +173,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._step_depth = 0
         self._gradient_check = nonfinite.GradientCheck()
         self._master_weights = precision.MasterWeights()
+        self._whole_tensors = distributed.WholeTensors()
         self._skipped_this_step: list[nonfinite.BadGradient] = []
         self._fast_path = fastpath.FastPath()
         self._verdict_on_device = False
@@ -276,6 +282,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         # whole group before updating it) are written back now, before anything reads the parameters.
         master_weights = self._master_weights
         master_weights.flush()
+        whole_tensors = self._whole_tensors
+        whole_tensors.flush()
 
         for param in group["params"]:
             # A parameter without a gradient (frozen, or unused in this forward pass) is left
@@ -292,16 +300,26 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     "(use torch.optim.SparseAdam or a dense gradient)"
                 )
             if self.sparse_gradients and not grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support dense gradients, please consider Adam instead"
-                )
+                # A dense gradient of zeros names no rows: it is taken as the sparse gradient without any.
+                # (`torch.distributed.checkpoint` gives one to every parameter of a fresh optimizer, for
+                # the bare step that creates its state.)
+                if grad.any():
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support dense gradients, please consider Adam instead"
+                    )
+                grad = grad.to_sparse()
+            # Under FSDP2 a parameter is a shard of rows (a `DTensor`). An optimizer that needs it whole
+            # gets it whole, with its whole gradient: gathered here, its shard written back below.
+            target = param
+            gathered = self.whole_tensors and isinstance(param, DTensor)
+            if gathered:
+                target, grad = whole_tensors.gather(param), grad.full_tensor()
             # A complex number $z = a + ib$ is optimised as the pair $(a, b)$: `view_as_real` shows the
             # same memory as a real tensor with a last dimension of 2, so the update written for real
             # numbers applies unchanged and lands in the complex parameter. This is what `torch.optim`
             # does; note that Adam's $g^2$ then means $(a^2, b^2)$ per part, not $|z|^2$.
-            target = param
-            if torch.is_complex(param):
-                target, grad = torch.view_as_real(param), torch.view_as_real(grad)
+            if torch.is_complex(target):
+                target, grad = torch.view_as_real(target), torch.view_as_real(grad)
             # To maximise $f$ we descend $-f$, whose gradient is $-g$. This makes a new tensor,
             # so `param.grad` is never touched.
             if group.get("maximize", False):
@@ -330,6 +348,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 # the update.
                 if use_master:
                     master_weights.write_back(param)
+                if gathered:
+                    whole_tensors.write_back(param)
 
     @staticmethod
     def _carry_options(param: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -438,8 +458,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         without it and fail at its next step. Everything is kept except the hooks (which may not be
         picklable; torch drops them too) and the per-step bookkeeping.
         """
-        transient = {"_step_depth", "_gradient_check", "_master_weights", "_skipped_this_step", "_fast_path",
-                     "_verdict_on_device", "found_inf"}
+        transient = {"_step_depth", "_gradient_check", "_master_weights", "_whole_tensors", "_skipped_this_step",
+                     "_fast_path", "_verdict_on_device", "found_inf"}
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_optimizer_") and k not in transient}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

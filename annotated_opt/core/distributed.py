@@ -13,16 +13,30 @@ parameter, a `DTensor` whose local part is a slice of rows, and the optimizer se
 Element-wise work (Adam's moments, SGD's momentum) is still exact. A norm is not: the norm of a slice is
 not the norm of the layer. Torch's `DTensor` takes care of it when every operand of an operation is a
 `DTensor`: `torch.linalg.vector_norm(w)` returns a *partial* result that becomes the full norm, by an
-all-reduce, as soon as it is used. Three things still need this module:
+all-reduce, as soon as another `DTensor` operation uses it. Not when it is read as a number:
+`.item()`, `float()` and `bool()` of a partial result return this process's part (a test shows it), so
+a decision taken on it differs from process to process. What this module adds:
 
 * **The non-finite verdict.** The check reads each process's own shard (a pass over the local
   gradients, with no communication per tensor). An `inf` in one shard would then make one process
   raise, or skip, while the others step. `agree` combines the verdicts: one all-reduce of one flag per
   parameter group, taking the maximum, so a bad gradient anywhere is a bad gradient everywhere, and
   every process raises, or skips, together.
-* **Norms kept in the state.** A partial norm cannot be saved by `torch.distributed.checkpoint`
-  ("not supported for DTensor with partial placements"): `full` turns it into the replicated full
-  norm first.
+* **Partial results made whole.** `full` turns a partial result into the replicated full value: before
+  it is read as a number ([Adafactor](../adafactor.md)'s RMS, [Prodigy](../prodigy.md)'s "is this
+  parameter zero"), changed in place (DTensor refuses in-place work on a partial result:
+  [MARS](../mars.md)'s clipping norm), or kept in the state, which `torch.distributed.checkpoint` cannot
+  save with a partial placement ([LAMB](../lamb.md)'s norms).
+* **Sums over every parameter.** `total` adds the per-parameter terms of a global estimate
+  ([D-Adaptation](../dadapt_adam.md), [Prodigy](../prodigy.md)) and completes them with one all-reduce.
+* **Statistics of rows and columns.** `reduced_zeros` lays out [Adafactor](../adafactor.md)'s factored
+  statistics as they are computed: the row statistics sharded with the rows, the column statistics whole
+  on every process.
+* **Whole matrices.** `WholeTensors` gathers a parameter for an optimizer that must see it whole
+  (Shampoo, SOAP, Kron, GaLore, Muon) and writes its shard back; `local_part` is a process's part of a
+  whole tensor ([L-BFGS](../lbfgs.md)'s moves).
+* **A closure's loss.** `mean_over_processes` averages a loss each process computed on its own slice of
+  the batch, for [L-BFGS](../lbfgs.md), which decides on it.
 * **Multi-tensor code.** `torch._foreach_*` and `torch.stack` mix `DTensor`s with plain tensors badly;
   `like` turns a plain tensor of per-layer numbers into a replicated `DTensor` on the parameter's mesh.
 
@@ -44,7 +58,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import DTensor, Partial, Replicate
+from torch.distributed.tensor import DTensor, Partial, Replicate, Shard
+from torch.distributed.tensor import zeros as distributed_zeros
 
 from .nonfinite import BadGradient
 
@@ -64,6 +79,51 @@ def full(tensor: torch.Tensor) -> torch.Tensor:
     if isinstance(tensor, DTensor) and any(isinstance(p, Partial) for p in tensor.placements):
         return tensor.redistribute(placements=[Replicate()] * tensor.device_mesh.ndim)
     return tensor
+
+
+def total(terms: list[torch.Tensor]) -> torch.Tensor:
+    r"""
+    ### A sum over every parameter, the same on every process
+
+    The sum of 0-d tensors, each a reduction of one parameter (an inner product, an $\ell_1$ norm), as
+    a plain tensor holding the full value on every process. Under FSDP2 the reduction of a shard is a
+    partial `DTensor`; the partial terms of one mesh are added locally first (a sum of partial sums is
+    a partial sum), then completed together: one all-reduce per mesh, whatever the number of terms,
+    where completing each term would cost one per parameter. Terms that are plain tensors (DDP, one
+    process) are added as they are. A global estimate built from such sums ([D-Adaptation](../dadapt_adam.md),
+    [Prodigy](../prodigy.md)) is then the one a single process computes.
+    """
+    # In the order given, as `+=` would add them: on one process the total is unchanged to the bit.
+    sums: list[torch.Tensor] = []
+    by_mesh: dict[Any, int] = {}
+    for term in terms:
+        key = term.device_mesh if isinstance(term, DTensor) else None
+        if key not in by_mesh:
+            by_mesh[key] = len(sums)
+            sums.append(term)
+        else:
+            sums[by_mesh[key]] = sums[by_mesh[key]] + term
+    result = torch.zeros((), dtype=torch.float64)
+    for partial_sum in sums:
+        result = result + (full(partial_sum).to_local() if isinstance(partial_sum, DTensor) else partial_sum)
+    return result
+
+
+def reduced_zeros(param: torch.Tensor, dim: int) -> torch.Tensor:
+    r"""
+    Zeros for a statistic of `param` reduced along dimension `dim` (its shape, with `dim` of size 1):
+    the row or column statistics of [Adafactor](../adafactor.md). For a sharded parameter, a `DTensor`
+    laid out as the statistic will be computed: sharded as `param` along every dimension it keeps,
+    replicated where `param` is sharded along `dim` itself, since a reduction along a sharded
+    dimension is completed over the processes (`full`), and then every process holds all of it.
+    """
+    shape = list(param.shape)
+    shape[dim] = 1
+    if not isinstance(param, DTensor):
+        return param.new_zeros(shape)
+    dim %= param.ndim
+    placements = [Replicate() if isinstance(p, Shard) and p.dim == dim else p for p in param.placements]
+    return distributed_zeros(shape, dtype=param.dtype, device_mesh=param.device_mesh, placements=placements)
 
 
 def like(tensor: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -94,6 +154,88 @@ def process_groups(optimizer: torch.optim.Optimizer) -> list[Any]:
         if not any(process_group is seen for seen in unique):
             unique.append(process_group)
     return unique
+
+
+def local_part(whole: torch.Tensor, sharded: DTensor) -> torch.Tensor:
+    r"""
+    This process's part of `whole`, a plain tensor of `sharded`'s full shape that every process holds
+    alike: the slice `sharded` holds here. Taken locally, with no communication (a replicated tensor
+    becomes a sharded one by each process keeping its slice).
+    """
+    mesh = sharded.device_mesh
+    replicated = DTensor.from_local(whole, mesh, [Replicate()] * mesh.ndim, run_check=False)
+    return replicated.redistribute(mesh, sharded.placements).to_local()
+
+
+def mean_over_processes(optimizer: torch.optim.Optimizer, value: float) -> float:
+    r"""
+    A number each process computed from its own data, a closure's loss, as its mean over the processes
+    that step this optimizer's parameters together (`process_groups`): one all-reduce of one number per
+    process group. Where there are none (one process, or DDP, whose parameters say nothing of the
+    processes) it is `value` itself. The mean of equal values is that value, so a loss that is already
+    the whole batch's stays what it is.
+    """
+    groups = process_groups(optimizer)
+    if not groups:
+        return value
+    device = next(p.device for group in optimizer.param_groups for p in group["params"])
+    number = torch.tensor(value, dtype=torch.float64, device=device)
+    for process_group in groups:
+        dist.all_reduce(number, group=process_group)
+        number /= dist.get_world_size(process_group)
+    return float(number)
+
+
+class WholeTensors:
+    r"""
+    ### Whole matrices for the optimizers that need them
+
+    An optimizer whose update of a parameter reads the whole matrix at once (Shampoo's and SOAP's
+    statistics $GG^\top$ and $G^\top G$, Muon's orthogonalisation, GaLore's SVD, Kron's triangular
+    factors) cannot work on a shard of rows: $GG^\top$ of a shard is one block of the statistic, and
+    the orthogonalisation of a shard is not a shard of the orthogonalisation. Such an optimizer sets
+    `whole_tensors` (see [the base class](base.md)), and under FSDP2 each process then:
+
+    1. gathers the parameter and its gradient (`full_tensor`: one all-gather each);
+    2. steps the whole parameter, with its state kept whole: every process holds the same inputs and
+       runs the same arithmetic, so every process computes the same update, which is the update of
+       one process on the whole batch;
+    3. keeps its own shard of the result (`write_back`, a local copy: no communication).
+
+    The cost is that of DDP for these parameters: the whole parameter, gradient and state on every
+    process, and the step computed on every process. The element-wise parts of the model keep
+    FSDP2's savings. `handed_out` maps each parameter gathered in the current step to its whole copy
+    and that copy's version at the last write, as for [master weights](precision.md), so that an
+    optimizer that collects a group before updating it (the compiled fast path) still gets its
+    updates written back, by `flush`.
+    """
+
+    def __init__(self) -> None:
+        self.handed_out: dict[torch.Tensor, tuple[torch.Tensor, int]] = {}
+
+    def gather(self, param: DTensor) -> torch.Tensor:
+        r"""The whole parameter, a plain tensor, the same on every process."""
+        whole = param.full_tensor()
+        self.handed_out[param] = (whole, -1)
+        return whole
+
+    @torch.no_grad()
+    def write_back(self, param: DTensor) -> None:
+        r"""This process's shard of the whole parameter, copied into the parameter's local tensor."""
+        whole, _ = self.handed_out[param]
+        param.to_local().copy_(local_part(whole, param))
+        self.handed_out[param] = (whole, whole._version)
+
+    def flush(self) -> None:
+        r"""Write back every whole parameter that changed since its last write."""
+        for param, (whole, written_version) in self.handed_out.items():
+            if whole._version != written_version:
+                self.write_back(param)
+
+    def end_step(self) -> None:
+        r"""At the end of a step: flush, and forget what was handed out."""
+        self.flush()
+        self.handed_out.clear()
 
 
 class BadGradientElsewhere(BadGradient):

@@ -18,9 +18,11 @@ difference between the weights and those of one process trained on the whole bat
 """
 
 import argparse
+import datetime
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,19 +39,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _member(rank: int, processes: int, port: int, worker: Callable[..., Any], args: tuple) -> None:
+def _member(rank: int, processes: int, port: int, timeout: float, worker: Callable[..., Any], args: tuple) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=processes)
+    dist.init_process_group("gloo", rank=rank, world_size=processes, timeout=datetime.timedelta(seconds=timeout))
     try:
         worker(rank, processes, *args)
     finally:
         dist.destroy_process_group()
 
 
-def launch(worker: Callable[..., Any], processes: int, *args: Any) -> None:
-    r"""Run `worker(rank, processes, *args)` in `processes` new processes of one gloo group."""
-    mp.spawn(_member, args=(processes, free_port(), worker, args), nprocs=processes, join=True)
+def launch(worker: Callable[..., Any], processes: int, *args: Any, timeout: float = 1800.0) -> None:
+    r"""
+    Run `worker(rank, processes, *args)` in `processes` new processes of one gloo group.
+
+    Processes that disagree (one takes a decision the others do not, and calls a collective they never
+    call) wait for each other for ever. So nothing waits longer than `timeout` seconds: a collective
+    that waits that long raises in its process (with its traceback), and processes still running that
+    long after the start are stopped, and `TimeoutError` is raised here.
+    """
+    context = mp.spawn(_member, args=(processes, free_port(), timeout, worker, args), nprocs=processes, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=max(deadline - time.monotonic(), 0.0)):
+        if time.monotonic() >= deadline:
+            for process in context.processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+            raise TimeoutError(f"{worker.__name__} on {processes} processes did not finish in {timeout:g} seconds")
 
 
 def wrap(model: nn.Module, how: str) -> nn.Module:
