@@ -169,8 +169,9 @@ class Rprop(GenericAdaptiveOptimizer):
         agreement = grad.mul(prev).sign()
         flipped = agreement < 0
         # $$f_t \in \{\eta^+, \eta^-, 1\}$$
-        # (`masked_fill_`, not an assignment through a boolean index, which a sharded `DTensor` refuses.)
-        factor = torch.ones_like(grad).masked_fill_(agreement > 0, eta_plus).masked_fill_(flipped, eta_minus)
+        # (`where`, not an assignment through a boolean index, which a sharded `DTensor` refuses; an
+        # $\eta$ given as a one-element tensor broadcasts.)
+        factor = torch.where(agreement > 0, eta_plus, torch.where(flipped, eta_minus, torch.ones_like(grad)))
         # $$s_t = \mathrm{clip}(f_t\, s_{t-1},\; s_{\min},\; s_{\max})$$
         step_size.mul_(factor).clamp_(step_size_min, step_size_max)
         # After a flip: no move now, and a zero "previous gradient" for the next comparison.
