@@ -162,3 +162,12 @@ def test_the_benchmark_page_has_a_row_with_a_note_for_every_optimizer_and_task()
         assert [row.split(" | ")[0][2:] for row in rows] == names
         assert all(row.rstrip(" |").rsplit(" | ", 1)[1] for row in rows)
         assert f"<!-- plot: benchmark/{name}-sensitivity -->" in body
+
+
+@pytest.mark.parametrize("key", [key for key, info in REGISTRY.items() if "betas" in info.defaults])
+def test_a_searched_beta1_keeps_every_other_beta_and_builds(key) -> None:
+    info = REGISTRY[key]
+    config = experiments.make_config(info, 0.01, {"beta1": 0.8})
+    assert config["betas"] == (0.8, *info.defaults["betas"][1:])
+    params = [torch.nn.Parameter(torch.randn(2, 2, generator=torch.Generator().manual_seed(0)))]
+    info.build(params, **config)

@@ -117,11 +117,14 @@ def search_space(info: Any) -> tuple[Knob, ...]:
 
 
 def make_config(info: Any, lr: float, values: Mapping[str, float]) -> dict[str, Any]:
-    r"""Constructor arguments from a learning rate and knob values (`beta1` goes into `betas`)."""
+    r"""
+    Constructor arguments from a learning rate and knob values (`beta1` replaces the first of `betas`,
+    of which [Adan](../adan.md) and [AdEMAMix](../ademamix.md) have three).
+    """
     config: dict[str, Any] = {"lr": lr}
     for name, value in values.items():
         if name == "beta1":
-            config["betas"] = (value, info.defaults["betas"][1])
+            config["betas"] = (value, *info.defaults["betas"][1:])
         else:
             config[name] = value
     return config
