@@ -129,11 +129,12 @@ def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shi
                 assert task_name not in load_tuned().get(key, {})
                 continue
             assert experiments.select(found["candidates"]) == found["chosen"]
-            assert len(found["candidates"]) == len(experiments.SWEEP_LRS) + experiments.REFINE_TRIALS
             if found["chosen"] is None:
-                # Every candidate diverged: no setting to evaluate or to ship.
+                # Every rate of the sweep diverged: nothing to refine around, to evaluate or to ship.
+                assert len(found["candidates"]) == len(experiments.SWEEP_LRS)
                 assert not found["evaluation"] and task_name not in load_tuned().get(key, {})
                 continue
+            assert len(found["candidates"]) == len(experiments.SWEEP_LRS) + experiments.REFINE_TRIALS
             assert load_tuned()[key][task_name] == experiments.tuned_entry(found)
             assert len(found["evaluation"]) == len(experiments.EVALUATION_SEEDS)
 
