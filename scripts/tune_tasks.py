@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(key: str, task: str, record: dict) -> None:
         chosen = record["chosen"]
-        setting = "every candidate diverged" if chosen is None else experiments.describe_config(chosen["config"])
+        setting = (f"not run: {record['skipped']}" if record.get("skipped") else "every candidate diverged"
+                   if chosen is None else experiments.describe_config(chosen["config"]))
         print(f"{key:>12} {task:>16}  {setting}  cpu {record['cpu_seconds']:.0f} s "
               f"(wall {time.perf_counter() - start:.0f} s)", flush=True)
         # Written after every optimizer and task, so an interrupted run keeps what it finished.

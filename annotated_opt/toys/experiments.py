@@ -117,11 +117,14 @@ def search_space(info: Any) -> tuple[Knob, ...]:
 
 
 def make_config(info: Any, lr: float, values: Mapping[str, float]) -> dict[str, Any]:
-    r"""Constructor arguments from a learning rate and knob values (`beta1` goes into `betas`)."""
+    r"""
+    Constructor arguments from a learning rate and knob values (`beta1` replaces the first of `betas`,
+    of which [Adan](../adan.md) and [AdEMAMix](../ademamix.md) have three).
+    """
     config: dict[str, Any] = {"lr": lr}
     for name, value in values.items():
         if name == "beta1":
-            config["betas"] = (value, info.defaults["betas"][1])
+            config["betas"] = (value, *info.defaults["betas"][1:])
         else:
             config[name] = value
     return config
@@ -221,6 +224,12 @@ def experiment(info: Any, task_name: str) -> dict[str, Any]:
     """
     task = TASKS[task_name]
     start = time.process_time()
+    # An optimizer that cannot train this model at all (SparseAdam on dense gradients, Muon on a model
+    # with biases) is recorded as such, with the reason, not as a run of candidates that all failed.
+    refused = run_task(info, task, {"lr": SWEEP_LRS[0]}, length=1, seed=TUNING_SEEDS[0]).skipped
+    if refused is not None:
+        return {"tuning_length": task.tuning_length, "candidates": [], "chosen": None, "evaluation": [],
+                "skipped": refused, "cpu_seconds": round(time.process_time() - start, 1)}
     sweep = [candidate(info, task, {"lr": lr}, "sweep") for lr in SWEEP_LRS]
     best_of_sweep = select(sweep, tolerance=0.0)
     refined = refine(info, task, best_of_sweep["config"]["lr"]) if best_of_sweep is not None else []
@@ -322,7 +331,9 @@ def notes(task_name: str, records: Mapping[str, Mapping[str, Any]]) -> dict[str,
     for name, record in records.items():
         parts = []
         evaluation = record["evaluation"]
-        if not evaluation:
+        if record.get("skipped"):
+            parts.append(f"not run: {record['skipped']}")
+        elif not evaluation:
             parts.append("every candidate diverged")
         diverged = sum(e["diverged"] for e in evaluation)
         if diverged:

@@ -167,7 +167,10 @@ def markdown(data: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
         if not records:
             continue
         task = TASKS[task_name]
-        lines += [f"## {task.title}", "", *table(task_name, records), "",
+        # An optimizer with results on other tasks only (an interrupted run) is named below its table.
+        absent = [REGISTRY[key].name for key in REGISTRY if key in optimizers and key not in records]
+        pending = [f"Not yet run on this task: {', '.join(absent)}.", ""] if absent else []
+        lines += [f"## {task.title}", "", *table(task_name, records), "", *pending,
                   f"<!-- plot: {PAGE}/{task_name}-curves -->", "", f"<!-- plot: {PAGE}/{task_name}-sensitivity -->", ""]
     missing = [info.name for info in REGISTRY.values() if not any(info.key in r for r in data.values())]
     if missing:
