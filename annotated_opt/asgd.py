@@ -98,7 +98,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import advance, new_step_count, restore_scalar_precision, scalar
+from .core.scalars import advance, choose, new_step_count, restore_scalar_precision, scalar
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -185,18 +185,17 @@ class ASGD(GenericAdaptiveOptimizer):
         # $$\theta_t = (1 - \lambda\,\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t$$
         param.mul_(1 - lambd * eta).add_(grad, alpha=-eta)
         # The running mean; while $\mu = 1$ it is a copy, made exactly rather than as
-        # $\bar\theta + 1\cdot(\theta - \bar\theta)$, which rounds.
+        # $\bar\theta + 1\cdot(\theta - \bar\theta)$, which rounds ([choose](core/scalars.md) is the
+        # `if` that also works in the fast path, where $\mu$ is a tensor).
         # $$\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1})$$
         average = state["ax"]
-        if mu != 1:
-            average.add_(param.sub(average).mul_(mu))
-        else:
-            average.copy_(param)
+        average.copy_(choose(mu != 1, average + param.sub(average).mul_(mu), param))
         # The schedule for the next step, from the learning rate in force now.
         # $$\eta_t = \frac{\eta}{(1 + \lambda\,\eta\, t)^{\alpha}} \qquad \mu_t = \frac{1}{\max(1,\; t - t_0)}$$
         lr = learning_rate(group, param)
         state["eta"].fill_(lr / (1 + lambd * lr * step) ** group["alpha"])
-        state["mu"].fill_(1 / max(1, step - group["t0"]))
+        averaged_steps = step - group["t0"]
+        state["mu"].fill_(1 / choose(averaged_steps > 1, averaged_steps, 1))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""torch's load, then $\eta_t$ and $\mu_t$ back to the scalar precision (see the notes above)."""

@@ -28,13 +28,14 @@ FLOAT32_TOLERANCE = 2e-5
 # Every optimizer that updates each parameter on its own through the base class's step: the ones the
 # fast path covers. Layer-wise optimizers and wrappers override `step`.
 ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fastpath.covers(info.cls)]
-# RAdam and AdaBelief (rectified), and ASGD (which starts averaging at step t0), choose their formula
-# by the value of the step count; one graph cannot
-# hold that choice, so their compiled steps are built in pieces (correct, tested above, but not `fullgraph`).
-FORMULA_BY_STEP = {"radam", "adabelief", "asgd"}
+# Steps that choose their formula by the value of the step count are written with `choose` (RAdam,
+# AdaBelief, ASGD, AdEMAMix's warm-ups) or a mask (Adagrad's and Adan's first step), so one graph holds
+# every step. ADOPT's first step is of another kind (it only initialises $v$, and skips the decoupled
+# decay): written as an `if`, its compiled step is built in pieces (correct, tested above, not `fullgraph`).
+FORMULA_BY_STEP = {"adopt"}
 # Steps that do not yet trace to one graph (a Python branch or number that changes between steps, or a
-# graph break): their compiled step is correct but recompiles. Listed in the Speed page's notes.
-NOT_ONE_GRAPH = {"adagrad", "adan", "ademamix", "mars", "adopt"}
+# graph break): their compiled step is correct but recompiles. None at present.
+NOT_ONE_GRAPH: set[str] = set()
 
 
 # Tracing every optimizer through inductor's code generation would take minutes each on a CPU: the
@@ -162,7 +163,30 @@ def test_compiled_step_is_one_graph_across_a_schedule(info):
     `torch.compile(opt.step, fullgraph=True)` with a tensor learning rate changed at every step: one
     graph, compiled once, and the same steps as the readable path.
     """
-    config = {**info.configs[0], "lr": torch.tensor(info.configs[0].get("lr", 0.01))}
+    check_one_graph(info, info.configs[0])
+
+
+# Configurations whose formula changes within the twelve steps of the check: RAdam's first adaptive
+# step is the sixth, ASGD starts averaging after t0, AdEMAMix's warm-ups end, Adagrad's and Adan's
+# first step differs from the rest.
+FORMULA_CHANGES = {
+    "radam": {"lr": 0.01},
+    "adabelief": {"lr": 0.01, "degenerated_to_sgd": False},
+    "asgd": {"t0": 3},
+    "ademamix": {"lr": 0.01, "alpha_warmup": 4, "beta3_warmup": 6},
+    "adagrad": {"lr": 0.05, "initial_accumulator_value": 0.1},
+    "adan": {"lr": 0.01},
+}
+
+
+@pytest.mark.parametrize("key", sorted(FORMULA_CHANGES))
+def test_compiled_step_is_one_graph_across_a_change_of_formula(key):
+    """The step count chooses the formula on the device: still one graph, and the readable path's steps."""
+    check_one_graph(REGISTRY[key], FORMULA_CHANGES[key])
+
+
+def check_one_graph(info, config):
+    config = {**config, "lr": torch.tensor(config.get("lr", 0.01))}
     readable_params, readable = two_groups(info, config, torch.float32, fused=False)
     compiled_params, compiled = two_groups(info, {**config, "lr": config["lr"].clone()}, torch.float32, fused=False)
     step = torch.compile(compiled.step, fullgraph=True, backend=TRACING_BACKEND)
