@@ -15,6 +15,7 @@ chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 import time
@@ -104,14 +105,37 @@ def twin_time(info, shapes, repeats) -> float | None:
     return None
 
 
-def measure(info, shapes, repeats, fast: bool) -> dict[str, float]:
-    params = parameters(shapes)
-    optimizer = info.build(params)
-    if fast:
-        for group in optimizer.param_groups:
-            group["fused"] = True
-    first, median = first_and_median(optimizer.step, repeats)
-    return {"first": first, "median": median, "state": state_bytes(optimizer)}
+def measure(info, shapes, repeats, fast: bool) -> dict[str, object]:
+    """
+    The first and the median step time and the state kept; or, when the step fails, the error, so that
+    the row says what went wrong and the run goes on to the next optimizer.
+    """
+    # Each measurement starts with no compiled graphs: one optimizer's graphs neither count against the
+    # next one's limit of recompilations nor make its guards slower to look up.
+    torch._dynamo.reset()
+    try:
+        params = parameters(shapes)
+        optimizer = info.build(params)
+        if fast:
+            for group in optimizer.param_groups:
+                group["fused"] = True
+        first, median = first_and_median(optimizer.step, repeats)
+    except Exception as error:  # noqa: BLE001 (any failure is reported in the row)
+        return {"error": error_text(error)}
+    # A step that could not be traced as one graph runs compiled in pieces: the row says so.
+    pieces = fast and optimizer._fast_path.in_pieces
+    return {"first": first, "median": median, "state": state_bytes(optimizer), "pieces": pieces}
+
+
+def error_text(error: BaseException) -> str:
+    """The error's type and the first line of its message, short enough for a table cell."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".replace("|", "/")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def failed(result: dict[str, object] | None) -> bool:
+    return result is not None and "error" in result
 
 
 def main() -> None:
@@ -133,7 +157,8 @@ def main() -> None:
     header = (f"{count / 1e6:.1f} M float32 parameters in {len(shapes)} tensors, {torch.get_num_threads()} "
               f"thread, torch {torch.__version__}; copy of all parameters {copy_time * 1e3:.1f} ms "
               f"({copy_bandwidth / 1e9:.1f} GB/s read+write)")
-    print(header, flush=True)
+    start_load = os.getloadavg()[0]
+    print(f"{header}; load average {start_load:.1f}", flush=True)
     adam = torch_variants(shapes, args.repeats)
     print("torch Adam: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in adam.items()), flush=True)
 
@@ -148,22 +173,38 @@ def main() -> None:
         twin = twin_time(info, shapes, args.repeats)
         # The least memory traffic of a step: read and write the parameter and each state tensor,
         # read the gradient.
-        traffic = count * 12 + 2 * readable["state"]
+        state = readable.get("state", fast.get("state", 0) if fast else 0)
+        traffic = count * 12 + 2 * state
         row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic}
         rows.append(row)
         print(format_row(row, adam, copy_bandwidth), flush=True)
 
-    small_shapes = [(1000,)] * 1000
-    small_adam = torch_variants(small_shapes, args.repeats)
-    small = {fast: measure(REGISTRY["adam"], small_shapes, args.repeats, fast=fast) for fast in (False, True)}
-    small_line = (f"1,000 tensors of 1,000 elements, Adam: readable {small[False]['median'] * 1e3:.1f} ms "
-                  f"({small[False]['median'] / small_adam['for-loop']:.2f}x for-loop), fast "
-                  f"{small[True]['median'] * 1e3:.1f} ms ({small[True]['median'] / small_adam['fused']:.2f}x fused; "
-                  f"compiled in {small[True]['first'] - small[True]['median']:.1f} s); torch "
-                  + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items()))
+    small_line = small_tensor_case(args.repeats)
     print(small_line, flush=True)
+    # Other work on the machine slows every measurement: say how much there was.
+    load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+    print(load, flush=True)
     if args.scale == 0.25 and args.optimizers == "all":
-        write_page(header, adam, rows, small_line, copy_bandwidth)
+        write_page(f"{header}; {load}", adam, rows, small_line, copy_bandwidth)
+
+
+def small_tensor_case(repeats: int) -> str:
+    """Adam on 1,000 tensors of 1,000 elements: the cost per tensor rather than per element."""
+    small_shapes = [(1000,)] * 1000
+    small_adam = torch_variants(small_shapes, repeats)
+    small = {fast: measure(REGISTRY["adam"], small_shapes, repeats, fast=fast) for fast in (False, True)}
+    torch_line = "torch " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items())
+    parts = []
+    for fast, reference, label in ((False, "for-loop", "readable"), (True, "fused", "fast")):
+        result = small[fast]
+        if failed(result):
+            parts.append(f"{label} fails ({result['error']})")
+            continue
+        part = f"{label} {result['median'] * 1e3:.1f} ms ({result['median'] / small_adam[reference]:.2f}x {reference}"
+        if fast:
+            part += f"; compiled in {result['first'] - result['median']:.1f} s"
+        parts.append(part + ")")
+    return f"1,000 tensors of 1,000 elements, Adam: {', '.join(parts)}; {torch_line}"
 
 
 COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "fast / fused Adam",
@@ -171,16 +212,26 @@ COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "f
 
 
 def row_cells(row, adam, copy_bandwidth) -> list[str]:
-    readable, fast = row["readable"]["median"], row["fast"]
-    best = fast["median"] if fast else readable
-    cells = [row["name"], f"{readable * 1e3:.0f}", f"{fast['median'] * 1e3:.0f}" if fast else "-",
-             f"{readable / adam['for-loop']:.2f}", f"{fast['median'] / adam['fused']:.2f}" if fast else "-",
-             f"{fast['median'] / adam['foreach']:.2f}" if fast else "-",
-             f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
-             f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
-             f"{row['readable']['state'] / 1e6:.0f}",
-             f"{fast['first'] - fast['median']:.1f}" if fast else "-"]
-    return cells
+    """One row of the table; a path that failed shows its error instead of its times."""
+    readable, fast = row["readable"], row["fast"]
+    if failed(readable):
+        return [row["name"], f"fails: {readable['error']}"] + ["-"] * (len(COLUMNS) - 2)
+    if failed(fast):
+        fast_cells = [f"fails: {fast['error']}", "-", "-"]
+        fast = None
+    elif fast:
+        fast_cells = [f"{fast['median'] * 1e3:.0f}" + (" (in pieces)" if fast["pieces"] else ""),
+                      f"{fast['median'] / adam['fused']:.2f}",
+                      f"{fast['median'] / adam['foreach']:.2f}"]
+    else:
+        fast_cells = ["-", "-", "-"]
+    best = fast["median"] if fast else readable["median"]
+    return [row["name"], f"{readable['median'] * 1e3:.0f}", fast_cells[0],
+            f"{readable['median'] / adam['for-loop']:.2f}", *fast_cells[1:],
+            f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
+            f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
+            f"{readable['state'] / 1e6:.0f}",
+            f"{fast['first'] - fast['median']:.1f}" if fast else "-"]
 
 
 def format_row(row, adam, copy_bandwidth) -> str:
@@ -201,8 +252,8 @@ def write_page(header, adam, rows, small_line, copy_bandwidth) -> None:
 
     figure, axes = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
     names = [row["name"] for row in rows][::-1]
-    readable = [row["readable"]["median"] * 1e3 for row in rows][::-1]
-    fast = [row["fast"]["median"] * 1e3 if row["fast"] else 0 for row in rows][::-1]
+    readable = [row["readable"].get("median", 0) * 1e3 for row in rows][::-1]
+    fast = [row["fast"].get("median", 0) * 1e3 if row["fast"] else 0 for row in rows][::-1]
     positions = range(len(rows))
     axes.barh([y + 0.2 for y in positions], readable, height=0.4, label="readable path")
     axes.barh([y - 0.2 for y in positions], fast, height=0.4, label="fast path (fused=True)")
