@@ -14,8 +14,10 @@ chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots
 """
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import statistics
 import sys
 import time
@@ -114,17 +116,39 @@ def measure(info, shapes, repeats, fast: bool) -> dict[str, object]:
     # next one's limit of recompilations nor make its guards slower to look up.
     torch._dynamo.reset()
     try:
-        params = parameters(shapes)
-        optimizer = info.build(params)
-        if fast:
-            for group in optimizer.param_groups:
-                group["fused"] = True
-        first, median = first_and_median(optimizer.step, repeats)
+        with time_limit(TIME_LIMIT):
+            params = parameters(shapes)
+            optimizer = info.build(params)
+            if fast:
+                for group in optimizer.param_groups:
+                    group["fused"] = True
+            first, median = first_and_median(optimizer.step, repeats)
     except Exception as error:  # noqa: BLE001 (any failure is reported in the row)
         return {"error": error_text(error)}
     # A step that could not be traced as one graph runs compiled in pieces: the row says so.
     pieces = fast and optimizer._fast_path.in_pieces
     return {"first": first, "median": median, "state": state_bytes(optimizer), "pieces": pieces}
+
+
+# Seconds one measurement (its first step, compilation included, and its repeats) may take before it
+# is reported as too slow and the run moves on.
+TIME_LIMIT = 900
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Raise `TimeoutError` in the block after `seconds` (checked between Python statements)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def error_text(error: BaseException) -> str:
