@@ -238,8 +238,9 @@ class RAdam(AMSGrad):
         # $\epsilon$ added to $\sqrt{v_t}$ (not to $\sqrt{\hat v_t}$),
         # $$\theta_t = \theta_{t-1} - \eta\,\hat m_t \cdot \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
         #   \cdot \textcolor{orange}{r_t}$$
+        # (The product is formed in the adaptive rate's buffer: `step_direction` is still needed below.)
         adaptive_rate = (1 - beta2**step) ** 0.5 / exp_avg_sq.sqrt().add_(group["eps"])
-        rectified_step = step_direction.mul(adaptive_rate).mul_(rectification(beta2, step))
+        rectified_step = adaptive_rate.mul_(step_direction).mul_(rectification(beta2, step))
         # Too few samples in $v_t$ to trust it: SGD with bias-corrected momentum, or no step,
         # $$\textcolor{orange}{\theta_t = \theta_{t-1} - \eta\,\hat m_t}$$
         sgd_step = step_direction if group["degenerated_to_sgd"] else 0

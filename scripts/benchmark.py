@@ -3,9 +3,10 @@
 Optimizer steps are memory-bound: fp32 Adam must read p, g, m, v and write p, m, v, 28 bytes per
 parameter at the very least. This script times one `step()` (median of several) of every registered
 optimizer on a GPT-2-like parameter set, on its readable path and on its fast path (`fused=True`: the
-annotated `step_param` compiled, see annotated_opt/core/fastpath.py), as ratios to torch's for-loop,
-foreach and fused Adam, to the optimizer's torch twin where one exists, and as achieved bandwidth
-against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
+annotated `step_param` compiled, see annotated_opt/core/fastpath.py), as ratios to torch's for-loop
+and fused Adam (each timed in turn with the path it is compared with, so that the load of the machine
+weighs on both alike) and foreach Adam, to the optimizer's torch twin where one exists, and as
+achieved bandwidth against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
 overhead. Compile time (the first fast step, less a steady one) is reported apart. The table and a
 chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/).
 
@@ -68,6 +69,21 @@ def first_and_median(step: Callable[[], object], repeats: int) -> tuple[float, f
     return first, statistics.median(times)
 
 
+def alternating_medians(step: Callable[[], object], reference: Callable[[], object],
+                        repeats: int) -> tuple[float, float]:
+    """
+    The median of `repeats` calls of `step` and of `reference`, called in turn: both medians come
+    from the same stretch of time, so that a change in the load of the machine moves both alike.
+    """
+    times: dict[str, list[float]] = {"step": [], "reference": []}
+    for _ in range(repeats):
+        for name, call in (("step", step), ("reference", reference)):
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["step"]), statistics.median(times["reference"])
+
+
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes held in parameter-sized state tensors (each storage counted once)."""
     storages = {}
@@ -83,13 +99,19 @@ def elementwise(info) -> bool:
     return info.factory is None and fastpath.covers(info.cls)
 
 
-def torch_variants(shapes, repeats) -> dict[str, float]:
-    """torch.optim.Adam's three implementations."""
-    timings = {}
-    for variant, kwargs in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}),
-                            ("fused", {"fused": True})):
-        timings[variant] = first_and_median(torch.optim.Adam(parameters(shapes), **kwargs).step, repeats)[1]
-    return timings
+TORCH_ADAM = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
+def torch_variants(shapes, repeats) -> tuple[dict[str, float], dict[str, Callable[[], object]]]:
+    """
+    torch.optim.Adam's three implementations: their times, and their steps (the for-loop and the fused
+    one are timed again beside each optimizer's readable and fast path).
+    """
+    timings, steps = {}, {}
+    for variant, kwargs in TORCH_ADAM.items():
+        steps[variant] = torch.optim.Adam(parameters(shapes), **kwargs).step
+        timings[variant] = first_and_median(steps[variant], repeats)[1]
+    return timings, steps
 
 
 def twin_time(info, shapes, repeats) -> float | None:
@@ -108,10 +130,11 @@ def twin_time(info, shapes, repeats) -> float | None:
     return None
 
 
-def measure(info, shapes, repeats, fast: bool) -> dict[str, object]:
+def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], **options) -> dict[str, object]:
     """
-    The first and the median step time and the state kept; or, when the step fails, the error, so that
-    the row says what went wrong and the run goes on to the next optimizer.
+    The first and the median step time, the median of the `reference` step (torch's Adam) timed in
+    turn with it, and the state kept; or, when the step fails, the error, so that the row says what
+    went wrong and the run goes on to the next optimizer.
     """
     # Each measurement starts with no compiled graphs: one optimizer's graphs neither count against the
     # next one's limit of recompilations nor make its guards slower to look up.
@@ -120,15 +143,20 @@ def measure(info, shapes, repeats, fast: bool) -> dict[str, object]:
         with time_limit(TIME_LIMIT):
             params = parameters(shapes)
             optimizer = info.build(params)
-            if fast:
-                for group in optimizer.param_groups:
+            for group in optimizer.param_groups:
+                group.update(options)
+                if fast:
                     group["fused"] = True
-            first, median = first_and_median(optimizer.step, repeats)
+            start = time.perf_counter()
+            optimizer.step()
+            first = time.perf_counter() - start
+            median, reference_median = alternating_medians(optimizer.step, reference, repeats)
     except Exception as error:  # noqa: BLE001 (any failure is reported in the row)
         return {"error": error_text(error)}
     # A step that could not be traced as one graph runs compiled in pieces: the row says so.
     pieces = fast and optimizer._fast_path.in_pieces
-    return {"first": first, "median": median, "state": state_bytes(optimizer), "pieces": pieces}
+    return {"first": first, "median": median, "reference": reference_median, "state": state_bytes(optimizer),
+            "pieces": pieces}
 
 
 # Seconds one measurement (its first step, compilation included, and its repeats) may take before it
@@ -184,7 +212,7 @@ def main() -> None:
               f"({copy_bandwidth / 1e9:.1f} GB/s read+write)")
     start_load = os.getloadavg()[0]
     print(f"{header}; load average {start_load:.1f}", flush=True)
-    adam = torch_variants(shapes, args.repeats)
+    adam, adam_steps = torch_variants(shapes, args.repeats)
     print("torch Adam: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in adam.items()), flush=True)
 
     keys = list(REGISTRY) if args.optimizers == "all" else args.optimizers.split(",")
@@ -193,8 +221,8 @@ def main() -> None:
         info = REGISTRY[key]
         if info.requires_closure:
             continue  # SAM's two passes need a model to re-evaluate; its step is two of its base's
-        readable = measure(info, shapes, args.repeats, fast=False)
-        fast = measure(info, shapes, args.repeats, fast=True) if elementwise(info) else None
+        readable = measure(info, shapes, args.repeats, False, adam_steps["for-loop"])
+        fast = measure(info, shapes, args.repeats, True, adam_steps["fused"]) if elementwise(info) else None
         twin = twin_time(info, shapes, args.repeats)
         # The least memory traffic of a step: read and write the parameter and each state tensor,
         # read the gradient.
@@ -204,28 +232,34 @@ def main() -> None:
         rows.append(row)
         print(format_row(row, adam, copy_bandwidth), flush=True)
 
+    # What the non-finite check costs: one more read of every gradient, before anything is written.
+    unchecked = measure(REGISTRY["adam"], shapes, args.repeats, True, adam_steps["fused"], nonfinite="ignore")
+    unchecked_line = ("Adam's fast path without the check for non-finite gradients (`nonfinite=\"ignore\"`): "
+                      + (f"fails ({unchecked['error']})" if failed(unchecked) else
+                         f"{unchecked['median'] * 1e3:.0f} ms, {unchecked['median'] / unchecked['reference']:.2f}x "
+                         "fused Adam"))
+    print(unchecked_line, flush=True)
     small_line = small_tensor_case(args.repeats)
     print(small_line, flush=True)
     # Other work on the machine slows every measurement: say how much there was.
     load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
     print(load, flush=True)
     if args.scale == 0.25 and args.optimizers == "all":
-        write_page(f"{header}; {load}", adam, rows, small_line, copy_bandwidth)
+        write_page(f"{header}; {load}", adam, rows, [unchecked_line, small_line], copy_bandwidth)
 
 
 def small_tensor_case(repeats: int) -> str:
     """Adam on 1,000 tensors of 1,000 elements: the cost per tensor rather than per element."""
     small_shapes = [(1000,)] * 1000
-    small_adam = torch_variants(small_shapes, repeats)
-    small = {fast: measure(REGISTRY["adam"], small_shapes, repeats, fast=fast) for fast in (False, True)}
+    small_adam, small_steps = torch_variants(small_shapes, repeats)
     torch_line = "torch " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items())
     parts = []
     for fast, reference, label in ((False, "for-loop", "readable"), (True, "fused", "fast")):
-        result = small[fast]
+        result = measure(REGISTRY["adam"], small_shapes, repeats, fast, small_steps[reference])
         if failed(result):
             parts.append(f"{label} fails ({result['error']})")
             continue
-        part = f"{label} {result['median'] * 1e3:.1f} ms ({result['median'] / small_adam[reference]:.2f}x {reference}"
+        part = f"{label} {result['median'] * 1e3:.1f} ms ({result['median'] / result['reference']:.2f}x {reference}"
         if fast:
             part += f"; compiled in {result['first'] - result['median']:.1f} s"
         parts.append(part + ")")
@@ -245,14 +279,16 @@ def row_cells(row, adam, copy_bandwidth) -> list[str]:
         fast_cells = [f"fails: {fast['error']}", "-", "-"]
         fast = None
     elif fast:
+        # The ratio to fused Adam is to its time measured in turn with this step; the ratio to foreach
+        # Adam goes through it, with foreach's time relative to fused's from the start of the run.
+        to_fused = fast["median"] / fast["reference"]
         fast_cells = [f"{fast['median'] * 1e3:.0f}" + (" (in pieces)" if fast["pieces"] else ""),
-                      f"{fast['median'] / adam['fused']:.2f}",
-                      f"{fast['median'] / adam['foreach']:.2f}"]
+                      f"{to_fused:.2f}", f"{to_fused * adam['fused'] / adam['foreach']:.2f}"]
     else:
         fast_cells = ["-", "-", "-"]
     best = fast["median"] if fast else readable["median"]
     return [row["name"], f"{readable['median'] * 1e3:.0f}", fast_cells[0],
-            f"{readable['median'] / adam['for-loop']:.2f}", *fast_cells[1:],
+            f"{readable['median'] / readable['reference']:.2f}", *fast_cells[1:],
             f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
             f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
             f"{readable['state'] / 1e6:.0f}",
@@ -263,13 +299,15 @@ def format_row(row, adam, copy_bandwidth) -> str:
     return " | ".join(row_cells(row, adam, copy_bandwidth))
 
 
-def write_page(header, adam, rows, small_line, copy_bandwidth) -> None:
+def write_page(header, adam, rows, notes, copy_bandwidth) -> None:
     """The Speed page's table and chart."""
     lines = [f"Measured with `python scripts/benchmark.py`: {header}. torch's Adam: "
              + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in adam.items()) + ".", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row_cells(row, adam, copy_bandwidth)) + " |" for row in rows]
-    lines += ["", small_line + ".", ""]
+    for note in notes:
+        lines += ["", note + "."]
+    lines += [""]
     PAGE_FRAGMENT.parent.mkdir(parents=True, exist_ok=True)
     PAGE_FRAGMENT.write_text("\n".join(lines))
 
