@@ -150,6 +150,10 @@ def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], 
             start = time.perf_counter()
             optimizer.step()
             first = time.perf_counter() - start
+            # The steps of a warm-up (RAdam's SGD steps until its sixth, AdEMAMix's schedules) are not
+            # the steps of a training run: the timed ones come after a few more.
+            for _ in range(SETTLING_STEPS):
+                optimizer.step()
             median, reference_median = alternating_medians(optimizer.step, reference, repeats)
     except Exception as error:  # noqa: BLE001 (any failure is reported in the row)
         return {"error": error_text(error)}
@@ -158,6 +162,9 @@ def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], 
     return {"first": first, "median": median, "reference": reference_median, "state": state_bytes(optimizer),
             "pieces": pieces}
 
+
+# Untimed steps between the first step and the timed ones.
+SETTLING_STEPS = 5
 
 # Seconds one measurement (its first step, compilation included, and its repeats) may take before it
 # is reported as too slow and the run moves on.
@@ -313,21 +320,27 @@ def write_page(header, adam, rows, notes, copy_bandwidth) -> None:
 
     from plots.style import plt, save
 
-    figure, axes = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
-    names = [row["name"] for row in rows][::-1]
-    readable = [row["readable"].get("median", 0) * 1e3 for row in rows][::-1]
-    fast = [row["fast"].get("median", 0) * 1e3 if row["fast"] else 0 for row in rows][::-1]
+    figure, axes = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.8))
+    rows = rows[::-1]
     positions = range(len(rows))
-    axes.barh([y + 0.2 for y in positions], readable, height=0.4, label="readable path")
-    axes.barh([y - 0.2 for y in positions], fast, height=0.4, label="fast path (fused=True)")
+    for offset, path, label in ((0.2, "readable", "readable path"), (-0.2, "fast", "fast path (fused=True)")):
+        times = [row[path]["median"] * 1e3 if row[path] and not failed(row[path]) else float("nan") for row in rows]
+        axes.barh([y + offset for y in positions], times, height=0.4, label=label)
+    for y, row in zip(positions, rows):
+        if failed(row["readable"]) or failed(row["fast"]):
+            axes.annotate("fails (see the table)", (0, y), xycoords=("axes fraction", "data"), xytext=(4, -3),
+                          textcoords="offset points", fontsize=8)
     for variant, style in (("for-loop", ":"), ("foreach", "--"), ("fused", "-")):
         axes.axvline(adam[variant] * 1e3, color="black", linestyle=style, linewidth=1,
                      label=f"torch Adam, {variant}")
-    axes.set_yticks(list(positions), names)
-    axes.set_xlabel("ms per step (median), 31.7 M float32 parameters, one CPU thread")
-    axes.legend(loc="lower right", fontsize=8)
+    # From a few milliseconds to tens of seconds (the matrix optimizers' readable steps): a log scale.
+    axes.set_xscale("log")
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_yticks(list(positions), [row["name"] for row in rows])
+    axes.set_xlabel("ms per step (median; log scale), 31.7 M float32 parameters, one CPU thread")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=3, fontsize=8, frameon=False)
     save(figure, "speed", "step-time", "Step time of every optimizer, readable and fast path, against "
-         "torch's three Adam implementations (vertical lines).")
+         "torch's three Adam implementations (vertical lines), on a log scale.")
 
 
 if __name__ == "__main__":
