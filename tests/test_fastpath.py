@@ -22,6 +22,7 @@ from torch._dynamo.utils import counters
 from annotated_opt.core import fastpath
 from annotated_opt.core.nonfinite import NonFiniteGradientError
 from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.scalars import choose
 
 FLOAT32_TOLERANCE = 2e-5
 
@@ -113,6 +114,39 @@ def test_inductor_kernels_equal_readable(monkeypatch, key):
     info = REGISTRY[key]
     assert run_both(info, info.configs[-1], torch.float64, steps=20) <= 1e-12
     assert run_both(info, info.configs[0], torch.float32, steps=20) <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.slow
+def test_inductor_computes_scalars_once_per_tensor(monkeypatch):
+    """
+    Adam's bias corrections ($\\beta_1^t$, $\\beta_2^t$) are computed in a kernel of their own, once per
+    tensor, and not inside the loop over its elements, where they once took three quarters of the step.
+    """
+    from torch._inductor.utils import run_and_get_code
+
+    monkeypatch.setattr(fastpath, "BACKEND", "inductor")
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
+    params = [torch.randn(100, 30), torch.randn(30)]
+    optimizer = REGISTRY["adam"].build(params)
+    for group in optimizer.param_groups:
+        group["fused"] = True
+    for p in params:
+        p.grad = torch.randn_like(p)
+    _, code = run_and_get_code(optimizer.step)
+    source = "\n".join(code)
+    # Two powers per tensor, in the scalar kernel; in the loops they would be repeated in the vectorised
+    # body and in its tail.
+    assert source.count("std::pow") == 2 * len(params), source
+
+
+def test_choose_is_an_if_on_numbers_and_where_on_tensors():
+    assert choose(True, 1.5, "unused") == 1.5 and choose(False, "unused", 2.5) == 2.5
+    # Two numbers chosen on the device stay in double precision, as on the host.
+    chosen = choose(torch.tensor(True), 0.1, 0.2)
+    assert chosen.dtype == torch.float64 and chosen.item() == 0.1
+    values = torch.arange(3.0)
+    assert torch.equal(choose(torch.tensor(False), values, 0), torch.zeros(3))
+    assert torch.equal(choose(torch.tensor(True), values, 0), values)
 
 
 def test_fast_path_keeps_state_and_hooks():
