@@ -200,11 +200,11 @@ class Adagrad(GenericAdaptiveOptimizer):
         so the current gradient is part of its own normaliser: $|g_t| \le \sqrt{s_t}$, and no step
         is ever longer than $\eta_t$.
         """
-        if state["step"] == 0:
-            # The state was created with the group, possibly in half precision before master weights
-            # were switched on: $s_0$ is written again, in place (shared memory stays shared), in the
-            # precision of the tensor this step updates.
-            state["sum"].fill_(group["initial_accumulator_value"])
+        # The state was created with the group, possibly in half precision before master weights were
+        # switched on: at the first step $s_0$ is written again, in place (shared memory stays shared),
+        # in the precision of the tensor this step updates. The first step is picked by a mask, not by
+        # an `if`: an `if` on a tensor's value would cut the [compiled step](core/fastpath.md) in two.
+        state["sum"].masked_fill_(state["step"] == 0, group["initial_accumulator_value"])
         # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
         # keeps its own, smaller, count.
         step = advance(state)

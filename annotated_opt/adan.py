@@ -97,7 +97,6 @@ official code's name `neg_pre_grad`, so that adding $g_k$ to it in place gives $
 `float32` parameter, twice Adam's. The update costs about two Adam steps of memory traffic.
 """
 
-import math
 from typing import Any
 
 import torch
@@ -175,11 +174,11 @@ class Adan(Adam):
         beta1, beta2, beta3 = group["betas"]
         exp_avg, exp_avg_diff, exp_avg_sq = state["exp_avg"], state["exp_avg_diff"], state["exp_avg_sq"]
         scratch = state["neg_pre_grad"]
-        # At the first step there is no previous gradient: take $g_0 = g_1$, so that $d_1 = 0$.
-        if state["step"].item() == 1:
-            torch.neg(grad, out=scratch)
         # $$d_k = g_k - g_{k-1}$$
-        difference = scratch.add_(grad)
+        # At the first step there is no previous gradient: take $g_0 = g_1$, so that $d_1 = 0$. The first
+        # step is picked by a mask, not by an `if`: an `if` on a tensor's value would cut the
+        # [compiled step](core/fastpath.md) in two.
+        difference = scratch.add_(grad).masked_fill_(state["step"] == 1, 0)
         # $$m_k = \beta_1 m_{k-1} + (1-\beta_1)\, g_k$$
         exp_avg.lerp_(grad, 1 - beta1)
         # $$\delta_k = \beta_2 \delta_{k-1} + (1-\beta_2)\, d_k$$
@@ -204,7 +203,7 @@ class Adan(Adam):
         step = state["step"].item()
         lr = learning_rate(group, param)
         # $$\sqrt{\hat n_k} + \epsilon = \sqrt{n_k}/\sqrt{1-\beta_3^k} + \epsilon$$
-        denominator = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta3**step)).add_(group["eps"])
+        denominator = (state["exp_avg_sq"].sqrt() / (1 - beta3**step) ** 0.5).add_(group["eps"])
         # $$\theta_k = \theta_{k-1} - \eta\,\frac{\hat m_k}{\sqrt{\hat n_k} + \epsilon}
         #   - \eta\beta_2\,\frac{\hat \delta_k}{\sqrt{\hat n_k} + \epsilon}$$
         param.addcdiv_(state["exp_avg"], denominator, value=-lr / (1 - beta1**step))

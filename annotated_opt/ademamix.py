@@ -102,6 +102,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate
+from .core.scalars import choose
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -110,10 +111,14 @@ HALF_LIFE_EPS = 1e-8
 
 
 def alpha_schedule(step: int, alpha: float, warmup: int | None) -> float:
-    r"""$\alpha(t) = \alpha\,\min(1, t/T_\alpha)$; no warm-up when `warmup` is `None`."""
-    if warmup is None or step >= warmup:
+    r"""
+    $\alpha(t) = \alpha\,\min(1, t/T_\alpha)$; no warm-up when `warmup` is `None`. The end of the
+    warm-up is a [choice by the step count](core/scalars.md), which the fast path makes on the device.
+    """
+    if not warmup:
+        # No warm-up (`None`), or one of no steps.
         return alpha
-    return alpha * step / warmup
+    return choose(step >= warmup, alpha, alpha * step / warmup)
 
 
 def beta3_schedule(step: int, beta_start: float, beta_end: float, warmup: int | None) -> float:
@@ -121,7 +126,7 @@ def beta3_schedule(step: int, beta_start: float, beta_end: float, warmup: int | 
     $\beta_3(t)$ with a half-life growing linearly from that of `beta_start` to that of `beta_end`
     over `warmup` steps.
     """
-    if warmup is None or step >= warmup:
+    if not warmup:
         return beta_end
     fraction = step / warmup
 
@@ -130,7 +135,8 @@ def beta3_schedule(step: int, beta_start: float, beta_end: float, warmup: int | 
         return math.log(0.5) / math.log(beta + HALF_LIFE_EPS)
 
     # $$h_t = (1-a)\,h(\beta_1) + a\,h(\beta_3) \qquad \beta_3(t) = \left(\tfrac12\right)^{1/h_t}$$
-    return 0.5 ** (1 / ((1 - fraction) * half_life(beta_start) + fraction * half_life(beta_end)))
+    warming = 0.5 ** (1 / ((1 - fraction) * half_life(beta_start) + fraction * half_life(beta_end)))
+    return choose(step >= warmup, beta_end, warming)
 
 
 class AdEMAMix(Adam):
@@ -194,7 +200,7 @@ class AdEMAMix(Adam):
         step = state["step"].item()
         alpha_now = alpha_schedule(step, group["alpha"], group["alpha_warmup"])
         # $$\sqrt{\hat v_t} + \epsilon = \sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon$$
-        denominator = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
+        denominator = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(group["eps"])
         # $$\hat m^{(1)}_t + \alpha(t)\, m^{(2)}_t$$
         mixed = state["exp_avg_slow"].mul(alpha_now).add_(exp_avg, alpha=1 / (1 - beta1**step))
         # $$\theta_t = \theta_{t-1} - \eta\,\frac{\hat m^{(1)}_t + \alpha(t)\, m^{(2)}_t}{\sqrt{\hat v_t} + \epsilon}$$

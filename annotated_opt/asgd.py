@@ -104,7 +104,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import advance, new_step_count, restore_scalar_precision, scalar
+from .core.scalars import advance, choose, new_step_count, restore_scalar_precision, scalar
 from .core.validation import check_passed_on
 from .core.weight_decay import WeightDecay
 
@@ -194,20 +194,22 @@ class ASGD(GenericAdaptiveOptimizer):
         # $$\theta_t = (1 - \lambda\,\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t$$
         param.mul_(1 - lambd * eta).add_(grad, alpha=-eta)
         # The running mean; while $\mu = 1$ it is a copy, made exactly rather than as
-        # $\bar\theta + 1\cdot(\theta - \bar\theta)$, which rounds.
+        # $\bar\theta + 1\cdot(\theta - \bar\theta)$, which rounds ([choose](core/scalars.md) is the
+        # `if` that also works in the fast path, where $\mu$ is a tensor).
         # $$\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1})$$
         average = state["ax"]
-        if mu != 1:
-            average.add_(param.sub(average).mul_(mu))
-        else:
-            average.copy_(param)
+        average.copy_(choose(mu != 1, average + param.sub(average).mul_(mu), param))
         # The schedule for the next step, from the learning rate in force now. Each value reaches the
         # state through a tensor, as in torch: `as_tensor` rounds a number to the scalar precision, and
         # `copy_` takes the real part of a complex one (see the notes) and refuses a tensor of another shape.
         # $$\eta_t = \frac{\eta}{(1 + \lambda\,\eta\, t)^{\alpha}} \qquad \mu_t = \frac{1}{\max(1,\; t - t_0)}$$
         lr = learning_rate(group, param)
         state["eta"].copy_(torch.as_tensor(lr / (1 + lambd * lr * step) ** group["alpha"]))
-        state["mu"].copy_(torch.as_tensor(1 / max(1, step - group["t0"])))
+        # Python's `max`, as torch takes it; inside a compiled step, where $t$ is a tensor, its `where`.
+        averaged_steps = step - group["t0"]
+        compiled = torch.compiler.is_compiling()
+        later = choose(averaged_steps > 1, averaged_steps, 1) if compiled else max(1, averaged_steps)
+        state["mu"].copy_(torch.as_tensor(1 / later))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""torch's load, then $\eta_t$ and $\mu_t$ back to the scalar precision (see the notes above)."""

@@ -171,7 +171,8 @@ class LAMB(Adam):
         if group["bias_correction"]:
             # $$r_t = \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}$$
             bias_correction1 = 1 - beta1**step
-            bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+            # (`** 0.5`, as Adam takes the root: `math.sqrt` would read the fast path's tensor step back.)
+            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
             direction = (exp_avg / bias_correction1).div_(exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps))
         else:
             # $$r_t = \frac{m_t}{\sqrt{v_t} + \epsilon}$$

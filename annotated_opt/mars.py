@@ -187,6 +187,8 @@ class MARS(AdamW):
     @staticmethod
     def fallback_settings(group: dict[str, Any]) -> dict[str, Any]:
         r"""The group as AdamW sees it for a parameter that is not a matrix: the `_1d` settings."""
-        # `float` reads a tensor learning rate as a number, as `learning_rate` does.
-        return {**group, "lr": float(group["lr"]) * group["lr_1d_factor"], "betas": group["betas_1d"],
+        # A tensor learning rate is read as a number, as `learning_rate` reads it (`.item()`, which the
+        # [fast path](core/fastpath.md) keeps a tensor).
+        lr = group["lr"].item() if isinstance(group["lr"], torch.Tensor) else group["lr"]
+        return {**group, "lr": lr * group["lr_1d_factor"], "betas": group["betas_1d"],
                 "weight_decay": group["weight_decay_1d"]}

@@ -110,6 +110,7 @@ import torch
 from .amsgrad import AMSGrad
 from .core.base import ParamsT
 from .core.options import learning_rate
+from .core.scalars import choose
 from .core.weight_decay import WeightDecay
 
 THRESHOLDS: dict[str, tuple[float, bool]] = {
@@ -147,10 +148,9 @@ def rectification(beta2: float, step: int) -> float:
     """
     rho_inf = rho_infinity(beta2)
     rho_t = sma_length(beta2, step)
-    if rho_t <= 4:
-        return math.nan
     # The root as torch takes it, `** 0.5`, which may round differently from `math.sqrt`.
-    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    r_t = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    return choose(rho_t > 4, r_t, math.nan)
 
 
 def check_threshold(threshold: str | float) -> None:
@@ -234,14 +234,16 @@ class RAdam(AMSGrad):
         # $$\hat m_t = \frac{m_t}{1 - \beta_1^t}$$
         step_direction = (exp_avg / (1 - beta1**step)).mul_(lr)
 
-        if passes_threshold(rho_t, group["rectify_threshold"]):
-            # The variance of the adaptive rate is finite: take Adam's step, scaled by $r_t$, with
-            # $\epsilon$ added to $\sqrt{v_t}$ (not to $\sqrt{\hat v_t}$),
-            # $$\theta_t = \theta_{t-1} - \eta\,\hat m_t \cdot \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
-            #   \cdot \textcolor{orange}{r_t}$$
-            adaptive_rate = (1 - beta2**step) ** 0.5 / exp_avg_sq.sqrt().add_(group["eps"])
-            param.sub_(step_direction.mul_(adaptive_rate).mul_(rectification(beta2, step)))
-        elif group["degenerated_to_sgd"]:
-            # Too few samples in $v_t$ to trust it: SGD with bias-corrected momentum,
-            # $$\textcolor{orange}{\theta_t = \theta_{t-1} - \eta\,\hat m_t}$$
-            param.sub_(step_direction)
+        # Where the variance of the adaptive rate is finite: Adam's step, scaled by $r_t$, with
+        # $\epsilon$ added to $\sqrt{v_t}$ (not to $\sqrt{\hat v_t}$),
+        # $$\theta_t = \theta_{t-1} - \eta\,\hat m_t \cdot \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
+        #   \cdot \textcolor{orange}{r_t}$$
+        # (The product is formed in the adaptive rate's buffer: `step_direction` is still needed below.)
+        adaptive_rate = (1 - beta2**step) ** 0.5 / exp_avg_sq.sqrt().add_(group["eps"])
+        rectified_step = adaptive_rate.mul_(step_direction).mul_(rectification(beta2, step))
+        # Too few samples in $v_t$ to trust it: SGD with bias-corrected momentum, or no step,
+        # $$\textcolor{orange}{\theta_t = \theta_{t-1} - \eta\,\hat m_t}$$
+        sgd_step = step_direction if group["degenerated_to_sgd"] else 0
+        # The threshold chooses ([choose](core/scalars.md): an `if` on the host, the same choice on the
+        # device in the fast path, where $\rho_t$ is a tensor).
+        param.sub_(choose(passes_threshold(rho_t, group["rectify_threshold"]), rectified_step, sgd_step))

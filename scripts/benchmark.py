@@ -3,9 +3,10 @@
 Optimizer steps are memory-bound: fp32 Adam must read p, g, m, v and write p, m, v, 28 bytes per
 parameter at the very least. This script times one `step()` (median of several) of every registered
 optimizer on a GPT-2-like parameter set, on its readable path and on its fast path (`fused=True`: the
-annotated `step_param` compiled, see annotated_opt/core/fastpath.py), as ratios to torch's for-loop,
-foreach and fused Adam, to the optimizer's torch twin where one exists, and as achieved bandwidth
-against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
+annotated `step_param` compiled, see annotated_opt/core/fastpath.py), as ratios to torch's for-loop
+and fused Adam (each timed in turn with the path it is compared with, so that the load of the machine
+weighs on both alike) and foreach Adam, to the optimizer's torch twin where one exists, and as
+achieved bandwidth against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
 overhead. Compile time (the first fast step, less a steady one) is reported apart. The table and a
 chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/).
 
@@ -14,7 +15,10 @@ chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots
 """
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import statistics
 import sys
 import time
@@ -65,6 +69,21 @@ def first_and_median(step: Callable[[], object], repeats: int) -> tuple[float, f
     return first, statistics.median(times)
 
 
+def alternating_medians(step: Callable[[], object], reference: Callable[[], object],
+                        repeats: int) -> tuple[float, float]:
+    """
+    The median of `repeats` calls of `step` and of `reference`, called in turn: both medians come
+    from the same stretch of time, so that a change in the load of the machine moves both alike.
+    """
+    times: dict[str, list[float]] = {"step": [], "reference": []}
+    for _ in range(repeats):
+        for name, call in (("step", step), ("reference", reference)):
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["step"]), statistics.median(times["reference"])
+
+
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes held in parameter-sized state tensors (each storage counted once)."""
     storages = {}
@@ -80,13 +99,19 @@ def elementwise(info) -> bool:
     return info.factory is None and fastpath.covers(info.cls)
 
 
-def torch_variants(shapes, repeats) -> dict[str, float]:
-    """torch.optim.Adam's three implementations."""
-    timings = {}
-    for variant, kwargs in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}),
-                            ("fused", {"fused": True})):
-        timings[variant] = first_and_median(torch.optim.Adam(parameters(shapes), **kwargs).step, repeats)[1]
-    return timings
+TORCH_ADAM = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
+def torch_variants(shapes, repeats) -> tuple[dict[str, float], dict[str, Callable[[], object]]]:
+    """
+    torch.optim.Adam's three implementations: their times, and their steps (the for-loop and the fused
+    one are timed again beside each optimizer's readable and fast path).
+    """
+    timings, steps = {}, {}
+    for variant, kwargs in TORCH_ADAM.items():
+        steps[variant] = torch.optim.Adam(parameters(shapes), **kwargs).step
+        timings[variant] = first_and_median(steps[variant], repeats)[1]
+    return timings, steps
 
 
 def twin_time(info, shapes, repeats) -> float | None:
@@ -97,21 +122,80 @@ def twin_time(info, shapes, repeats) -> float | None:
     cls = getattr(importlib.import_module(module), name)
     for kwargs in ({"fused": True}, {"foreach": True}):
         try:
-            optimizer = cls(parameters(shapes), **info.reference.kwargs, **kwargs)
-            return first_and_median(optimizer.step, repeats)[1]
-        except (RuntimeError, TypeError, ValueError):
+            with time_limit(TIME_LIMIT):
+                optimizer = cls(parameters(shapes), **info.reference.kwargs, **kwargs)
+                return first_and_median(optimizer.step, repeats)[1]
+        except Exception:  # noqa: BLE001 (not this implementation: try the next, else no twin time)
             continue
     return None
 
 
-def measure(info, shapes, repeats, fast: bool) -> dict[str, float]:
-    params = parameters(shapes)
-    optimizer = info.build(params)
-    if fast:
-        for group in optimizer.param_groups:
-            group["fused"] = True
-    first, median = first_and_median(optimizer.step, repeats)
-    return {"first": first, "median": median, "state": state_bytes(optimizer)}
+def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], **options) -> dict[str, object]:
+    """
+    The first and the median step time, the median of the `reference` step (torch's Adam) timed in
+    turn with it, and the state kept; or, when the step fails, the error, so that the row says what
+    went wrong and the run goes on to the next optimizer.
+    """
+    # Each measurement starts with no compiled graphs: one optimizer's graphs neither count against the
+    # next one's limit of recompilations nor make its guards slower to look up.
+    torch._dynamo.reset()
+    try:
+        with time_limit(TIME_LIMIT):
+            params = parameters(shapes)
+            optimizer = info.build(params)
+            for group in optimizer.param_groups:
+                group.update(options)
+                if fast:
+                    group["fused"] = True
+            start = time.perf_counter()
+            optimizer.step()
+            first = time.perf_counter() - start
+            # The steps of a warm-up (RAdam's SGD steps until its sixth, AdEMAMix's schedules) are not
+            # the steps of a training run: the timed ones come after a few more.
+            for _ in range(SETTLING_STEPS):
+                optimizer.step()
+            median, reference_median = alternating_medians(optimizer.step, reference, repeats)
+    except Exception as error:  # noqa: BLE001 (any failure is reported in the row)
+        return {"error": error_text(error)}
+    # A step that could not be traced as one graph runs compiled in pieces: the row says so.
+    pieces = fast and optimizer._fast_path.in_pieces
+    return {"first": first, "median": median, "reference": reference_median, "state": state_bytes(optimizer),
+            "pieces": pieces}
+
+
+# Untimed steps between the first step and the timed ones.
+SETTLING_STEPS = 5
+
+# Seconds one measurement (its first step, compilation included, and its repeats) may take before it
+# is reported as too slow and the run moves on.
+TIME_LIMIT = 900
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Raise `TimeoutError` in the block after `seconds` (checked between Python statements)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def error_text(error: BaseException) -> str:
+    """The error's type and the first line of its message, short enough for a table cell."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".replace("|", "/")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def failed(result: dict[str, object] | None) -> bool:
+    return result is not None and "error" in result
 
 
 def main() -> None:
@@ -133,8 +217,9 @@ def main() -> None:
     header = (f"{count / 1e6:.1f} M float32 parameters in {len(shapes)} tensors, {torch.get_num_threads()} "
               f"thread, torch {torch.__version__}; copy of all parameters {copy_time * 1e3:.1f} ms "
               f"({copy_bandwidth / 1e9:.1f} GB/s read+write)")
-    print(header, flush=True)
-    adam = torch_variants(shapes, args.repeats)
+    start_load = os.getloadavg()[0]
+    print(f"{header}; load average {start_load:.1f}", flush=True)
+    adam, adam_steps = torch_variants(shapes, args.repeats)
     print("torch Adam: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in adam.items()), flush=True)
 
     keys = list(REGISTRY) if args.optimizers == "all" else args.optimizers.split(",")
@@ -143,27 +228,49 @@ def main() -> None:
         info = REGISTRY[key]
         if info.requires_closure:
             continue  # SAM's two passes need a model to re-evaluate; its step is two of its base's
-        readable = measure(info, shapes, args.repeats, fast=False)
-        fast = measure(info, shapes, args.repeats, fast=True) if elementwise(info) else None
+        readable = measure(info, shapes, args.repeats, False, adam_steps["for-loop"])
+        fast = measure(info, shapes, args.repeats, True, adam_steps["fused"]) if elementwise(info) else None
         twin = twin_time(info, shapes, args.repeats)
         # The least memory traffic of a step: read and write the parameter and each state tensor,
         # read the gradient.
-        traffic = count * 12 + 2 * readable["state"]
+        state = readable.get("state", fast.get("state", 0) if fast else 0)
+        traffic = count * 12 + 2 * state
         row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic}
         rows.append(row)
         print(format_row(row, adam, copy_bandwidth), flush=True)
 
-    small_shapes = [(1000,)] * 1000
-    small_adam = torch_variants(small_shapes, args.repeats)
-    small = {fast: measure(REGISTRY["adam"], small_shapes, args.repeats, fast=fast) for fast in (False, True)}
-    small_line = (f"1,000 tensors of 1,000 elements, Adam: readable {small[False]['median'] * 1e3:.1f} ms "
-                  f"({small[False]['median'] / small_adam['for-loop']:.2f}x for-loop), fast "
-                  f"{small[True]['median'] * 1e3:.1f} ms ({small[True]['median'] / small_adam['fused']:.2f}x fused; "
-                  f"compiled in {small[True]['first'] - small[True]['median']:.1f} s); torch "
-                  + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items()))
+    # What the non-finite check costs: one more read of every gradient, before anything is written.
+    unchecked = measure(REGISTRY["adam"], shapes, args.repeats, True, adam_steps["fused"], nonfinite="ignore")
+    unchecked_line = ("Adam's fast path without the check for non-finite gradients (`nonfinite=\"ignore\"`): "
+                      + (f"fails ({unchecked['error']})" if failed(unchecked) else
+                         f"{unchecked['median'] * 1e3:.0f} ms, {unchecked['median'] / unchecked['reference']:.2f}x "
+                         "fused Adam"))
+    print(unchecked_line, flush=True)
+    small_line = small_tensor_case(args.repeats)
     print(small_line, flush=True)
+    # Other work on the machine slows every measurement: say how much there was.
+    load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+    print(load, flush=True)
     if args.scale == 0.25 and args.optimizers == "all":
-        write_page(header, adam, rows, small_line, copy_bandwidth)
+        write_page(f"{header}; {load}", adam, rows, [unchecked_line, small_line], copy_bandwidth)
+
+
+def small_tensor_case(repeats: int) -> str:
+    """Adam on 1,000 tensors of 1,000 elements: the cost per tensor rather than per element."""
+    small_shapes = [(1000,)] * 1000
+    small_adam, small_steps = torch_variants(small_shapes, repeats)
+    torch_line = "torch " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items())
+    parts = []
+    for fast, reference, label in ((False, "for-loop", "readable"), (True, "fused", "fast")):
+        result = measure(REGISTRY["adam"], small_shapes, repeats, fast, small_steps[reference])
+        if failed(result):
+            parts.append(f"{label} fails ({result['error']})")
+            continue
+        part = f"{label} {result['median'] * 1e3:.1f} ms ({result['median'] / result['reference']:.2f}x {reference}"
+        if fast:
+            part += f"; compiled in {result['first'] - result['median']:.1f} s"
+        parts.append(part + ")")
+    return f"1,000 tensors of 1,000 elements, Adam: {', '.join(parts)}; {torch_line}"
 
 
 COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "fast / fused Adam",
@@ -171,49 +278,69 @@ COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "f
 
 
 def row_cells(row, adam, copy_bandwidth) -> list[str]:
-    readable, fast = row["readable"]["median"], row["fast"]
-    best = fast["median"] if fast else readable
-    cells = [row["name"], f"{readable * 1e3:.0f}", f"{fast['median'] * 1e3:.0f}" if fast else "-",
-             f"{readable / adam['for-loop']:.2f}", f"{fast['median'] / adam['fused']:.2f}" if fast else "-",
-             f"{fast['median'] / adam['foreach']:.2f}" if fast else "-",
-             f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
-             f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
-             f"{row['readable']['state'] / 1e6:.0f}",
-             f"{fast['first'] - fast['median']:.1f}" if fast else "-"]
-    return cells
+    """One row of the table; a path that failed shows its error instead of its times."""
+    readable, fast = row["readable"], row["fast"]
+    if failed(readable):
+        return [row["name"], f"fails: {readable['error']}"] + ["-"] * (len(COLUMNS) - 2)
+    if failed(fast):
+        fast_cells = [f"fails: {fast['error']}", "-", "-"]
+        fast = None
+    elif fast:
+        # The ratio to fused Adam is to its time measured in turn with this step; the ratio to foreach
+        # Adam goes through it, with foreach's time relative to fused's from the start of the run.
+        to_fused = fast["median"] / fast["reference"]
+        fast_cells = [f"{fast['median'] * 1e3:.0f}" + (" (in pieces)" if fast["pieces"] else ""),
+                      f"{to_fused:.2f}", f"{to_fused * adam['fused'] / adam['foreach']:.2f}"]
+    else:
+        fast_cells = ["-", "-", "-"]
+    best = fast["median"] if fast else readable["median"]
+    return [row["name"], f"{readable['median'] * 1e3:.0f}", fast_cells[0],
+            f"{readable['median'] / readable['reference']:.2f}", *fast_cells[1:],
+            f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
+            f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
+            f"{readable['state'] / 1e6:.0f}",
+            f"{fast['first'] - fast['median']:.1f}" if fast else "-"]
 
 
 def format_row(row, adam, copy_bandwidth) -> str:
     return " | ".join(row_cells(row, adam, copy_bandwidth))
 
 
-def write_page(header, adam, rows, small_line, copy_bandwidth) -> None:
+def write_page(header, adam, rows, notes, copy_bandwidth) -> None:
     """The Speed page's table and chart."""
     lines = [f"Measured with `python scripts/benchmark.py`: {header}. torch's Adam: "
              + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in adam.items()) + ".", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row_cells(row, adam, copy_bandwidth)) + " |" for row in rows]
-    lines += ["", small_line + ".", ""]
+    for note in notes:
+        lines += ["", note + "."]
+    lines += [""]
     PAGE_FRAGMENT.parent.mkdir(parents=True, exist_ok=True)
     PAGE_FRAGMENT.write_text("\n".join(lines))
 
     from plots.style import plt, save
 
-    figure, axes = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
-    names = [row["name"] for row in rows][::-1]
-    readable = [row["readable"]["median"] * 1e3 for row in rows][::-1]
-    fast = [row["fast"]["median"] * 1e3 if row["fast"] else 0 for row in rows][::-1]
+    figure, axes = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.8))
+    rows = rows[::-1]
     positions = range(len(rows))
-    axes.barh([y + 0.2 for y in positions], readable, height=0.4, label="readable path")
-    axes.barh([y - 0.2 for y in positions], fast, height=0.4, label="fast path (fused=True)")
+    for offset, path, label in ((0.2, "readable", "readable path"), (-0.2, "fast", "fast path (fused=True)")):
+        times = [row[path]["median"] * 1e3 if row[path] and not failed(row[path]) else float("nan") for row in rows]
+        axes.barh([y + offset for y in positions], times, height=0.4, label=label)
+    for y, row in zip(positions, rows):
+        if failed(row["readable"]) or failed(row["fast"]):
+            axes.annotate("fails (see the table)", (0, y), xycoords=("axes fraction", "data"), xytext=(4, -3),
+                          textcoords="offset points", fontsize=8)
     for variant, style in (("for-loop", ":"), ("foreach", "--"), ("fused", "-")):
         axes.axvline(adam[variant] * 1e3, color="black", linestyle=style, linewidth=1,
                      label=f"torch Adam, {variant}")
-    axes.set_yticks(list(positions), names)
-    axes.set_xlabel("ms per step (median), 31.7 M float32 parameters, one CPU thread")
-    axes.legend(loc="lower right", fontsize=8)
+    # From a few milliseconds to tens of seconds (the matrix optimizers' readable steps): a log scale.
+    axes.set_xscale("log")
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_yticks(list(positions), [row["name"] for row in rows])
+    axes.set_xlabel("ms per step (median; log scale), 31.7 M float32 parameters, one CPU thread")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=3, fontsize=8, frameon=False)
     save(figure, "speed", "step-time", "Step time of every optimizer, readable and fast path, against "
-         "torch's three Adam implementations (vertical lines).")
+         "torch's three Adam implementations (vertical lines), on a log scale.")
 
 
 if __name__ == "__main__":

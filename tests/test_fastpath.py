@@ -22,19 +22,21 @@ from torch._dynamo.utils import counters
 from annotated_opt.core import fastpath
 from annotated_opt.core.nonfinite import NonFiniteGradientError
 from annotated_opt.core.registry import REGISTRY
+from annotated_opt.core.scalars import choose
 
 FLOAT32_TOLERANCE = 2e-5
 
 # Every optimizer that updates each parameter on its own through the base class's step: the ones the
 # fast path covers. Layer-wise optimizers and wrappers override `step`.
 ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fastpath.covers(info.cls)]
-# RAdam and AdaBelief (rectified), and ASGD (which starts averaging at step t0), choose their formula
-# by the value of the step count; one graph cannot
-# hold that choice, so their compiled steps are built in pieces (correct, tested above, but not `fullgraph`).
-FORMULA_BY_STEP = {"radam", "adabelief", "asgd"}
+# Steps that choose their formula by the value of the step count are written with `choose` (RAdam,
+# AdaBelief, ASGD, AdEMAMix's warm-ups) or a mask (Adagrad's and Adan's first step), so one graph holds
+# every step. ADOPT's first step is of another kind (it only initialises $v$, and skips the decoupled
+# decay): written as an `if`, its compiled step is built in pieces (correct, tested above, not `fullgraph`).
+FORMULA_BY_STEP = {"adopt"}
 # Steps that do not yet trace to one graph (a Python branch or number that changes between steps, or a
-# graph break): their compiled step is correct but recompiles. Listed in the Speed page's notes.
-NOT_ONE_GRAPH = {"adagrad", "adan", "ademamix", "mars", "adopt"}
+# graph break): their compiled step is correct but recompiles. None at present.
+NOT_ONE_GRAPH: set[str] = set()
 
 
 # Tracing every optimizer through inductor's code generation would take minutes each on a CPU: the
@@ -114,6 +116,39 @@ def test_inductor_kernels_equal_readable(monkeypatch, key):
     assert run_both(info, info.configs[0], torch.float32, steps=20) <= FLOAT32_TOLERANCE
 
 
+@pytest.mark.slow
+def test_inductor_computes_scalars_once_per_tensor(monkeypatch):
+    """
+    Adam's bias corrections ($\\beta_1^t$, $\\beta_2^t$) are computed in a kernel of their own, once per
+    tensor, and not inside the loop over its elements, where they once took three quarters of the step.
+    """
+    from torch._inductor.utils import run_and_get_code
+
+    monkeypatch.setattr(fastpath, "BACKEND", "inductor")
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
+    params = [torch.randn(100, 30), torch.randn(30)]
+    optimizer = REGISTRY["adam"].build(params)
+    for group in optimizer.param_groups:
+        group["fused"] = True
+    for p in params:
+        p.grad = torch.randn_like(p)
+    _, code = run_and_get_code(optimizer.step)
+    source = "\n".join(code)
+    # Two powers per tensor, in the scalar kernel; in the loops they would be repeated in the vectorised
+    # body and in its tail.
+    assert source.count("std::pow") == 2 * len(params), source
+
+
+def test_choose_is_an_if_on_numbers_and_where_on_tensors():
+    assert choose(True, 1.5, "unused") == 1.5 and choose(False, "unused", 2.5) == 2.5
+    # Two numbers chosen on the device stay in double precision, as on the host.
+    chosen = choose(torch.tensor(True), 0.1, 0.2)
+    assert chosen.dtype == torch.float64 and chosen.item() == 0.1
+    values = torch.arange(3.0)
+    assert torch.equal(choose(torch.tensor(False), values, 0), torch.zeros(3))
+    assert torch.equal(choose(torch.tensor(True), values, 0), values)
+
+
 def test_fast_path_keeps_state_and_hooks():
     """Same keys and tensors as the readable path's state, and the step hooks of torch.optim fire."""
     info = REGISTRY["adam"]
@@ -162,7 +197,30 @@ def test_compiled_step_is_one_graph_across_a_schedule(info):
     `torch.compile(opt.step, fullgraph=True)` with a tensor learning rate changed at every step: one
     graph, compiled once, and the same steps as the readable path.
     """
-    config = {**info.configs[0], "lr": torch.tensor(info.configs[0].get("lr", 0.01))}
+    check_one_graph(info, info.configs[0])
+
+
+# Configurations whose formula changes within the twelve steps of the check: RAdam's first adaptive
+# step is the sixth, ASGD starts averaging after t0, AdEMAMix's warm-ups end, Adagrad's and Adan's
+# first step differs from the rest.
+FORMULA_CHANGES = {
+    "radam": {"lr": 0.01},
+    "adabelief": {"lr": 0.01, "degenerated_to_sgd": False},
+    "asgd": {"t0": 3},
+    "ademamix": {"lr": 0.01, "alpha_warmup": 4, "beta3_warmup": 6},
+    "adagrad": {"lr": 0.05, "initial_accumulator_value": 0.1},
+    "adan": {"lr": 0.01},
+}
+
+
+@pytest.mark.parametrize("key", sorted(FORMULA_CHANGES))
+def test_compiled_step_is_one_graph_across_a_change_of_formula(key):
+    """The step count chooses the formula on the device: still one graph, and the readable path's steps."""
+    check_one_graph(REGISTRY[key], FORMULA_CHANGES[key])
+
+
+def check_one_graph(info, config):
+    config = {**config, "lr": torch.tensor(config.get("lr", 0.01))}
     readable_params, readable = two_groups(info, config, torch.float32, fused=False)
     compiled_params, compiled = two_groups(info, {**config, "lr": config["lr"].clone()}, torch.float32, fused=False)
     step = torch.compile(compiled.step, fullgraph=True, backend=TRACING_BACKEND)

@@ -358,8 +358,10 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         `step_param` is another one (a view, a master), a fresh alias of it carries them, so they are
         never stored on a tensor that is saved in a checkpoint.
         """
+        if target is param:
+            return target
         options = getattr(param, OPTION_ATTRIBUTE, None)
-        if target is param or options is None:
+        if options is None:
             return target
         alias = target.view_as(target)
         setattr(alias, OPTION_ATTRIBUTE, options)

@@ -33,7 +33,7 @@ constant in the generated code, and a scheduler that sets `0.00099` would force 
 every step. The numbers that change must reach the graph as tensors. Two things make that work without
 touching the optimizers:
 
-* the fast path hands `step_param` the group with its learning rate as a 0-d `float64` tensor (one
+* the fast path hands `step_param` the group with its learning rate as a `float64` tensor (one
   per group, refilled from the group's value at every step), so a schedule changes a value, not a
   graph;
 * `learning_rate` reads a tensor learning rate with `.item()`, and `step_param` passes its step sizes
@@ -43,6 +43,18 @@ touching the optimizers:
   compiler fuses into the same loop.
 
 Step counts are the other changing number: as tensors they are graph inputs like the learning rate.
+
+## Scalars computed once, not once per element
+
+A number computed from such tensors is itself a 0-d tensor: Adam's step size
+$-\eta / (1 - \beta_1^t)$ is a power, a subtraction and a division of 0-d tensors. The compiler fuses
+every operation that feeds an element-wise loop into that loop, and a 0-d operand is no exception: left
+alone, it evaluates both powers, a square root and the divisions in `float64` once for every vector of
+elements, 4 times the time of torch's fused Adam at 31.7 M parameters, for a pass that moves the bytes
+it must. So where a 0-d tensor meets a parameter-sized one in an operation, `SymbolicScalars` hands it
+over as a buffer of its own (`as_strided((), ())`, a view that the compiler can only read from
+memory): the scalar formulas are computed once per tensor, in a small kernel of their own, and the loop
+over the elements reads one number.
 
 ## Bad gradients without a synchronisation
 
@@ -63,8 +75,10 @@ in the optimizer's `found_inf` for the caller to read when it chooses to synchro
 
 Optimizers that override `step` to see a whole layer at once ([LARS](lars.md), [LAMB](lamb.md),
 [Nero](nero.md)) keep their own per-tensor norms and their readable step; a flat buffer would mix the
-norms of different tensors. A `step_param` that branches on the value of a tensor cannot be traced into
-one graph and fails to compile with a message naming the line.
+norms of different tensors. A `step_param` that branches on the value of a tensor (with `if`, rather
+than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast path is compiled in
+pieces, cut at each such branch ([ADOPT](../adopt.md)'s first step, which only initialises $v$), and
+`torch.compile(opt.step, fullgraph=True)` refuses it with a message naming the line.
 """
 
 import functools
@@ -97,8 +111,18 @@ def selected(group: dict[str, Any]) -> bool:
     return bool(group.get("fused") or group.get("foreach"))
 
 
+def _computed_once(value: Any) -> Any:
+    r"""
+    A 0-d tensor about to meet a larger one, as a buffer of its own under the compiler (see "Scalars
+    computed once" above); anything else, and everything outside a traced region, as it is.
+    """
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and torch.compiler.is_compiling():
+        return value.as_strided((), ())
+    return value
+
+
 def _scaled(tensor: torch.Tensor, scale: Any) -> torch.Tensor:
-    return tensor * scale
+    return tensor * _computed_once(scale)
 
 
 # For each fused operation that takes a Python number as a keyword, the same arithmetic with a tensor
@@ -122,6 +146,9 @@ _IN_PLACE_ARITHMETIC = {torch.Tensor.mul_: True, torch.Tensor.div_: True, torch.
                         torch.Tensor.sub_: True, torch.Tensor.lerp_: True}
 
 
+_WEIGHTED = {torch.Tensor.lerp_, torch.Tensor.lerp, torch.lerp}
+
+
 def _updates_a_number_in_place(func: Any, args: Sequence[Any]) -> bool:
     return _IN_PLACE_ARITHMETIC.get(func, False) and _is_number(args[0])
 
@@ -140,17 +167,31 @@ class SymbolicScalars(TorchFunctionMode):
         if func is torch.Tensor.item:
             # A Python number is a double (or an integer): the tensor that stands for it is too, so
             # the scalar arithmetic rounds as it would on the host.
-            number = args[0]
+            # (A learning rate held as a tensor of shape `(1,)` reads as the 0-d tensor it stands for.)
+            number = args[0].reshape(())
             return number.to(torch.float64 if number.is_floating_point() else torch.int64)
         if _updates_a_number_in_place(func, args):
             # `t.mul_(x)` for a 0-d `float32` state tensor `t` rounds the Python number $x$ to `float32`
             # first; a `float64` tensor standing for $x$ must be rounded the same way.
             args = [args[0], *(a.to(args[0].dtype) if _is_number(a) else a for a in args[1:])]
+        elif _meets_a_larger_tensor(args, kwargs):
+            if func in _WEIGHTED and len(args) > 2 and _is_number(args[2]):
+                # `m.lerp_(g, w)` takes a Python number $w$ in the precision of `m`, and a tensor $w$ only
+                # in that precision: the tensor standing for $w$ is rounded as the number would be.
+                args = [*args[:2], args[2].to(args[0].dtype), *args[3:]]
+            args = [_computed_once(a) for a in args]
+            kwargs = {key: _computed_once(value) for key, value in kwargs.items()}
         form = _TENSOR_SCALE_FORMS.get(func)
         if form is not None and isinstance(kwargs.get(form[0]), torch.Tensor):
             keyword, rewrite = form
             return rewrite(*args, kwargs[keyword])
         return func(*args, **kwargs)
+
+
+def _meets_a_larger_tensor(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    r"""Whether an operation mixes 0-d tensors with tensors of one dimension or more."""
+    dims = [value.dim() == 0 for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor)]
+    return any(dims) and not all(dims)
 
 
 def _guarded_step_param(
@@ -211,30 +252,62 @@ def compiled_update_group(backend: str, fullgraph: bool) -> Any:
     r"""
     One compiled function for every optimizer: dynamo keeps a graph per structure (optimizer class,
     options, shapes) and guards which one applies. `fullgraph=False` is the fallback that compiles in
-    pieces, for a step that chooses its formula by the value of its step count.
+    pieces, for a step that cannot be traced as one graph.
+
+    The guards already check every input's size and stride before a graph runs, so the generated code
+    is told not to check them again (`size_asserts`): on a model of a thousand small tensors the second
+    check cost as much as the arithmetic.
     """
-    return torch.compile(update_group, fullgraph=fullgraph, backend=backend)
+    options = {"size_asserts": False} if backend == "inductor" else None
+    return torch.compile(update_group, fullgraph=fullgraph, backend=backend, options=options)
+
+
+# At most this many parameters go into one compiled call. The compiler unrolls the loop over a group's
+# parameters, so its time grows with their number (about a second per parameter on a busy CPU); a
+# model of a thousand tensors would wait half an hour for one graph. Parameters of one shape and dtype
+# are put next to each other, so that the chunks of a model with many tensors of a few shapes are
+# mostly alike and share a graph: a thousand tensors of one shape need two graphs (the full chunk and
+# the remainder). Each call costs a few microseconds on top of its kernels.
+CHUNK = 32
+
+
+def chunks(items: list[Any]) -> list[list[Any]]:
+    r"""
+    `items` (parameter, gradient, state) in chunks of at most `CHUNK`, alike ones together. The update
+    of one parameter does not depend on another's, so the order is free; the sort is stable, so a
+    parameter listed twice is still updated twice in its order.
+    """
+    ordered = sorted(items, key=lambda item: (str(item[0].dtype), tuple(item[0].shape)))
+    return [ordered[start:start + CHUNK] for start in range(0, len(ordered), CHUNK)]
 
 
 class FastPath:
     r"""
     ### The fast path of one optimizer
 
-    Holds the 0-d learning-rate tensor of each group (by position), and calls the compiled group
-    update. Nothing here is saved: it is rebuilt after a copy or a load.
+    Holds the learning-rate tensor of each group (by position), and calls the compiled group update on
+    chunks of the group. Nothing here is saved: it is rebuilt after a copy or a load.
     """
 
     def __init__(self) -> None:
         self.learning_rates: dict[int, torch.Tensor] = {}
+        # Set when this optimizer's step could not be traced as one graph: later steps go straight to
+        # the compiled function that accepts pieces, instead of tracing and failing again.
+        self.in_pieces = False
 
     def group_inputs(self, index: int, group: dict[str, Any], device: torch.device) -> dict[str, Any]:
-        r"""The group as the graph sees it: every option as it is, a float learning rate as a 0-d tensor."""
+        r"""
+        The group as the graph sees it: every option as it is, a float learning rate as a tensor of one
+        element. Its shape is `(1,)`, not `()`: dynamo treats a 0-d `float64` input as a number that
+        may be read on the host, makes a symbol for it, and when nothing reads it traces the whole step
+        a second time without it. `SymbolicScalars` reads it as a 0-d tensor.
+        """
         lr = group["lr"]
         if isinstance(lr, torch.Tensor):
             return group
         held = self.learning_rates.get(index)
         if held is None or held.device != device:
-            held = self.learning_rates[index] = torch.zeros((), dtype=torch.float64, device=device)
+            held = self.learning_rates[index] = torch.zeros(1, dtype=torch.float64, device=device)
         held.fill_(lr)
         return {**group, "lr": held}
 
@@ -248,7 +321,8 @@ class FastPath:
     ) -> None:
         r"""
         Update the parameters of one group. Inside a graph that is already being traced (the user
-        compiled `opt.step`), the body is traced inline; otherwise the compiled function runs it.
+        compiled `opt.step`), the body is traced inline; otherwise the compiled function runs it,
+        chunk by chunk.
         """
         # A 0-d parameter (one number, where a fused pass has nothing to gain) takes the readable step:
         # inside the traced step it would be mistaken for one of the scalars `SymbolicScalars` handles.
@@ -258,17 +332,28 @@ class FastPath:
             items = [item for item in items if item[0].dim() > 0]
         if not items:
             return
-        params, grads, states = (list(column) for column in zip(*items))
         if torch.compiler.is_compiling():
+            params, grads, states = (list(column) for column in zip(*items))
             update_group(optimizer, group, params, grads, states, finite)
             return
-        inputs = self.group_inputs(index, group, params[0].device)
+        inputs = self.group_inputs(index, group, items[0][0].device)
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            for chunk in chunks(items):
+                params, grads, states = (list(column) for column in zip(*chunk))
+                self.update_chunk(optimizer, inputs, params, grads, states, finite)
+
+    def update_chunk(self, optimizer: Any, group: dict[str, Any], *columns: Any) -> None:
+        r"""One compiled call, with the two ways out when one graph cannot do."""
+        if not self.in_pieces:
             try:
-                compiled_update_group(BACKEND, True)(optimizer, inputs, params, grads, states, finite)
+                compiled_update_group(BACKEND, True)(optimizer, group, *columns)
+                return
             except torch._dynamo.exc.FailOnRecompileLimitHit:
                 # Past the compiler's limit of graphs for one function (many optimizers or shapes in one
                 # process): the same update, run as it is written.
-                update_group(optimizer, inputs, params, grads, states, finite)
-            except torch._dynamo.exc.Unsupported:
-                compiled_update_group(BACKEND, False)(optimizer, inputs, params, grads, states, finite)
+                update_group(optimizer, group, *columns)
+                return
+            except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError):
+                # A Python branch on a tensor's value, or a number read from one, that no one graph holds.
+                self.in_pieces = True
+        compiled_update_group(BACKEND, False)(optimizer, group, *columns)

@@ -56,8 +56,9 @@ def check_param(group: dict[str, Any], param: torch.Tensor) -> None:
     on a device with fused kernels, and a capturable step a parameter on a device that can be
     captured.
     """
-    fused_devices = _get_fused_kernels_supported_devices()
-    if group.get("fused") and not (param.device.type in fused_devices and param.is_floating_point()):
+    if group.get("fused") and not (
+        param.device.type in (fused_devices := _get_fused_kernels_supported_devices()) and param.is_floating_point()
+    ):
         raise RuntimeError(
             "`fused=True` requires all the params to be floating point Tensors of "
             f"supported devices: {fused_devices} but {param.dtype} and {param.device.type}"

@@ -133,6 +133,9 @@ def checked_gradients(param_groups: Sequence[dict[str, Any]]) -> list[tuple[int,
     return checked
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
 def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     r"""
     ### The verdict
@@ -151,12 +154,13 @@ def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     The converse does not hold (a sum can overflow to $\infty$ on finite values): a `False` verdict is a
     suspicion, which the eager check confirms by counting.
     """
-    device = grads[0].device
-    sums = [
-        grad.sum(dtype=torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else None).to(device)
-        for grad in grads
-    ]
-    return torch.isfinite(torch.stack(sums)).all()
+    sums = [grad.sum(dtype=torch.float32) if grad.dtype in HALF_DTYPES else grad.sum() for grad in grads]
+    try:
+        total = torch.stack(sums)
+    except RuntimeError:
+        # Gradients on several devices (a model split across them): the sums meet on the first one's.
+        total = torch.stack([s.to(grads[0].device) for s in sums])
+    return torch.isfinite(total).all()
 
 
 def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradient]:

@@ -46,6 +46,16 @@ Two consequences of the scalar precision for the other numbers are worth knowing
 
 A step count has the opposite problem after a load: a checkpoint saved by an older version (or an old
 torch) may hold it as a plain number, which `restore_step_count` turns into the tensor.
+
+## A formula chosen by the step count
+
+Some steps change their formula with $t$: [RAdam](../radam.md) takes SGD steps until $\rho_t$ passes a
+threshold, [AdEMAMix](../ademamix.md) warms up its $\alpha$ and $\beta_3$. In the readable step $t$ is
+a Python number and an `if` chooses. In the [fast path](fastpath.md) the same numbers are 0-d tensors
+whose values the compiler does not know when it builds the graph, and an `if` on one would cut the
+graph in two at every step. `choose(condition, if_true, if_false)` is the `if` written once for
+both: the plain conditional expression on numbers, `torch.where` on tensors (the choice made on the
+device, in the same fused loop).
 """
 
 from collections.abc import Iterable
@@ -108,3 +118,17 @@ def restore_scalar_precision(state: dict[Any, Any], keys: Iterable[str]) -> None
         for key in keys:
             if key in param_state:
                 param_state[key] = param_state[key].to(scalar_dtype())
+
+
+def choose(condition: Any, if_true: Any, if_false: Any) -> Any:
+    r"""
+    `if_true` if `condition` holds, else `if_false` (see above). Both are computed whichever is chosen,
+    so they should be numbers, or tensors the step has anyway; a value not chosen may be `NaN` (RAdam's
+    $r_t$ below its threshold) without harm. Two plain numbers chosen on the device stay in double
+    precision, as they are on the host.
+    """
+    if not isinstance(condition, torch.Tensor):
+        return if_true if condition else if_false
+    if not isinstance(if_true, torch.Tensor) and not isinstance(if_false, torch.Tensor):
+        if_true = torch.tensor(if_true, dtype=torch.float64, device=condition.device)
+    return torch.where(condition, if_true, if_false)
