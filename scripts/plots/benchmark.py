@@ -57,7 +57,8 @@ def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]])
     is the median over the tuning seeds, the band spans the seeds, a cross marks a learning rate at
     which some seed diverged (drawn at the top), a star the configuration the tuning chose.
     """
-    groups = families(list(records))
+    # An optimizer that refused the task's model ran no sweep: it has no curve.
+    groups = families([key for key, record in records.items() if record["candidates"]])
     figure, axes = panels(len(groups), 3.0)
     finite = [s for r in records.values() for c in r["candidates"] for s in c["scores"] if math.isfinite(s)]
     ceiling = max(finite, default=1.0) * 1.1
