@@ -30,7 +30,7 @@ m^{(1)}_t, \ v_t \ \text{as in Adam}  @ exp_avg = super().update_moments(state, 
 \textcolor{orange}{\beta_3(t) = \big(\tfrac12\big)^{1/h_t} \ (t < T_{\beta_3}), \quad
   h_t = (1-a)\,h(\beta_1) + a\,h(\beta_3), \quad a = \tfrac{t}{T_{\beta_3}}, \quad
   h(\beta) = \frac{\ln\frac12}{\ln(\beta + 10^{-8})}}
-    @ return 0.5 ** (1 / ((1 - fraction) * half_life(beta_start) + fraction * half_life(beta_end)))
+    @ warming = 0.5 ** (1 / ((1 - fraction) * half_life(beta_start) + fraction * half_life(beta_end)))
 \textcolor{orange}{m^{(2)}_t = \beta_3(t)\, m^{(2)}_{t-1} + (1-\beta_3(t))\, g_t}
     @ state["exp_avg_slow"].lerp_(grad, 1 - beta3_now)
 \textcolor{orange}{\alpha(t) = \alpha\,\min(1, t/T_\alpha)}

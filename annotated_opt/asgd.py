@@ -30,11 +30,11 @@ g_t \leftarrow g_t + \lambda_2\,\theta_{t-1} \quad \text{(the second L2 term, wh
 \theta_t = \textcolor{orange}{(1 - \lambda\,\eta_{t-1})}\,\theta_{t-1} - \eta_{t-1}\, g_t
     @ param.mul_(1 - lambd * eta).add_(grad, alpha=-eta)
 \textcolor{orange}{\bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}\,(\theta_t - \bar\theta_{t-1})}
-    @ average.add_(param.sub(average).mul_(mu))
+    @ average.copy_(choose(mu != 1, average + param.sub(average).mul_(mu), param))
 \textcolor{orange}{\eta_t = \eta / (1 + \lambda\,\eta\, t)^{\alpha}}
     @ state["eta"].copy_(torch.as_tensor(lr / (1 + lambd * lr * step) ** group["alpha"]))
 \textcolor{orange}{\mu_t = 1 / \max(1,\; t - t_0)}
-    @ state["mu"].copy_(torch.as_tensor(1 / max(1, step - group["t0"])))
+    @ state["mu"].copy_(torch.as_tensor(1 / later))
 ```
 
 ## Notation

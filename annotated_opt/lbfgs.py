@@ -26,7 +26,7 @@ r \leftarrow \gamma_k\, q  @ direction = torch.mul(q, scale)
     @ direction.add_(steps[i], alpha=alphas[i] - beta)
 t_k = \eta \ \text{(the very first: } \min(1, 1/\lVert g_k\rVert_1)\,\eta\text{), or a strong-Wolfe line search from it}
     @ step_length = min(1.0, 1.0 / grad.abs().sum()) * lr
-\theta_{k+1} = \theta_k + t_k d_k  @ p.add_(direction[offset:offset + p.numel()].view_as(p), alpha=step_length)
+\theta_{k+1} = \theta_k + t_k d_k  @ p.add_(piece, alpha=step_length)
 s_k = t_k d_k, \quad y_k = g_{k+1} - g_k  @ grad_change = grad.sub(previous_grad)
 \text{if } y_k^\top s_k > 10^{-10}:\ \text{keep } (s_k, y_k),\ \ \rho_k = 1 / y_k^\top s_k,\ \
     \gamma_{k+1} = s_k^\top y_k / y_k^\top y_k

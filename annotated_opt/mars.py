@@ -23,7 +23,7 @@ The orange lines are all that changes from AdamW; this class is AdamW applied to
 \textcolor{orange}{c_t = g_t + \gamma\,\frac{\beta_1}{1-\beta_1}\,\big(g_t - g_{t-1}\big)}
     @ corrected = torch.sub(grad, state["last_grad"]).mul_(group["gamma"] * (beta1 / (1 - beta1))).add_(grad)
 \textcolor{orange}{\tilde c_t = c_t / \max\big(1, \lVert c_t\rVert\big)}
-    @ return corrected.div_(torch.linalg.vector_norm(corrected).clamp_(min=1))
+    @ return corrected.div_(full(torch.linalg.vector_norm(corrected)).clamp_(min=1))
 \theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
     @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
 m_t = \beta_1 m_{t-1} + (1-\beta_1)\,\textcolor{orange}{\tilde c_t}, \quad

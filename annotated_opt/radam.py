@@ -13,9 +13,9 @@ m_t, v_t \ \text{as in Adam}  @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
 \rho_t = \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t)  @ rho_t = sma_length(beta2, step)
 \textcolor{orange}{\rho_t > 5}: \
     \theta_t = \theta_{t-1} - \eta\, \textcolor{orange}{r_t}\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
-    @ param.sub_(step_direction.mul_(adaptive_rate).mul_(rectification(beta2, step)))
+    @ rectified_step = adaptive_rate.mul_(step_direction).mul_(rectification(beta2, step))
 \text{otherwise}: \ \textcolor{orange}{\theta_t = \theta_{t-1} - \eta\, \hat m_t}
-    @ param.sub_(step_direction)
+    @ sgd_step = step_direction if group["degenerated_to_sgd"] else 0
 ```
 
 ## Notation

@@ -26,7 +26,7 @@ made Rprop one of the fastest full-batch methods for small networks of its time.
 
 ```algorithm
 f_t = \eta^+ \text{ where } g_t\, g_{t-1} > 0, \quad \eta^- \text{ where } g_t\, g_{t-1} < 0, \quad 1 \text{ elsewhere}
-    @ factor[agreement > 0] = eta_plus
+    @ factor = torch.where(agreement > 0, eta_plus, torch.where(flipped, eta_minus, torch.ones_like(grad)))
 s_t = \mathrm{clip}\big(f_t\, s_{t-1},\; s_{\min},\; s_{\max}\big), \quad s_0 = \texttt{lr}
     @ step_size.mul_(factor).clamp_(step_size_min, step_size_max)
 g_t := 0 \text{ where } g_t\, g_{t-1} < 0  @ grad = grad.masked_fill(flipped, 0)
