@@ -222,9 +222,18 @@ def main() -> None:
     adam, adam_steps = torch_variants(shapes, args.repeats)
     print("torch Adam: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in adam.items()), flush=True)
 
+    # The two lines below the table first: what the non-finite check costs (one more read of every
+    # gradient, before anything is written), and the cost per tensor on many small ones.
+    unchecked = measure(REGISTRY["adam"], shapes, args.repeats, True, adam_steps["fused"], nonfinite="ignore")
+    notes = ["Adam's fast path without the check for non-finite gradients (`nonfinite=\"ignore\"`): "
+             + (f"fails ({unchecked['error']})" if failed(unchecked) else
+                f"{unchecked['median'] * 1e3:.0f} ms, {unchecked['median'] / unchecked['reference']:.2f}x fused Adam"),
+             small_tensor_case(args.repeats)]
+    print("\n".join(notes), flush=True)
+
     keys = list(REGISTRY) if args.optimizers == "all" else args.optimizers.split(",")
     rows = []
-    for key in keys:
+    for position, key in enumerate(keys):
         info = REGISTRY[key]
         if info.requires_closure:
             continue  # SAM's two passes need a model to re-evaluate; its step is two of its base's
@@ -238,21 +247,14 @@ def main() -> None:
         row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic}
         rows.append(row)
         print(format_row(row, adam, copy_bandwidth), flush=True)
-
-    # What the non-finite check costs: one more read of every gradient, before anything is written.
-    unchecked = measure(REGISTRY["adam"], shapes, args.repeats, True, adam_steps["fused"], nonfinite="ignore")
-    unchecked_line = ("Adam's fast path without the check for non-finite gradients (`nonfinite=\"ignore\"`): "
-                      + (f"fails ({unchecked['error']})" if failed(unchecked) else
-                         f"{unchecked['median'] * 1e3:.0f} ms, {unchecked['median'] / unchecked['reference']:.2f}x "
-                         "fused Adam"))
-    print(unchecked_line, flush=True)
-    small_line = small_tensor_case(args.repeats)
-    print(small_line, flush=True)
-    # Other work on the machine slows every measurement: say how much there was.
-    load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
-    print(load, flush=True)
-    if args.scale == 0.25 and args.optimizers == "all":
-        write_page(f"{header}; {load}", adam, rows, [unchecked_line, small_line], copy_bandwidth)
+        # The page is written after every row, so that a run stopped from outside leaves what it measured.
+        if args.scale == 0.25 and args.optimizers == "all":
+            # Other work on the machine slows every measurement: say how much there was.
+            load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+            remaining = [REGISTRY[k].name for k in keys[position + 1:] if not REGISTRY[k].requires_closure]
+            stopped = [f"A partial run: it had not reached {remaining[0]}"] if remaining else []
+            write_page(f"{header}; {load}", adam, rows, stopped + notes, copy_bandwidth)
+    print(f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end", flush=True)
 
 
 def small_tensor_case(repeats: int) -> str:
