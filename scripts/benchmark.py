@@ -206,6 +206,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    # Compile times as a first run sees them: no graph is taken from an earlier run's on-disk cache.
+    torch._inductor.config.fx_graph_cache = False
+    torch._functorch.config.enable_autograd_cache = False
 
     shapes = gpt2_like_shapes(args.scale)
     count = sum(torch.Size(s).numel() for s in shapes)
