@@ -234,15 +234,34 @@ def test_the_dark_mode_toggle_switches_the_palette(desktop: Visit) -> None:
 
 
 @pytest.mark.browser
-def test_search_finds_adamw(desktop: Visit) -> None:
+def test_an_optimizers_name_finds_its_page_first(desktop: Visit) -> None:
+    """
+    Typed into the search box, each optimizer's name finds its own page first, also where other names
+    begin with it (Adam and Adamax, AdamW; Nero and NeroPlus; SGD and ScheduleFreeSGD) or other titles
+    name it (MARS's title names AdamW).
+    """
     assert not desktop.open("")
     page = desktop.page
-    page.locator(".md-search__input").click()
-    page.locator(".md-search__input").press_sequentially("AdamW")
-    first = page.locator(".md-search-result__item a").first
-    first.wait_for(timeout=10_000)
-    assert "annotated_opt/adamw/" in first.get_attribute("href")
-    assert "AdamW" in first.inner_text()
+    box = page.locator(".md-search__input")
+    first = page.locator(".md-search-result__item > a").first
+    wrong = {}
+    for info in REGISTRY.values():
+        expected = "/" + info.module.replace(".", "/") + "/"
+        box.click()
+        box.fill("")
+        box.press_sequentially(info.name)
+        # The results are replaced as each letter arrives: wait until those of the whole name are shown.
+        page.wait_for_function(
+            """([name]) => {
+                const meta = document.querySelector('.md-search-result__meta');
+                const link = document.querySelector('.md-search-result__item > a');
+                return meta && link && link.href.includes('?h=' + encodeURIComponent(name.toLowerCase()));
+            }""", arg=[info.name], timeout=10_000)
+        href = urlparse(first.get_attribute("href")).path
+        if href != expected:
+            wrong[info.name] = href
+        page.keyboard.press("Escape")
+    assert not wrong, f"search ranks another page first for: {wrong}"
 
 
 READING = """() => {

@@ -73,4 +73,23 @@
   window.addEventListener("load", fitFormulas);
   window.addEventListener("resize", fitFormulas);
   if (document.fonts && document.fonts.ready) document.fonts.ready.then(fitFormulas);
+
+  // Search: a word typed whole weighs more than the longer words it begins. The theme's search looks
+  // for every word as a prefix ("adam" finds adam, adamax, adamw), and a page whose title holds two of
+  // those (Adamax's "Adam with the infinity norm") outranked the page named by the word itself. Each
+  // plain word of a query goes to the search as itself, boosted, and as the prefix it was.
+  var QUERY = 2;
+  var WHOLE_WORD_BOOST = 20;
+  function wholeWordsFirst(query) {
+    return query.split(/\s+/).map(function (word) {
+      return /^[A-Za-z0-9]+$/.test(word) ? word + "^" + WHOLE_WORD_BOOST + " " + word : word;
+    }).join(" ");
+  }
+  var post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (message) {
+    if (message && message.type === QUERY && typeof message.data === "string") {
+      arguments[0] = {type: QUERY, data: wholeWordsFirst(message.data)};
+    }
+    return post.apply(this, arguments);
+  };
 })();

@@ -559,6 +559,12 @@ def family_tree(page_src_uri: str) -> str:
 
 
 def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    # The names of the optimizers a page defines, as its search tags: the theme's search weighs a tag
+    # above a title, and searches every word as a prefix, so that without them "adam" ranked Adamax,
+    # whose title names Adam as well, above Adam. Without the tags plugin they are not shown.
+    module = next((m for m in MODULES if m.src_uri == page.file.src_uri and m.infos), None)
+    if module is not None:
+        page.meta["tags"] = [info.name for info in module.infos]
     source = TABLE_MARKER.sub(lambda _: optimizer_table(page.file.src_uri), source)
     source = CERTIFICATES_MARKER.sub(lambda _: certificate_table(page.file.src_uri), source)
     source = FAMILY_TREE_MARKER.sub(lambda _: family_tree(page.file.src_uri), source)
