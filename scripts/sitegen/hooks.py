@@ -577,6 +577,7 @@ def on_page_markdown(source: str, page: Page, config: MkDocsConfig, files: Files
 
 PERMALINK = r'\1<a class="ao-permalink" href="#\2" title="Link to this section" data-search-exclude>¶</a>'
 INLINE_TEX = re.compile(r"\\\((.*?)\\\)")
+INLINE_TEX_AND_PUNCTUATION = re.compile(r"\\\((.*?)\\\)([,.;:]?)")
 DOLLAR_TEX = re.compile(r"\$([^$]+)\$")
 ROW = re.compile(r'(<div class="ao-row[^"]*" id="([^"]+)">)')
 
@@ -587,13 +588,22 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
         content = render_math(content, lambda tex: symbols.tag_tex(tex, notation))
         for item in _walk_toc(page.toc):
             if "\\(" in item.title:
-                item.title = INLINE_TEX.sub(lambda m: render_tex(html.unescape(m.group(1)), False), item.title)
+                item.title = INLINE_TEX_AND_PUNCTUATION.sub(lambda m: _unbroken_math(m.group(1), m.group(2)), item.title)
         if page.title and "\\(" in page.title:
             # The title goes into <title> and the navigation as text: the math's characters, no markup.
             page.title = INLINE_TEX.sub(lambda m: plain_math(html.unescape(m.group(1))), page.title)
     except MathError as error:
         raise PluginError(f"docs/{page.file.src_uri}: {error}") from None
     return symbols.tag_code(ROW.sub(PERMALINK, content), notation)
+
+
+def _unbroken_math(tex: str, punctuation: str) -> str:
+    r"""
+    Math in a navigation entry, kept on one line with the punctuation after it: the browser may break a
+    line after the formula's box, which left "$|\Delta\theta| \lesssim \eta$" at the end of one line
+    and its comma at the start of the next.
+    """
+    return f'<span class="ao-unbroken">{render_tex(html.unescape(tex), False)}{punctuation}</span>'
 
 
 def _walk_toc(items):
