@@ -264,6 +264,29 @@ def test_an_optimizers_name_finds_its_page_first(desktop: Visit) -> None:
     assert not wrong, f"search ranks another page first for: {wrong}"
 
 
+@pytest.mark.browser
+def test_search_finds_names_inside_the_code(desktop: Visit) -> None:
+    """`addcdiv` finds every optimizer page whose code calls it, not only those whose prose names it."""
+    root = Path(__file__).resolve().parents[1]
+    calls = re.compile(r"\w\.addcdiv_?\(")
+    expected = {"/" + path.relative_to(root).with_suffix("").as_posix() + "/"
+                for path in sorted((root / "annotated_opt").rglob("*.py")) if calls.search(path.read_text())}
+    assert len(expected) >= 10
+    assert not desktop.open("")
+    page = desktop.page
+    page.locator(".md-search__input").click()
+    page.locator(".md-search__input").press_sequentially("addcdiv")
+    page.locator(".md-search-result__item > a").first.wait_for(timeout=10_000)
+    # The theme shows the results in batches, the next when the list is scrolled to its end.
+    found: set[str] = set()
+    for _ in range(10):
+        links = page.locator(".md-search-result__item > a")
+        found = {urlparse(links.nth(i).get_attribute("href")).path for i in range(links.count())}
+        page.locator(".md-search__scrollwrap").evaluate("e => e.scrollTo(0, e.scrollHeight)")
+        page.wait_for_timeout(200)
+    assert not expected - found, f"not found by their code: {sorted(expected - found)}"
+
+
 READING = """() => {
     const scrolls = [...document.querySelectorAll('.ao-code .highlight')].filter(block =>
         [...block.querySelectorAll('pre, pre > code')].some(e => e.scrollWidth > e.clientWidth + 1)).length;
