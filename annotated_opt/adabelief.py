@@ -140,6 +140,10 @@ class AdaBelief(RAdam):
       printed.
     """
 
+    # Without a torch twin to follow, it takes every flag Adam takes: `fused=True` or `foreach=True`
+    # selects the [fast path](core/fastpath.md).
+    torch_flags = ("foreach", "capturable", "differentiable", "fused")
+
     def __init__(
         self,
         params: ParamsT,

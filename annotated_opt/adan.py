@@ -129,13 +129,13 @@ class Adan(Adam):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float, float] = (0.98, 0.92, 0.99),
                  eps: float = 1e-8, weight_decay: float | WeightDecay = 0.0, no_prox: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None, fused: bool | None = None) -> None:
         r"""
         Adam's constructor checks the three betas and keeps the decay as a decoupled
         [`WeightDecay`](core/weight_decay.md), which `no_prox=True` applies before the step.
         """
-        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, decoupled_weight_decay=True,
-                         no_prox=no_prox)
+        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, foreach=foreach, fused=fused,
+                         decoupled_weight_decay=True, no_prox=no_prox)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""

@@ -162,13 +162,14 @@ class AdEMAMix(Adam):
     def __init__(self, params: ParamsT, lr: float = 1e-3,
                  betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 2.0,
                  beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,
-                 weight_decay: float | WeightDecay = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: float | WeightDecay = 0.0, *, maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None) -> None:
         check_non_negative("alpha", alpha)
         for name, warmup in (("beta3_warmup", beta3_warmup), ("alpha_warmup", alpha_warmup)):
             if warmup is not None:
                 check_non_negative(name, warmup)
-        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, decoupled_weight_decay=True,
-                         alpha=alpha, beta3_warmup=beta3_warmup, alpha_warmup=alpha_warmup)
+        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, foreach=foreach, fused=fused,
+                         decoupled_weight_decay=True, alpha=alpha, beta3_warmup=beta3_warmup, alpha_warmup=alpha_warmup)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""Adam's state, with the fast average under its name `exp_avg`, and the slow one, $m^{(2)}_0 = 0$."""

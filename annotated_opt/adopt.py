@@ -138,11 +138,11 @@ class ADOPT(Adam):
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.9999),
                  eps: float = 1e-6, clip_lambda: Callable[[int], float] | None = fourth_root,
                  weight_decay: float | WeightDecay = 0.0, decoupled_weight_decay: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None, fused: bool | None = None) -> None:
         if clip_lambda is not None and not callable(clip_lambda):
             raise ValueError(f"Invalid clip_lambda: {clip_lambda!r} (must be a function of the step, or None)")
         self.clip_lambda = clip_lambda
-        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize,
+        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize, foreach=foreach, fused=fused,
                          decoupled_weight_decay=decoupled_weight_decay)
 
     def step_param(

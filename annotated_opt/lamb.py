@@ -120,7 +120,7 @@ class LAMB(Adam):
         trust_eps: float = 0.0,
         always_adapt: bool = True,
         decoupled_weight_decay: bool = False,
-        maximize: bool = False,
+        maximize: bool = False, foreach: bool | None = None, fused: bool | None = None,
     ) -> None:
         lower, upper = (float(bound) for bound in weight_norm_bounds)
         if not 0.0 <= lower <= upper:
@@ -130,7 +130,7 @@ class LAMB(Adam):
         decay_in_update = not isinstance(weight_decay, WeightDecay) and not decoupled_weight_decay
         super().__init__(
             params, lr, betas, eps, weight_decay,
-            maximize=maximize,
+            maximize=maximize, foreach=foreach, fused=fused,
             decoupled_weight_decay=decoupled_weight_decay,
             bias_correction=bias_correction,
             weight_norm_bounds=(lower, upper),

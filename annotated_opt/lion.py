@@ -88,10 +88,11 @@ class Lion(GenericAdaptiveOptimizer):
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
-                 weight_decay: float | WeightDecay = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: float | WeightDecay = 0.0, *, maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None) -> None:
         check_betas(betas)
         self.weight_decay = WeightDecay.coerce(weight_decay, weight_decouple=True)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), maximize=maximize,
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), maximize=maximize, foreach=foreach, fused=fused,
                                       **self.weight_decay.defaults()))
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:

@@ -132,7 +132,7 @@ class MARS(AdamW):
                  eps: float = 1e-8, weight_decay: float | WeightDecay = 0.0, amsgrad: bool = False,
                  gamma: float = 0.025, optimize_1d: bool = False, lr_1d: float = 3e-3,
                  betas_1d: tuple[float, float] = (0.9, 0.95), weight_decay_1d: float = 0.1, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None, fused: bool | None = None) -> None:
         r"""
         The fallback's learning rate is stored as the ratio `lr_1d / lr`, as the official code keeps
         it, so that it follows the main one under a scheduler and in groups with their own `lr`.
@@ -144,8 +144,8 @@ class MARS(AdamW):
         check_non_negative("gamma", gamma)
         check_non_negative("weight_decay_1d", weight_decay_1d)
         check_betas(betas_1d, name="betas_1d")
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, gamma=gamma,
-                         optimize_1d=optimize_1d, lr_1d_factor=lr_1d / float(lr), betas_1d=tuple(betas_1d),
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach, fused=fused,
+                         gamma=gamma, optimize_1d=optimize_1d, lr_1d_factor=lr_1d / float(lr), betas_1d=tuple(betas_1d),
                          weight_decay_1d=weight_decay_1d)
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:

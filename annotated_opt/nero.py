@@ -215,9 +215,9 @@ class Nero(GenericAdaptiveOptimizer):
     supports_complex = False
 
     def __init__(self, params: ParamsT, lr: float = 0.01, beta: float = 0.999, *, constraints: bool = True,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None, fused: bool | None = None) -> None:
         check_in_unit_interval("beta", beta)
-        defaults = dict(lr=lr, beta=beta, constraints=constraints, maximize=maximize)
+        defaults = dict(lr=lr, beta=beta, constraints=constraints, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     @classmethod

@@ -145,7 +145,7 @@ class NeroPlus(Nero):
         fixed_norm: bool = True,
         zero_mean: bool = True,
         *,
-        maximize: bool = False,
+        maximize: bool = False, foreach: bool | None = None, fused: bool | None = None,
     ) -> None:
         check_betas(betas)
         if not betas[1] > 0:
@@ -165,7 +165,7 @@ class NeroPlus(Nero):
             l2_regularization=l2_regularization,
             fixed_norm=fixed_norm,
             zero_mean=zero_mean,
-            maximize=maximize,
+            maximize=maximize, foreach=foreach, fused=fused,
         )
         # Nero's constructor takes Nero's hyper-parameters; the base class takes any defaults.
         GenericAdaptiveOptimizer.__init__(self, params, defaults)

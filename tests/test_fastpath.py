@@ -96,6 +96,36 @@ def run_both(info, config, dtype, steps=100):
 
 
 @pytest.mark.parametrize("info", ELEMENTWISE, ids=lambda info: info.key)
+def test_the_constructor_selects_the_fast_path(info, monkeypatch):
+    """
+    `fused=True` or `foreach=True` given to the constructor, as a torch user writes it, selects the fast
+    path: an optimizer with a torch twin takes the flags its twin takes (RAdam only `foreach`), one
+    without a twin takes both.
+    """
+    groups_stepped = []
+    step_group = fastpath.FastPath.step_group
+    monkeypatch.setattr(fastpath.FastPath, "step_group",
+                        lambda self, optimizer, index, *rest: groups_stepped.append(index) or
+                        step_group(self, optimizer, index, *rest))
+    config = dict(info.configs[0]) if info.configs else {}
+    accepted = []
+    for flag in ("fused", "foreach"):
+        torch.manual_seed(0)
+        params = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
+        try:
+            optimizer = info.build(params, **config, **{flag: True})
+        except TypeError:
+            continue
+        accepted.append(flag)
+        groups_stepped.clear()
+        params[0].grad = torch.randn(4, 3, dtype=torch.float64)
+        optimizer.step()
+        assert groups_stepped == [0], f"{flag}=True did not take the fast path"
+    twin = info.reference is not None and info.reference.target.startswith("torch.optim.")
+    assert accepted == ["fused", "foreach"] or (twin and accepted)
+
+
+@pytest.mark.parametrize("info", ELEMENTWISE, ids=lambda info: info.key)
 def test_fast_path_equals_readable_float64(info):
     """Each optimizer's last configuration (its most unusual options), 100 steps."""
     assert run_both(info, info.configs[-1], torch.float64) <= 1e-12

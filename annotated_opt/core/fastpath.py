@@ -20,8 +20,9 @@ writes each tensor once, with no temporaries. Because the traced code *is* the a
 element-wise optimizer gets its fast path without a line written for it, and a change to an
 algorithm cannot leave the fast path behind.
 
-`fused=True` or `foreach=True` in a parameter group selects it, torch's names for torch's fast
-implementations. The step is the same optimizer in every other respect: it goes through
+`fused=True` or `foreach=True` selects it, torch's names for torch's fast implementations: given to
+the constructor (an optimizer with a torch twin takes the flags its twin takes, RAdam only `foreach`;
+one without a twin takes both) or set in a parameter group. The step is the same optimizer in every other respect: it goes through
 `params_with_grads` (complex views, `maximize`, master weights, per-parameter options), keeps its state
 under the same keys, in the same tensors, so state dicts load into either path and continue
 identically, and schedulers and hooks see a plain `torch.optim.Optimizer`.
