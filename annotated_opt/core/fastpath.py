@@ -25,8 +25,9 @@ the constructor (an optimizer with a torch twin takes the flags its twin takes, 
 one without a twin takes both) or set in a parameter group.
 
 The step is the same optimizer in every other respect: it goes through `params_with_grads` (complex
-views, `maximize`, master weights, per-parameter options), keeps its state under the same keys, in the same tensors, so state dicts load into either path and continue
-identically, and schedulers and hooks see a plain `torch.optim.Optimizer`.
+views, `maximize`, master weights, per-parameter options), keeps its state under the same keys, in
+the same tensors, so state dicts load into either path and continue identically, and schedulers and
+hooks see a plain `torch.optim.Optimizer`.
 
 ## Numbers that change from step to step
 
