@@ -588,7 +588,7 @@ def on_page_content(content: str, page: Page, config: MkDocsConfig, files: Files
         content = render_math(content, lambda tex: symbols.tag_tex(tex, notation))
         for item in _walk_toc(page.toc):
             if "\\(" in item.title:
-                item.title = INLINE_TEX_AND_PUNCTUATION.sub(lambda m: _unbroken_math(m.group(1), m.group(2)), item.title)
+                item.title = INLINE_TEX_AND_PUNCTUATION.sub(lambda m: _unbroken_math(*m.groups()), item.title)
         if page.title and "\\(" in page.title:
             # The title goes into <title> and the navigation as text: the math's characters, no markup.
             page.title = INLINE_TEX.sub(lambda m: plain_math(html.unescape(m.group(1))), page.title)
