@@ -8,12 +8,9 @@ includes. The curves are deterministic (one thread, seeded); the wall times are 
 are the only numbers that change from run to run.
 """
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
-import torch
+from sitegen.parallel import map_on_cores
 
 from annotated_opt.core.registry import REGISTRY
 from annotated_opt.toys.drawing import losses_figure, tasks_figure
@@ -41,8 +38,7 @@ SETUPS = {
 
 
 def run_one(length_scale: float, task_name: str, key: str) -> TaskResult:
-    """One optimizer on one task, on one thread."""
-    torch.set_num_threads(1)
+    """One optimizer on one task."""
     task = TASKS[task_name]
     return run_task(REGISTRY[key], task, length=max(1, round(task.length * length_scale)))
 
@@ -54,10 +50,8 @@ def run_all(length_scale: float = 1.0) -> dict[str, list[TaskResult]]:
     order it runs (only its wall time does).
     """
     jobs = [(name, key) for name in TASKS for key in REGISTRY]
-    workers = min(len(os.sched_getaffinity(0)), len(jobs))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = iter(pool.map(partial(run_one, length_scale), *zip(*jobs)))
-        return {name: [next(results) for _ in REGISTRY] for name in TASKS}
+    results = iter(map_on_cores(partial(run_one, length_scale), *zip(*jobs)))
+    return {name: [next(results) for _ in REGISTRY] for name in TASKS}
 
 
 def number(value: float, digits: int = 4) -> str:

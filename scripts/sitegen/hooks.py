@@ -37,11 +37,12 @@ from mkdocs.structure.pages import Page  # noqa: E402
 
 import annotated_opt  # noqa: E402
 from annotated_opt.core.registry import REGISTRY, OptimizerInfo  # noqa: E402
-from annotated_opt.core.verification import SEEDS, verify  # noqa: E402
+from annotated_opt.core.verification import SEEDS, VerificationSummary, verify_named  # noqa: E402
 from sitegen import family, symbols  # noqa: E402
 from sitegen import page as markdown  # noqa: E402
 from sitegen.annotate import AnnotatedModule, annotate  # noqa: E402
 from sitegen.katex import KATEX_VERSION, MathError, plain_math, render_math, render_tex  # noqa: E402
+from sitegen.parallel import map_on_cores  # noqa: E402
 
 if Path(annotated_opt.__file__).resolve().parent != ROOT / "annotated_opt":
     raise ImportError(f"annotated_opt was imported from {annotated_opt.__file__}, not from {ROOT}")
@@ -236,23 +237,31 @@ def coloured_math(module: AnnotatedModule) -> list[str]:
 
 # What each optimizer's verification found while this build made its page: a mark and the error.
 CERTIFICATES: dict[str, str] = {}
+# The verifications of this build, `{key: (summary or error, seconds)}`, all run as the build starts.
+VERIFICATIONS: dict[str, tuple[VerificationSummary | str, float]] = {}
+
+
+def verify_every_optimizer() -> None:
+    r"""
+    Every optimizer's verification, shared among the machine's cores, one thread each: they are
+    independent, each a few seconds, and together they were most of the time `mkdocs build` takes.
+    """
+    # MkDocs restores sys.path after loading this hook; references written for the tests
+    # (`tests.references...`) are imported from this checkout, in the processes that run the checks too.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    keys = [info.key for info in REGISTRY.values() if info.reference is not None]
+    VERIFICATIONS.update(zip(keys, map_on_cores(verify_named, keys, [BUILD_SEEDS] * len(keys))))
 
 
 def verification_markdown(info: OptimizerInfo) -> str:
     if info.reference is None:
         return ("No independent implementation is registered to run at build time; the tests show how "
                 f"{info.name} is checked.")
-    start = time.perf_counter()
-    # MkDocs restores sys.path after loading this hook; references written for the tests
-    # (`tests.references...`) are imported from this checkout while the check runs.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        summary = verify(info, seeds=BUILD_SEEDS)
-    except Exception as error:  # the page says what went wrong, and the strict build fails
-        log.warning(f"verification of {info.name} could not run: {type(error).__name__}: {error}")
-        return f'<span class="ao-fail">✗</span> The verification could not run: `{type(error).__name__}: {error}`'
-    seconds = time.perf_counter() - start
+    summary, seconds = VERIFICATIONS[info.key]
+    if isinstance(summary, str):  # the page says what went wrong, and the strict build fails
+        log.warning(f"verification of {info.name} could not run: {summary}")
+        return f'<span class="ao-fail">✗</span> The verification could not run: `{summary}`'
     log.info(f"verified {info.name} against {info.reference.target} in {seconds:.1f} s: error {summary.error:.1e}")
     if not summary.passed:
         log.warning(f"{info.name} {summary.sentence()}")
@@ -381,6 +390,7 @@ def katex_assets() -> Iterable[tuple[str, Path]]:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     start = time.perf_counter()
+    verify_every_optimizer()
     for module in MODULES:
         if files.get_file_from_path(module.src_uri) is not None:
             raise PluginError(f"docs/{module.src_uri} would hide the generated page of {module.source_name}")
