@@ -100,6 +100,7 @@ Two tensors, as Adam ($m$ and $v$): 8 bytes per `float32` parameter. The update 
 Adam's: no bias corrections, and $\theta$ moves by $\eta m_t$ directly.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -108,6 +109,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate
+from .core.scalars import choose
 from .core.weight_decay import WeightDecay
 
 
@@ -159,16 +161,22 @@ class ADOPT(Adam):
         # $t$: the updates before this one count from the second gradient.
         updates = state["step"].item()
         state["step"] += 1
-        # The first gradient only initialises $v$: L2 decay changes that gradient, decoupled decay
-        # (which would move the parameters) waits for the first update.
-        if updates > 0 or not self.weight_decay.weight_decouple:
+        # The first gradient only initialises $v$. That step is written without an `if` on $t$, so
+        # that the [fast path](core/fastpath.md) traces every step as one graph: each line below is
+        # the ordinary update, with the value that makes it do nothing when $t = 0$.
+        first = updates == 0
+        # L2 decay changes every gradient, the first one included ($v_0$ is the square of the
+        # regularised gradient); decoupled decay, which moves $\theta$, waits for the first update.
+        shrink = self.weight_decay.shrink_factor(param, group)
+        if shrink is None:
             grad = self.weight_decay(param, grad, group)
-        if updates == 0:
-            # $$v_0 = g_0^2$$
-            exp_avg_sq.addcmul_(grad, grad)
-            return
-        # The previous second moment, floored: $\max(\sqrt{v_{t-1}}, \epsilon)$.
-        denominator = exp_avg_sq.sqrt().clamp_(min=group["eps"])
+        else:
+            # $$\theta_{t-1} \leftarrow (1 - \eta\lambda)\,\theta_{t-1} \quad (\text{factor } 1 \text{ at } t = 0)$$
+            param.mul_(choose(first, 1.0, shrink))
+        # The previous second moment, floored: $\max(\sqrt{v_{t-1}}, \epsilon)$. At $t = 0$ there is
+        # no $v_{-1}$: the floor is $+\infty$, so the normalised gradient is $0$, and neither $m$ nor
+        # $\theta$ moves.
+        denominator = choose(first, math.inf, exp_avg_sq.sqrt().clamp_(min=group["eps"]))
         normalised = grad.div(denominator)
         # $$\mathrm{clip}(x, c_t) = \max(-c_t, \min(c_t, x))$$
         if self.clip_lambda is not None:
@@ -178,5 +186,7 @@ class ADOPT(Adam):
         exp_avg.lerp_(normalised, 1 - beta1)
         # $$\theta_t = \theta_{t-1} - \eta\, m_t$$
         param.add_(exp_avg, alpha=-learning_rate(group, param))
-        # Now, and not before: $$v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2$$
+        # Now, and not before: $$v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2,$$
+        # and at $t = 0$ the weight of the past is $0$: $$v_0 = g_0^2$$
+        beta2 = choose(first, 0.0, beta2)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

@@ -30,10 +30,8 @@ FLOAT32_TOLERANCE = 2e-5
 # fast path covers. Layer-wise optimizers and wrappers override `step`.
 ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fastpath.covers(info.cls)]
 # Steps that choose their formula by the value of the step count are written with `choose` (RAdam,
-# AdaBelief, ASGD, AdEMAMix's warm-ups) or a mask (Adagrad's and Adan's first step), so one graph holds
-# every step. ADOPT's first step is of another kind (it only initialises $v$, and skips the decoupled
-# decay): written as an `if`, its compiled step is built in pieces (correct, tested above, not `fullgraph`).
-FORMULA_BY_STEP = {"adopt"}
+# AdaBelief, ASGD, AdEMAMix's warm-ups, ADOPT's first step) or a mask (Adagrad's and Adan's first step),
+# so one graph holds every step: every element-wise optimizer is checked below with `fullgraph=True`.
 # Steps that do not yet trace to one graph (a Python branch or number that changes between steps, or a
 # graph break): their compiled step is correct but recompiles. None at present.
 NOT_ONE_GRAPH: set[str] = set()
@@ -220,7 +218,7 @@ def test_fast_path_nonfinite(policy):
     assert all(optimizer.state[p]["step"].item() == 1 for p in params)
 
 
-@pytest.mark.parametrize("info", [i for i in ELEMENTWISE if i.key not in FORMULA_BY_STEP | NOT_ONE_GRAPH],
+@pytest.mark.parametrize("info", [i for i in ELEMENTWISE if i.key not in NOT_ONE_GRAPH],
                          ids=lambda info: info.key)
 def test_compiled_step_is_one_graph_across_a_schedule(info):
     """
@@ -232,8 +230,9 @@ def test_compiled_step_is_one_graph_across_a_schedule(info):
 
 # Configurations whose formula changes within the twelve steps of the check: RAdam's first adaptive
 # step is the sixth, ASGD starts averaging after t0, AdEMAMix's warm-ups end, Adagrad's and Adan's
-# first step differs from the rest.
+# first step differs from the rest, and ADOPT's first step only initialises $v$ (its decoupled decay waits).
 FORMULA_CHANGES = {
+    "adopt": {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
     "radam": {"lr": 0.01},
     "adabelief": {"lr": 0.01, "degenerated_to_sgd": False},
     "asgd": {"t0": 3},

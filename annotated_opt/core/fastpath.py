@@ -80,8 +80,9 @@ Optimizers that override `step` to see a whole layer at once ([LARS](lars.md), [
 [Nero](nero.md)) keep their own per-tensor norms and their readable step; a flat buffer would mix the
 norms of different tensors. A `step_param` that branches on the value of a tensor (with `if`, rather
 than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast path is compiled in
-pieces, cut at each such branch ([ADOPT](../adopt.md)'s first step, which only initialises $v$), and
-`torch.compile(opt.step, fullgraph=True)` refuses it with a message naming the line.
+pieces, cut at each such branch, and `torch.compile(opt.step, fullgraph=True)` refuses it with a
+message naming the line. None of the optimizers here does: even [ADOPT](../adopt.md)'s first step,
+which only initialises $v$, is the ordinary update with values that make it do nothing.
 """
 
 import functools

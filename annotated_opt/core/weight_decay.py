@@ -113,21 +113,31 @@ class WeightDecay:
         # also makes a zero-decay step bit-identical to one of an optimizer without decay.
         if decay == 0:
             return grad
-        # The mode: the group's (or the parameter's) `decoupled_weight_decay` where the optimizer keeps
-        # one, else this object's.
-        if not param_option(group, param, "decoupled_weight_decay", self.weight_decouple):
+        factor = self.shrink_factor(param, group)
+        if factor is None:
             # L2: a new tensor, because `grad` may be `param.grad` itself, which the caller owns.
             # (The AdaBelief package adds to `param.grad` in place; its gradient after a step is then
             # not the one backward computed.)
             # $$g_t \leftarrow g_t + \lambda\,\theta_{t-1}$$
             return grad.add(param, alpha=decay)
-        if self.absolute:
-            # Absolute decay, without the learning rate:
-            # $$\theta_{t-1} \leftarrow (1 - \lambda)\,\theta_{t-1}$$
-            param.mul_(1 - decay)
-        else:
-            # Decoupled decay, with the learning rate in force now, after any schedule and any
-            # per-parameter `lr_scale`:
-            # $$\theta_{t-1} \leftarrow (1 - \eta\lambda)\,\theta_{t-1}$$
-            param.mul_(1 - learning_rate(group, param) * decay)
+        # Decoupled: $$\theta_{t-1} \leftarrow (1 - \eta\lambda)\,\theta_{t-1}$$ (or $1 - \lambda$, absolute)
+        param.mul_(factor)
         return grad
+
+    def shrink_factor(self, param: torch.Tensor, group: dict[str, Any]) -> Any:
+        r"""
+        The factor decoupled decay multiplies $\theta_{t-1}$ by; `None` when this parameter's decay is
+        L2 or zero. A step that must apply the decay under a condition ([ADOPT](../adopt.md), not at
+        its first step) applies this factor itself.
+        """
+        decay = param_option(group, param, "weight_decay")
+        # The mode: the group's (or the parameter's) `decoupled_weight_decay` where the optimizer keeps
+        # one, else this object's.
+        if decay == 0 or not param_option(group, param, "decoupled_weight_decay", self.weight_decouple):
+            return None
+        if self.absolute:
+            # Absolute decay, without the learning rate: $$1 - \lambda$$
+            return 1 - decay
+        # Decoupled decay, with the learning rate in force now, after any schedule and any
+        # per-parameter `lr_scale`: $$1 - \eta\lambda$$
+        return 1 - learning_rate(group, param) * decay
