@@ -8,6 +8,7 @@ import torch
 
 from annotated_opt import SGD, Adam, GenericAdaptiveOptimizer
 from annotated_opt.core.nonfinite import NonFiniteGradientError, find_bad_gradients
+from annotated_opt.core.registry import REGISTRY
 
 
 def model_with_grads(nan_in: str) -> torch.nn.Module:
@@ -107,3 +108,19 @@ def test_skipped_steps_are_saved_in_the_state_dict() -> None:
     # A state dict from torch.optim itself has no count: it starts at 0.
     restored.load_state_dict(torch.optim.SGD([torch.ones(2, requires_grad=True)], lr=0.1).state_dict())
     assert restored.skipped_steps == 0
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY), ids=str)
+def test_every_constructor_takes_the_policy_as_a_keyword_and_it_takes_effect(key) -> None:
+    # A weight matrix only, which every optimizer takes (Muon refuses vectors); a NaN in its gradient.
+    weight = torch.nn.Parameter(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))
+    optimizer = REGISTRY[key].build([weight], nonfinite="skip", master_weights=False)
+    assert all(group["nonfinite"] == "skip" and group["master_weights"] is False for group in optimizer.param_groups)
+    weight.grad = torch.ones_like(weight)
+    weight.grad[0, 0] = math.nan
+    before = weight.detach().clone()
+    with pytest.warns(RuntimeWarning, match="skipped a step"):
+        optimizer.step(lambda: (weight * weight.grad.nan_to_num()).sum())
+    assert torch.equal(weight, before) and optimizer.skipped_steps == 1
+    with pytest.raises(ValueError, match="nonfinite"):
+        REGISTRY[key].build([weight], nonfinite="sometimes")

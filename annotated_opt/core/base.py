@@ -37,9 +37,10 @@ gets its parameters from `params_with_grads`, so it inherits all of the above.
 ## Options every optimizer has
 
 Besides its own hyper-parameters, every parameter group has two options with these defaults. Set them
-in a parameter group, `Adam([{"params": model.parameters(), "master_weights": True}])`, or on all
-groups after construction; constructors that pass extra keyword options on to their defaults (the
-[Adam](adam.md) family) also take them directly, `AdamW(params, nonfinite="skip")`.
+in a parameter group, `Adam([{"params": model.parameters(), "master_weights": True}])`, give them to
+any constructor as keywords, `Lion(params, nonfinite="skip")`, or set them on all groups after
+construction. (A wrapper, [SAM](../sam.md) or [Lookahead](../lookahead.md), shares its base
+optimizer's groups: the options go to the base.)
 
 | option | default | meaning |
 |---|---|---|
@@ -114,6 +115,28 @@ def _step_scope(step: Callable[..., Any]) -> Callable[..., Any]:
     return scoped
 
 
+def _taking_base_options(init: Callable[..., None]) -> Callable[..., None]:
+    r"""
+    ### The options every constructor takes
+
+    A subclass's constructor lists its own hyper-parameters; `nonfinite` and `master_weights` are
+    every optimizer's, and no subclass should have to list them. Every `__init__` of a subclass is
+    wrapped (by `__init_subclass__`) so that these keywords are taken out before it runs and put into
+    the defaults by the base class's constructor. The outermost constructor takes them; a subclass
+    calling its parent's constructor passes none.
+    """
+
+    @functools.wraps(init)
+    def taking(self: "GenericAdaptiveOptimizer", *args: Any, **kwargs: Any) -> None:
+        given = {name: kwargs.pop(name) for name in BASE_DEFAULTS if name in kwargs}
+        if given:
+            self._constructor_options = given
+        init(self, *args, **kwargs)
+
+    taking._annotated_opt_base_options = True  # type: ignore[attr-defined]
+    return taking
+
+
 class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     r"""
     ## Base class
@@ -149,10 +172,13 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
     # under FSDP2 a sharded parameter is then gathered for it ([distributed](distributed.md)).
     whole_tensors = False
     tensor_step_count = False
+    # Whether the constructor takes the options every optimizer has as keywords (a wrapper's keywords
+    # go to the base optimizer it builds).
+    takes_base_options = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         check_learning_rate(defaults["lr"])
-        defaults = {**BASE_DEFAULTS, **defaults}
+        defaults = {**BASE_DEFAULTS, **defaults, **self.__dict__.pop("_constructor_options", {})}
         # torch adds `differentiable` to any optimizer's defaults when it unpickles one; remember whether
         # this optimizer's constructor has the option, so that only then do its groups take it.
         self.has_differentiable_option = "differentiable" in defaults
@@ -167,6 +193,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_annotated_opt_step_scope", False):
             cls.step = _step_scope(step)
+        init = cls.__dict__.get("__init__")
+        if cls.takes_base_options and init is not None and not getattr(init, "_annotated_opt_base_options", False):
+            cls.__init__ = _taking_base_options(init)
 
     def _start_bookkeeping(self) -> None:
         r"""The per-step bookkeeping; it is never saved, and starts afresh after a copy or a load."""

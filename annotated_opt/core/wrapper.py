@@ -115,6 +115,10 @@ class OptimizerWrapper(GenericAdaptiveOptimizer):
     added to every group of the base (a key the base's groups already have is left alone).
     """
 
+    # The groups are the base's: `nonfinite` and `master_weights` given to a wrapper that builds its
+    # base go to that base, with the other keywords.
+    takes_base_options = False
+
     def __init__(self, base_optimizer: torch.optim.Optimizer, defaults: dict[str, Any]) -> None:
         # `torch.optim.Optimizer.__init__` registers the base's group dictionaries, the same objects,
         # filling in our defaults with `setdefault`. It appends them to a list of its own, which is
