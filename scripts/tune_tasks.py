@@ -67,8 +67,7 @@ def merge_and_write(results: dict, path: Path = RESULTS_PATH) -> None:
                                                         for name, value in sorted(document[key].items())) + "\n}"
                   for key in sorted(document)]
         path.write_text("{\n" + ",\n".join(blocks) + "\n}\n")
-        write({key: {name: entry for name, record in tasks.items()
-                     if (entry := experiments.tuned_entry(record)) is not None}
+        write({key: {name: experiments.tuned_entry(record) for name, record in tasks.items()}
                for key, tasks in results.items()})
 
 

@@ -193,3 +193,14 @@ def test_an_optimizer_that_refuses_the_model_is_recorded_as_not_run_with_its_rea
     assert "sparse gradients" in record["skipped"]
     note = experiments.notes("digits-mlp", {"sparseadam": record})["sparseadam"]
     assert note.startswith("not run: takes only sparse")
+
+
+def test_a_search_that_chooses_nothing_removes_the_stale_entry(tmp_path) -> None:
+    from annotated_opt.toys.tuning import write
+
+    path = tmp_path / "tuned.json"
+    entries = {"digits-mlp": {"config": {"lr": 0.1}, "score": 0.2}, "charlm": {"config": {"lr": 1.0}, "score": 2.0}}
+    write({"sgd": entries}, path=path)
+    write({"sgd": {"digits-mlp": None}}, path=path)
+    stored = json.loads(path.read_text())
+    assert "digits-mlp" not in stored["sgd"] and stored["sgd"]["charlm"]["config"] == {"lr": 1.0}

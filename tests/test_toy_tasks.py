@@ -8,7 +8,7 @@ import torch
 from annotated_opt import SGD, Adam
 from annotated_opt.core.registry import REGISTRY, OptimizerInfo
 from annotated_opt.toys import charlm
-from annotated_opt.toys.digits import cnn, load_digits, train
+from annotated_opt.toys.digits import DigitsData, cnn, evaluate, load_digits, mlp, train
 from annotated_opt.toys.tasks import TASKS, moving_mean, run_task, steps_to_target, task_score
 
 
@@ -83,7 +83,40 @@ def test_run_task_reports_refusal_divergence_and_results() -> None:
     assert result.source == "given" and len(result.losses) == 3 * 22 and not result.diverged
     assert result.final_loss == pytest.approx(sum(result.losses[-22:]) / 22, rel=1e-12)
     assert result.accuracy > 0.85 and result.heldout_loss < 0.6
-    assert task_score(TASKS["digits-mlp"], result) == pytest.approx(sum(result.losses[-13:]) / 13, rel=1e-12)
+    with pytest.raises(ValueError, match="validation=True"):
+        task_score(TASKS["digits-mlp"], result)
+    # The text's score is its training loss over the last fifth of the run.
+    text = run_task(REGISTRY["adam"], TASKS["charlm"], {"lr": 1e-2}, length=10)
+    assert task_score(TASKS["charlm"], text) == pytest.approx(sum(text.losses[-2:]) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("task_name", ["digits-mlp", "charlm"])
+def test_a_tuning_run_is_scored_on_training_data_it_did_not_train_on(task_name) -> None:
+    # The run of the tuning search, and the same run by hand: the training data less its last fifth
+    # (digits) or ninth (text), the same seeds and batch order, then the loss on what was left out.
+    task = TASKS[task_name]
+    run = run_task(REGISTRY["adam"], task, {"lr": 1e-2}, length=2 if task_name == "digits-mlp" else 5,
+                   seed=3, validation=True)
+    make = lambda model: Adam(model.parameters(), lr=1e-2)  # noqa: E731
+    if task_name == "digits-mlp":
+        data = load_digits()
+        cut = len(data.train_y) - 270
+        model = mlp(seed=3)
+        by_hand = train(model, make, data=DigitsData(data.train_x[:cut], data.train_y[:cut], data.test_x, data.test_y),
+                        epochs=2, seed=3, evaluate_before_step=False)
+        expected = evaluate(model, data.train_x[cut:], data.train_y[cut:])[0]
+        assert len(run.losses) == 2 * 17 and (run.heldout_loss, run.accuracy) == (by_hand.test_loss,
+                                                                                     by_hand.test_accuracy)
+    else:
+        text = charlm.load_chars()
+        cut = len(text.train) - round(len(text.train) / 9)
+        model = charlm.charlm(seed=3)
+        by_hand = charlm.train(model, make, data=charlm.CharData(text.train[:cut], text.heldout), steps=5,
+                               batch_size=128, seed=3, evaluate_before_step=False)
+        expected = charlm.evaluate(model, text.train[cut:])[0]
+        assert run.heldout_loss == by_hand.heldout_loss
+    assert run.losses == by_hand.losses
+    assert task_score(TASKS["digits-mlp"], run) == run.validation_loss == expected
 
 
 class IgnoresClosure(torch.optim.SGD):

@@ -138,7 +138,8 @@ def tune(infos: Iterable[Any], targets: Iterable[str],
 def write(results: dict[str, dict[str, Any]], path: Path = TUNED_HPARAMS_PATH, replace: bool = False) -> None:
     r"""
     Write the search results to the data file, merged into what is there unless `replace`: entries
-    of optimizers and targets that were not searched this time are kept.
+    of optimizers and targets that were not searched this time are kept, and an entry given as `None`
+    (searched again, and nothing could be chosen) is removed.
 
     The file starts with a `_search` entry that records how it was made (the scripts, the rules, the
     toys' grid and the torch version), so a reader of the numbers can reproduce them. Keys are sorted and
@@ -146,7 +147,11 @@ def write(results: dict[str, dict[str, Any]], path: Path = TUNED_HPARAMS_PATH, r
     """
     merged: dict[str, dict[str, Any]] = {} if replace else {k: dict(v) for k, v in load_tuned(path).items()}
     for key, entries in results.items():
-        merged.setdefault(key, {}).update(entries)
+        for target, entry in entries.items():
+            if entry is None:
+                merged.get(key, {}).pop(target, None)
+            else:
+                merged.setdefault(key, {})[target] = entry
     document = {
         "_search": {
             "written_by": "scripts/tune_toys.py (toys), scripts/tune_tasks.py (tasks)",

@@ -53,7 +53,8 @@ def panels(count: int, height: float) -> tuple[Any, list[Any]]:
 
 def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]]) -> Any:
     """
-    Final training loss of each sweep point against the learning rate, one panel per family: the line
+    The tuning score (validation loss on the digits, final training loss on the text) of each sweep point
+    against the learning rate, one panel per family: the line
     is the median over the tuning seeds, the band spans the seeds, a cross marks a learning rate at
     which some seed diverged (drawn at the top), a star the configuration the tuning chose.
     """
@@ -80,9 +81,9 @@ def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]])
         ax.set_yscale("log")
         ax.set_title(family, fontsize=10)
         ax.set_xlabel("learning rate")
-        ax.axhline(TASKS[task_name].target_loss, color="0.5", linestyle="--", linewidth=0.8)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("final training loss (tuning run)")
+    score = "validation loss" if TASKS[task_name].tuned_on_validation else "final training loss"
+    axes[0].set_ylabel(f"{score} (tuning run)")
     axes[0].set_ylim(top=ceiling * 1.05)
     figure.tight_layout()
     return figure
@@ -188,8 +189,9 @@ def make() -> None:
         style.save(curves_figure(task_name, records), PAGE, f"{task_name}-curves",
                    f"{title}: training loss of the evaluation runs at the tuned settings (median over the "
                    f"evaluation seeds) against steps and against wall-clock seconds, by family; dashed: the target.")
+        score = "validation loss" if TASKS[task_name].tuned_on_validation else "final training loss"
         style.save(sensitivity_figure(task_name, records), PAGE, f"{task_name}-sensitivity",
-                   f"{title}: learning-rate sensitivity. Final training loss of the sweep (tuning length, other "
+                   f"{title}: learning-rate sensitivity. The tuning score of the sweep ({score}; tuning length, other "
                    f"hyper-parameters at their defaults) against the learning rate: median over the tuning seeds, "
                    f"band from best to worst seed, x where a seed diverged, star at the tuned setting.")
     path = style.PLOTS_DIR.parent / "benchmark.md"
