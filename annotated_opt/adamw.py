@@ -14,7 +14,7 @@ with $m_t, v_t$ computed from the *raw* gradient.
 
 ```algorithm
 \textcolor{orange}{\theta_{t-1} \leftarrow (1 - \eta\lambda)\, \theta_{t-1}}
-    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+    @ core/weight_decay.py: return 1 - learning_rate(group, param) * decay
 m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \quad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2
     @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
 \theta_t = \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)  @ adam.py: param.addcdiv_

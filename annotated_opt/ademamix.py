@@ -25,7 +25,7 @@ $\alpha = 5$ to $8$ makes the slow momentum the larger part of the step once it 
 
 ```algorithm
 \theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
-    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+    @ core/weight_decay.py: return 1 - learning_rate(group, param) * decay
 m^{(1)}_t, \ v_t \ \text{as in Adam}  @ exp_avg = super().update_moments(state, group, grad)
 \textcolor{orange}{\beta_3(t) = \big(\tfrac12\big)^{1/h_t} \ (t < T_{\beta_3}), \quad
   h_t = (1-a)\,h(\beta_1) + a\,h(\beta_3), \quad a = \tfrac{t}{T_{\beta_3}}, \quad

@@ -18,8 +18,8 @@ No bias correction: $v_0$ is already a full-size estimate, and $m_t$ averages qu
 about one, so starting it at zero only shortens the first few steps.
 
 ```algorithm
-\textcolor{orange}{v_0 = g_0^2} \quad \text{(the first gradient; the parameters do not move)}
-    @ exp_avg_sq.addcmul_(grad, grad)
+\textcolor{orange}{v_0 = g_0^2} \quad \text{(the first gradient: the past weighs 0; nothing moves)}
+    @ beta2 = choose(first, 0.0, beta2)
 \textcolor{orange}{g_t / \max\big(\sqrt{v_{t-1}},\, \epsilon\big)}  @ normalised = grad.div(denominator)
 \textcolor{orange}{\mathrm{clip}(\cdot,\ c_t), \quad c_t = t^{1/4}}  @ normalised.clamp_(-bound, bound)
 m_t = \beta_1 m_{t-1} + (1-\beta_1)\,

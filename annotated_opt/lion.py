@@ -19,7 +19,7 @@ the current gradient ten times faster than the memory forgets, a little like Nes
 
 ```algorithm
 \theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
-    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+    @ core/weight_decay.py: return 1 - learning_rate(group, param) * decay
 c_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t  @ direction = exp_avg.lerp(grad, 1 - beta1)
 \theta_t = \theta - \eta\,\mathrm{sign}(c_t)  @ param.add_(direction.sign_(), alpha=-learning_rate(group, param))
 m_t = \beta_2 m_{t-1} + (1-\beta_2)\, g_t  @ exp_avg.lerp_(grad, 1 - beta2)

@@ -25,7 +25,7 @@ The orange lines are all that changes from AdamW; this class is AdamW applied to
 \textcolor{orange}{\tilde c_t = c_t / \max\big(1, \lVert c_t\rVert\big)}
     @ return corrected.div_(full(torch.linalg.vector_norm(corrected)).clamp_(min=1))
 \theta \leftarrow (1 - \eta\lambda)\,\theta_{t-1}
-    @ core/weight_decay.py: param.mul_(1 - learning_rate(group, param) * decay)
+    @ core/weight_decay.py: return 1 - learning_rate(group, param) * decay
 m_t = \beta_1 m_{t-1} + (1-\beta_1)\,\textcolor{orange}{\tilde c_t}, \quad
   v_t = \beta_2 v_{t-1} + (1-\beta_2)\,\textcolor{orange}{\tilde c_t^{\,2}}
     @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
