@@ -122,7 +122,7 @@ from typing import Any
 
 import torch
 
-from .core.base import BASE_DEFAULTS, GenericAdaptiveOptimizer, ParamsT
+from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
 from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative, torch_adam_betas
@@ -244,7 +244,7 @@ class Adam(GenericAdaptiveOptimizer):
             betas = torch_adam_betas(betas, foreach, capturable)
         # Children pass their own hyper-parameters up through `extra_defaults`; anything else is a typo
         # (`momentum=0.9` given to Adam) and must not be stored silently.
-        known = constructor_arguments(type(self)) | set(self.derived_options) | set(BASE_DEFAULTS)
+        known = constructor_arguments(type(self)) | set(self.derived_options)
         unknown = sorted(set(extra_defaults) - known)
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(unknown)}")
