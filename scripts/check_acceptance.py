@@ -1,10 +1,12 @@
-"""Check the tuned settings against a plain learning-rate sweep at full length, on a new seed.
+"""Check the tuned settings against a plain learning-rate sweep, on the evaluation seeds.
 
 For each optimizer and task: the held-out number of the benchmark's evaluation (median over its three
-seeds, from results/benchmark.json) against the best a full-length sweep of the learning rate alone
-(the sweep grid of annotated_opt/toys/experiments.py, other hyper-parameters at their defaults) reaches
-on the first evaluation seed. The tuned setting passes when it is within 0.03 of that (accuracy for the
-digits, held-out loss for the text). One thread; about 9 full runs per optimizer and task.
+seeds, from results/benchmark.json) against the best median a sweep of the learning rate alone (the
+sweep grid of annotated_opt/toys/experiments.py, other hyper-parameters at their defaults) reaches on
+the same three seeds. The tuned setting passes when it is within 0.03 of that (accuracy for the
+digits, held-out loss for the text). Like is compared with like: the best of nine single runs would
+be the luckiest seed of the best rate, and the median of three runs of that very rate can be 0.06
+worse on the character transformer. One thread; 27 runs per optimizer and task.
 
     python scripts/check_acceptance.py --task digits-cnn
     python scripts/check_acceptance.py --task digits-mlp --optimizer lars
@@ -34,15 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     infos = [get(name) for name in args.optimizer] or list(REGISTRY.values())
-    seed = experiments.EVALUATION_SEEDS[0]
     failures = 0
     for task_name in args.task or list(TASKS):
         metric, higher = experiments.heldout_metric(task_name)
         for info in infos:
             sweep = []
             for lr in experiments.SWEEP_LRS:
-                result = run_task(info, TASKS[task_name], {"lr": lr}, seed=seed)
-                sweep.append(getattr(result, metric) if not result.diverged else -math.inf if higher else math.inf)
+                results = [run_task(info, TASKS[task_name], {"lr": lr}, seed=seed)
+                           for seed in experiments.EVALUATION_SEEDS]
+                sweep.append(experiments.median(getattr(result, metric) if not result.diverged
+                                                else -math.inf if higher else math.inf for result in results))
             best = max(sweep) if higher else min(sweep)
             best_lr = experiments.SWEEP_LRS[sweep.index(best)]
             line = f"{info.key:>12} {task_name:>16}  sweep best {best:.3f} (lr={best_lr:g})"

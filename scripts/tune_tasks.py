@@ -42,7 +42,7 @@ def budget() -> dict[str, object]:
         "sweep_lrs": list(experiments.SWEEP_LRS), "refine_trials": experiments.REFINE_TRIALS,
         "tuning_seeds": list(experiments.TUNING_SEEDS), "evaluation_seeds": list(experiments.EVALUATION_SEEDS),
         "tie_tolerance": experiments.TIE_TOLERANCE,
-        "lengths": {name: {"tuning": task.tuning_length, "full": task.length} for name, task in TASKS.items()},
+        "lengths": {name: task.length for name, task in TASKS.items()},
         "torch": torch.__version__.split("+")[0],
     }
 

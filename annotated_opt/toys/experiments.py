@@ -43,11 +43,11 @@ changed 31 choices, nearly all to smaller rates with lower accuracy, so the tole
 ## What it does not do
 
 On the digits it tunes on a validation split, so the tuning runs train on four fifths of the
-training images where the full runs train on all of them; on the text it tunes on short runs where
-a full run would cost too much (the character models); the learning rate best for a short run can
-be larger than the best for a long one
-([Wu et al., 2018](https://arxiv.org/abs/1803.02021)). The evaluation at full length on new seeds is
-what shows whether that happened: the benchmark page reports it, it does not hide it.
+training images where the full runs train on all of them. Its runs are as long as the evaluation's,
+but the ranking it finds holds for these lengths only: the learning rate best for a short run can
+differ from the best for a long one ([Wu et al., 2018](https://arxiv.org/abs/1803.02021)), and a
+longer training run would need its own search. The evaluation on new seeds is what shows how well the
+choice carries over; the benchmark page reports it, it does not hide it.
 """
 
 import math
@@ -162,10 +162,9 @@ def rounded(value: float, digits: int = 4) -> float:
 
 # ## Running a candidate
 def tuning_run(info: Any, task: Task, config: dict[str, Any], seed: int) -> dict[str, Any]:
-    r"""One tuning run: its score (the validation loss), and the test numbers the tables show (never used to choose)."""
+    r"""One tuning run: its score (`task_score`), and the test numbers the tables show (never used to choose)."""
     try:
-        result = run_task(info, task, config, length=task.tuning_length, seed=seed,
-                          validation=task.tuned_on_validation)
+        result = run_task(info, task, config, seed=seed, validation=task.tuned_on_validation)
     except TypeError:
         # An argument this optimizer does not take: the candidate cannot run.
         return {"score": math.inf, "diverged": False, "heldout_loss": math.inf, "accuracy": 0.0}
@@ -236,7 +235,7 @@ def experiment(info: Any, task_name: str) -> dict[str, Any]:
     # with biases) is recorded as such, with the reason, not as a run of candidates that all failed.
     refused = run_task(info, task, {"lr": SWEEP_LRS[0]}, length=1, seed=TUNING_SEEDS[0]).skipped
     if refused is not None:
-        return {"tuning_length": task.tuning_length, "candidates": [], "chosen": None, "evaluation": [],
+        return {"length": task.length, "candidates": [], "chosen": None, "evaluation": [],
                 "skipped": refused, "cpu_seconds": round(time.process_time() - start, 1)}
     sweep = [candidate(info, task, {"lr": lr}, "sweep") for lr in SWEEP_LRS]
     best_of_sweep = select(sweep, tolerance=0.0)
@@ -244,7 +243,7 @@ def experiment(info: Any, task_name: str) -> dict[str, Any]:
     chosen = select(sweep + refined)
     evaluation = [] if chosen is None else [
         evaluation_record(task, run_task(info, task, chosen["config"], seed=seed)) for seed in EVALUATION_SEEDS]
-    return {"tuning_length": task.tuning_length, "candidates": sweep + refined, "chosen": chosen,
+    return {"length": task.length, "candidates": sweep + refined, "chosen": chosen,
             "evaluation": evaluation, "cpu_seconds": round(time.process_time() - start, 1)}
 
 

@@ -53,10 +53,10 @@ def panels(count: int, height: float) -> tuple[Any, list[Any]]:
 
 def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]]) -> Any:
     """
-    The tuning score (validation loss on the digits, final training loss on the text) of each sweep point
-    against the learning rate, one panel per family: the line
-    is the median over the tuning seeds, the band spans the seeds, a cross marks a learning rate at
-    which some seed diverged (drawn at the top), a star the configuration the tuning chose.
+    The tuning score (validation loss on the digits, training loss over the last fifth of the run on
+    the text) of each sweep point against the learning rate, one panel per family: the line is the
+    median over the tuning seeds, the band spans the seeds, a cross marks a learning rate at which some
+    seed diverged (drawn at the top), a star the configuration the tuning chose.
     """
     # An optimizer that refused the task's model ran no sweep: it has no curve.
     groups = families([key for key, record in records.items() if record["candidates"]])
@@ -82,7 +82,7 @@ def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]])
         ax.set_title(family, fontsize=10)
         ax.set_xlabel("learning rate")
         ax.legend(fontsize=7)
-    score = "validation loss" if TASKS[task_name].tuned_on_validation else "final training loss"
+    score = "validation loss" if TASKS[task_name].tuned_on_validation else "training loss, last fifth"
     axes[0].set_ylabel(f"{score} (tuning run)")
     axes[0].set_ylim(top=ceiling * 1.05)
     figure.tight_layout()
@@ -189,9 +189,9 @@ def make() -> None:
         style.save(curves_figure(task_name, records), PAGE, f"{task_name}-curves",
                    f"{title}: training loss of the evaluation runs at the tuned settings (median over the "
                    f"evaluation seeds) against steps and against wall-clock seconds, by family; dashed: the target.")
-        score = "validation loss" if TASKS[task_name].tuned_on_validation else "final training loss"
+        score = "validation loss" if TASKS[task_name].tuned_on_validation else "training loss, last fifth"
         style.save(sensitivity_figure(task_name, records), PAGE, f"{task_name}-sensitivity",
-                   f"{title}: learning-rate sensitivity. The tuning score of the sweep ({score}; tuning length, other "
+                   f"{title}: learning-rate sensitivity. The tuning score of the sweep ({score}; other "
                    f"hyper-parameters at their defaults) against the learning rate: median over the tuning seeds, "
                    f"band from best to worst seed, x where a seed diverged, star at the tuned setting.")
     path = style.PLOTS_DIR.parent / "benchmark.md"
