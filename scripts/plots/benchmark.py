@@ -51,6 +51,11 @@ def panels(count: int, height: float) -> tuple[Any, list[Any]]:
     return figure, flat
 
 
+def score_label(task_name: str) -> str:
+    """What the tuning search of a task reads (see `task_score`), for axis labels and captions."""
+    return "validation loss" if TASKS[task_name].tuned_on_validation else "training loss, last fifth"
+
+
 def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]]) -> Any:
     """
     The tuning score (validation loss on the digits, training loss over the last fifth of the run on
@@ -82,8 +87,7 @@ def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]])
         ax.set_title(family, fontsize=10)
         ax.set_xlabel("learning rate")
         ax.legend(fontsize=7)
-    score = "validation loss" if TASKS[task_name].tuned_on_validation else "training loss, last fifth"
-    axes[0].set_ylabel(f"{score} (tuning run)")
+    axes[0].set_ylabel(f"{score_label(task_name)} (tuning run)")
     axes[0].set_ylim(top=ceiling * 1.05)
     figure.tight_layout()
     return figure
@@ -189,11 +193,11 @@ def make() -> None:
         style.save(curves_figure(task_name, records), PAGE, f"{task_name}-curves",
                    f"{title}: training loss of the evaluation runs at the tuned settings (median over the "
                    f"evaluation seeds) against steps and against wall-clock seconds, by family; dashed: the target.")
-        score = "validation loss" if TASKS[task_name].tuned_on_validation else "training loss, last fifth"
         style.save(sensitivity_figure(task_name, records), PAGE, f"{task_name}-sensitivity",
-                   f"{title}: learning-rate sensitivity. The tuning score of the sweep ({score}; other "
-                   f"hyper-parameters at their defaults) against the learning rate: median over the tuning seeds, "
-                   f"band from best to worst seed, x where a seed diverged, star at the tuned setting.")
+                   f"{title}: learning-rate sensitivity. The tuning score of the sweep "
+                   f"({score_label(task_name)}; other hyper-parameters at their defaults) against the learning "
+                   f"rate: median over the tuning seeds, band from best to worst seed, x where a seed diverged, "
+                   f"star at the tuned setting.")
     path = style.PLOTS_DIR.parent / "benchmark.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(data))
