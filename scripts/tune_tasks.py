@@ -41,7 +41,7 @@ def budget() -> dict[str, object]:
         "written_by": "scripts/tune_tasks.py", "rules": "annotated_opt/toys/experiments.py",
         "sweep_lrs": list(experiments.SWEEP_LRS), "refine_trials": experiments.REFINE_TRIALS,
         "tuning_seeds": list(experiments.TUNING_SEEDS), "evaluation_seeds": list(experiments.EVALUATION_SEEDS),
-        "tie_tolerance": experiments.TIE_TOLERANCE,
+        "tie_tolerance": {name: task.tie_tolerance for name, task in TASKS.items()},
         "lengths": {name: task.length for name, task in TASKS.items()},
         "torch": torch.__version__.split("+")[0],
     }

@@ -24,16 +24,17 @@ def test_the_worst_seed_decides_and_one_diverged_seed_rules_a_candidate_out() ->
     # The best mean (lr 0.3) diverged on one seed; the best single seed (lr 0.1) is poor on the other.
     candidates = [candidate(0.01, 0.50, 0.52), candidate(0.1, 0.10, 0.60), candidate(0.3, 0.05, math.inf),
                   candidate(0.03, 0.30, 0.31)]
-    assert experiments.select(candidates) == candidates[3]
+    assert experiments.select(candidates, 0.02) == candidates[3]
     assert experiments.robust_score([0.1, 0.6]) == 0.6 and experiments.robust_score([0.1, math.inf]) == math.inf
 
 
 def test_within_the_tolerance_the_smaller_learning_rate_wins() -> None:
     candidates = [candidate(0.1, 0.100, 0.101), candidate(0.03, 0.101, 0.1015), candidate(0.01, 0.2, 0.2)]
     # 0.1015 is within 2% of 0.101: a tie, and the smaller rate is further from divergence.
-    assert experiments.select(candidates)["config"]["lr"] == 0.03
-    assert experiments.select(candidates, tolerance=0.0)["config"]["lr"] == 0.1
-    assert experiments.select([candidate(0.1, math.inf, 1.0)]) is None and experiments.select([]) is None
+    assert experiments.select(candidates, 0.02)["config"]["lr"] == 0.03
+    # Without a tolerance (the text's), the best score wins.
+    assert experiments.select(candidates, 0.0)["config"]["lr"] == 0.1
+    assert experiments.select([candidate(0.1, math.inf, 1.0)], 0.02) is None and experiments.select([], 0.0) is None
 
 
 def test_search_space_table_and_fallback() -> None:
@@ -129,7 +130,7 @@ def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shi
                 assert not found["candidates"] and found["chosen"] is None and not found["evaluation"]
                 assert task_name not in load_tuned().get(key, {})
                 continue
-            assert experiments.select(found["candidates"]) == found["chosen"]
+            assert experiments.select(found["candidates"], TASKS[task_name].tie_tolerance) == found["chosen"]
             if found["chosen"] is None:
                 # Every rate of the sweep diverged: nothing to refine around, to evaluate or to ship.
                 assert len(found["candidates"]) == len(experiments.SWEEP_LRS)

@@ -9,7 +9,7 @@ from annotated_opt import SGD, Adam
 from annotated_opt.core.registry import REGISTRY, OptimizerInfo
 from annotated_opt.toys import charlm
 from annotated_opt.toys.digits import DigitsData, cnn, evaluate, load_digits, mlp, train
-from annotated_opt.toys.tasks import TASKS, moving_mean, run_task, steps_to_target, task_score
+from annotated_opt.toys.tasks import TASKS, moving_mean, run_task, steps_to_target, task_score, text_validation_blocks
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -83,40 +83,74 @@ def test_run_task_reports_refusal_divergence_and_results() -> None:
     assert result.source == "given" and len(result.losses) == 3 * 22 and not result.diverged
     assert result.final_loss == pytest.approx(sum(result.losses[-22:]) / 22, rel=1e-12)
     assert result.accuracy > 0.85 and result.heldout_loss < 0.6
-    with pytest.raises(ValueError, match="validation=True"):
-        task_score(TASKS["digits-mlp"], result)
-    # The text's score is its training loss over the last fifth of the run.
-    text = run_task(REGISTRY["adam"], TASKS["charlm"], {"lr": 1e-2}, length=10)
-    assert task_score(TASKS["charlm"], text) == pytest.approx(sum(text.losses[-2:]) / 2, rel=1e-12)
+    # Every task is tuned on a validation split: a run that held none back cannot be scored.
+    text = run_task(REGISTRY["adam"], TASKS["charlm"], {"lr": 1e-2}, length=2)
+    for task_name, run in (("digits-mlp", result), ("charlm", text)):
+        with pytest.raises(ValueError, match="validation=True"):
+            task_score(TASKS[task_name], run)
 
 
-@pytest.mark.parametrize("task_name", ["digits-mlp", "charlm"])
-def test_a_tuning_run_is_scored_on_training_data_it_did_not_train_on(task_name) -> None:
-    # The run of the tuning search, and the same run by hand: the training data less its last fifth
-    # (digits) or ninth (text), the same seeds and batch order, then the loss on what was left out.
-    task = TASKS[task_name]
-    run = run_task(REGISTRY["adam"], task, {"lr": 1e-2}, length=2 if task_name == "digits-mlp" else 5,
-                   seed=3, validation=True)
-    make = lambda model: Adam(model.parameters(), lr=1e-2)  # noqa: E731
-    if task_name == "digits-mlp":
-        data = load_digits()
-        cut = len(data.train_y) - 270
-        model = mlp(seed=3)
-        by_hand = train(model, make, data=DigitsData(data.train_x[:cut], data.train_y[:cut], data.test_x, data.test_y),
-                        epochs=2, seed=3, evaluate_before_step=False)
-        expected = evaluate(model, data.train_x[cut:], data.train_y[cut:])[0]
-        assert len(run.losses) == 2 * 17 and (run.heldout_loss, run.accuracy) == (by_hand.test_loss,
-                                                                                     by_hand.test_accuracy)
-    else:
-        text = charlm.load_chars()
-        cut = len(text.train) - round(len(text.train) / 9)
-        model = charlm.charlm(seed=3)
-        by_hand = charlm.train(model, make, data=charlm.CharData(text.train[:cut], text.heldout), steps=5,
-                               batch_size=128, seed=3, evaluate_before_step=False)
-        expected = charlm.evaluate(model, text.train[cut:])[0]
-        assert run.heldout_loss == by_hand.heldout_loss
+def test_a_digits_tuning_run_is_scored_on_training_images_it_did_not_train_on() -> None:
+    # The run of the tuning search, and the same run by hand: the training images less their last
+    # fifth, the same seeds and batch order, then the loss on the fifth left out.
+    run = run_task(REGISTRY["adam"], TASKS["digits-mlp"], {"lr": 1e-2}, length=2, seed=3, validation=True)
+    data = load_digits()
+    cut = len(data.train_y) - 270
+    model = mlp(seed=3)
+    by_hand = train(model, lambda m: Adam(m.parameters(), lr=1e-2),
+                    data=DigitsData(data.train_x[:cut], data.train_y[:cut], data.test_x, data.test_y),
+                    epochs=2, seed=3, evaluate_before_step=False)
+    expected = evaluate(model, data.train_x[cut:], data.train_y[cut:])[0]
+    assert len(run.losses) == 2 * 17 and (run.heldout_loss, run.accuracy) == (by_hand.test_loss, by_hand.test_accuracy)
     assert run.losses == by_hand.losses
     assert task_score(TASKS["digits-mlp"], run) == run.validation_loss == expected
+
+
+def test_window_starts_skip_every_window_that_reads_a_held_back_character() -> None:
+    held_back = torch.zeros(30, dtype=torch.bool)
+    held_back[[3, 17, 18, 29]] = True
+    data = charlm.CharData(torch.arange(30), torch.arange(5), held_back)
+    # By brute force: a window from s reads positions s .. s + k (its k inputs and its target).
+    expected = [s for s in range(30 - 4) if not any(held_back[s:s + 5].tolist())]
+    assert charlm.window_starts(data, 4).tolist() == expected == [4, 5, 6, 7, 8, 9, 10, 11, 12, 19, 20, 21, 22, 23, 24]
+    assert charlm.window_starts(charlm.CharData(torch.arange(30), torch.arange(5)), 4).tolist() == list(range(26))
+
+
+def test_a_text_tuning_run_trains_around_its_validation_blocks_and_is_scored_on_them(monkeypatch) -> None:
+    text = charlm.load_chars()
+    blocks = text_validation_blocks(len(text.train))
+    # A ninth of the training text, as six stretches, one in the middle of each sixth of it.
+    sixth = len(text.train) // 6
+    assert len(blocks) == 6
+    for i, (start, end) in enumerate(blocks):
+        assert i * sixth < start < end < (i + 1) * sixth and abs((start - i * sixth) - ((i + 1) * sixth - end)) <= 1
+    assert sum(end - start for start, end in blocks) == pytest.approx(len(text.train) / 9, abs=len(blocks))
+
+    # Every training window the run reads lies clear of every block.
+    read = []
+    windows = charlm.windows
+
+    def recording_windows(ids, starts, context):
+        if len(ids) == len(text.train):
+            read.extend((int(s), int(s) + context) for s in starts)
+        return windows(ids, starts, context)
+
+    monkeypatch.setattr(charlm, "windows", recording_windows)
+    run = run_task(REGISTRY["adam"], TASKS["charlm"], {"lr": 1e-2}, length=5, seed=3, validation=True)
+    assert len(read) == 5 * 128 and len(run.losses) == 5
+    assert all(last < start or first >= end for first, last in read for start, end in blocks)
+
+    # The score: the trained model's loss on each block on its own, weighted by the block's length.
+    monkeypatch.setattr(charlm, "windows", windows)
+    scored = []
+    original = charlm.evaluate
+    monkeypatch.setattr(charlm, "evaluate", lambda model, ids: scored.append(original(model, ids)) or scored[-1])
+    run = run_task(REGISTRY["adam"], TASKS["charlm"], {"lr": 1e-2}, length=5, seed=3, validation=True)
+    assert len(scored) == 1 + len(blocks)
+    weights = [end - start for start, end in blocks]
+    expected = sum(loss * weight for (loss, _), weight in zip(scored[1:], weights)) / sum(weights)
+    assert run.validation_loss == pytest.approx(expected, rel=1e-12)
+    assert task_score(TASKS["charlm"], run) == run.validation_loss
 
 
 class IgnoresClosure(torch.optim.SGD):

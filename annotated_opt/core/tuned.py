@@ -26,8 +26,8 @@ and the lowest score wins (the smaller learning rate on a tie):
 * **tasks** (digits, the character models): not a grid but the robust search of
   [experiments](experiments.md): the learning rate and one or two other hyper-parameters, each
   candidate on two seeds and judged by its worst: the loss on a validation split held back from
-  the training images (digits), the training loss over the last fifth of the run (text), $+\infty$
-  when a seed diverges. Only training data is used, so the held-out numbers reported on the results
+  the training data (a fifth of the images; stretches spread over the text), $+\infty$ when a seed
+  diverges. Only training data is used, so the held-out numbers reported on the results
   and benchmark pages are not tuned on.
 
 ## Looking them up

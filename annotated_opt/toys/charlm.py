@@ -86,10 +86,15 @@ def decode(ids: torch.Tensor) -> str:
 
 @dataclass(frozen=True)
 class CharData:
-    r"""The encoded text: `train`, the first 90%, and `heldout`, the rest, both 1-d index tensors."""
+    r"""
+    The encoded text: `train`, the first 90%, and `heldout`, the rest, both 1-d index tensors.
+    `held_back`, when given, marks characters of `train` (a boolean mask of its length) that no
+    training window may read: a validation sample kept inside the training text (see `window_starts`).
+    """
 
     train: torch.Tensor
     heldout: torch.Tensor
+    held_back: torch.Tensor | None = None
 
 
 def load_chars(heldout_fraction: float = 0.1) -> CharData:
@@ -211,6 +216,21 @@ def windows(ids: torch.Tensor, starts: torch.Tensor, context: int) -> tuple[torc
     return ids[starts[:, None] + offsets], ids[starts + context]
 
 
+def window_starts(data: CharData, context: int) -> torch.Tensor:
+    r"""
+    Every start $s$ a training window may take: the window and its target, $c_s, \dots, c_{s+k}$, must
+    lie in the training text and, when `data.held_back` is given, read none of its characters. With
+    $H_i$ the number of held-back characters before position $i$ (a running sum of the mask), the
+    window at $s$ is clear exactly when $H_{s+k+1} - H_s = 0$.
+    """
+    starts = torch.arange(len(data.train) - context)
+    if data.held_back is None:
+        return starts
+    # $$H_i = \sum_{j < i} \text{held\_back}_j$$
+    before = torch.cat((torch.zeros(1, dtype=torch.long), data.held_back.long().cumsum(0)))
+    return starts[before[starts + context + 1] == before[starts]]
+
+
 @dataclass
 class CharLMResult:
     r"""The per-step training losses, the held-out loss and accuracy, and the wall time of the loop."""
@@ -251,9 +271,11 @@ def train(model: CharMLP | CharTransformer, make_optimizer: Callable[[nn.Module]
 
     Batches are drawn with replacement rather than in epochs: 500 steps of 128 windows see about as
     many windows as there are positions in the text, so "an epoch" means little here, and drawing
-    at random keeps every batch an independent sample.
+    at random keeps every batch an independent sample. A window never reads characters the data
+    holds back (`window_starts`).
     """
     data = data or load_chars()
+    usable = window_starts(data, model.context)
     optimizer = make_optimizer(model)
     # The batches' own generator, so the order depends only on `seed`, not on what else ran before.
     generator = torch.Generator().manual_seed(seed)
@@ -263,7 +285,7 @@ def train(model: CharMLP | CharTransformer, make_optimizer: Callable[[nn.Module]
     model.train()
     for step in range(1, steps + 1):
         # $B$ random starts, each with room for a full window and its target.
-        starts = torch.randint(len(data.train) - model.context, (batch_size,), generator=generator)
+        starts = usable[torch.randint(len(usable), (batch_size,), generator=generator)]
         x, y = model.batch(data.train, starts)
 
         # The closure recomputes the loss and its gradients on this batch; the defaults bind the

@@ -24,6 +24,8 @@ from . import style
 
 PAGE = "benchmark"
 RESULTS_PATH = experiments.RESULTS_PATH
+# What the tuning search reads (see `task_score`), for the axis and the caption alike.
+SCORE_LABEL = "validation loss"
 
 
 def load(path: Path = RESULTS_PATH) -> dict[str, Any]:
@@ -51,17 +53,12 @@ def panels(count: int, height: float) -> tuple[Any, list[Any]]:
     return figure, flat
 
 
-def score_label(task_name: str) -> str:
-    """What the tuning search of a task reads (see `task_score`), for axis labels and captions."""
-    return "validation loss" if TASKS[task_name].tuned_on_validation else "training loss, last fifth"
-
-
 def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]]) -> Any:
     """
-    The tuning score (validation loss on the digits, training loss over the last fifth of the run on
-    the text) of each sweep point against the learning rate, one panel per family: the line is the
-    median over the tuning seeds, the band spans the seeds, a cross marks a learning rate at which some
-    seed diverged (drawn at the top), a star the configuration the tuning chose.
+    The tuning score (the loss on the validation split, see `task_score`) of each sweep point against
+    the learning rate, one panel per family: the line is the median over the tuning seeds, the band
+    spans the seeds, a cross marks a learning rate at which some seed diverged (drawn at the top), a
+    star the configuration the tuning chose.
     """
     # An optimizer that refused the task's model ran no sweep: it has no curve.
     groups = families([key for key, record in records.items() if record["candidates"]])
@@ -87,7 +84,7 @@ def sensitivity_figure(task_name: str, records: Mapping[str, Mapping[str, Any]])
         ax.set_title(family, fontsize=10)
         ax.set_xlabel("learning rate")
         ax.legend(fontsize=7)
-    axes[0].set_ylabel(f"{score_label(task_name)} (tuning run)")
+    axes[0].set_ylabel(f"{SCORE_LABEL} (tuning run)")
     axes[0].set_ylim(top=ceiling * 1.05)
     figure.tight_layout()
     return figure
@@ -195,7 +192,7 @@ def make() -> None:
                    f"evaluation seeds) against steps and against wall-clock seconds, by family; dashed: the target.")
         style.save(sensitivity_figure(task_name, records), PAGE, f"{task_name}-sensitivity",
                    f"{title}: learning-rate sensitivity. The tuning score of the sweep "
-                   f"({score_label(task_name)}; other hyper-parameters at their defaults) against the learning "
+                   f"({SCORE_LABEL}; other hyper-parameters at their defaults) against the learning "
                    f"rate: median over the tuning seeds, band from best to worst seed, x where a seed diverged, "
                    f"star at the tuned setting.")
     path = style.PLOTS_DIR.parent / "benchmark.md"
