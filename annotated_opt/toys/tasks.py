@@ -38,7 +38,7 @@ $$\bar L_t = \frac{1}{\min(t, n)} \sum_{s = \max(1,\, t - n + 1)}^{t} L_s.$$
   them. Nothing is tuned on these numbers (the search reads the training data only, see
   `task_score`), so they are an honest comparison.
 * the **validation loss**, for the tuning search only: a run with `validation=True` holds back part
-  of the *training* data (`VALIDATION_FRACTION` of the training images; for the text, short stretches
+  of the *training* data (`VALIDATION_FRACTION` of the training images; for the text, six stretches
   spread over its training part), trains on the rest, and measures the cross-entropy there.
 * the **steps to target** $t^\star$: the first step at which the moving mean falls to the task's
   target loss, $\bar L_t \le L_{\text{target}}$, or `None` if it never does. Final losses compare
@@ -346,7 +346,8 @@ def task_score(task: Task, result: TaskResult) -> float:
     Where the validation text lies matters as much. Held back as one stretch (the end of the training
     part: the end of `fnmatch` and the start of `string`), it was a sample of two kinds of code, and
     Adam's search chose a rate of $0.001$ where the held-out loss prefers $0.003$ ($0.14$ nats worse on
-    new seeds). Stretches spread over the whole text (`text_validation_blocks`) sample every module.
+    new seeds). Six stretches spread evenly over the text do better (`text_validation_blocks`
+    compares the cuts tried).
     """
     if result.skipped is not None or result.diverged:
         return math.inf
@@ -378,20 +379,21 @@ def text_validation_blocks(length: int) -> list[tuple[int, int]]:
     text's `VALIDATION_FRACTION`.
 
     How the validation text is cut decides which learning rate looks best, because the model
-    remembers the text around what it trained on. Three cuts were tried, each scoring the same
-    candidates of 14 optimizer-and-task pairs on the tuning seeds, and judged by how much worse the
-    held-out loss of its choice was than that of the best candidate:
+    remembers the text around what it trained on. The cuts tried, with how much worse the held-out
+    loss of the choice was than that of the best candidate:
 
-    * one stretch at the end of the training part (the end of `fnmatch`, the start of `string`): a
-      sample of two kinds of code, which preferred too small a rate (Adam on the character model
-      chose $0.001$ where the held-out loss prefers $0.003$: $0.14$ nats worse on new seeds);
-    * short stretches, each close to text the model trained on, which preferred rates too large: with
-      24 stretches of 280 characters AMSGrad on the character model chose $0.01$ where the held-out
-      loss prefers $0.003$ ($0.11$ worse on new seeds); with one stretch in the middle of each
-      module, 5 of the 14 choices were more than $0.03$ worse;
-    * six stretches of 1,130 characters, spread evenly: 11 of the 14 within $0.01$ of the best
-      candidate, the worst $0.032$ (GaLore on the character model). Scored on the training loss of
-      the run's last fifth, the same 14 had 7 within $0.01$ and 5 more than $0.03$ worse.
+    * one stretch at the end of the training part (the end of `fnmatch`, the start of `string`), used
+      for a whole tuning: a sample of two kinds of code, which preferred too small a rate (Adam on the
+      character model chose $0.001$ where the held-out loss prefers $0.003$: $0.14$ nats worse on
+      new seeds);
+    * 24 stretches of 280 characters, each close to text the model trained on, used for part of a
+      tuning: it preferred rates too large (AMSGrad on the character model chose $0.01$ where the
+      held-out loss prefers $0.003$: $0.11$ worse on new seeds);
+    * one stretch in the middle of each module, scoring the stored candidates of 14 optimizer-and-task
+      pairs on the tuning seeds: 5 of the 14 choices more than $0.03$ worse;
+    * six stretches of 1,130 characters, spread evenly, on the same 14: 11 within $0.01$ of the best
+      candidate, the worst $0.032$ (GaLore on the character model). Scored on the training loss of the
+      run's last fifth, the same 14 had 7 within $0.01$ and 5 more than $0.03$ worse.
     """
     part = length // VALIDATION_BLOCKS
     size = round(length * VALIDATION_FRACTION["text"] / VALIDATION_BLOCKS)
