@@ -141,14 +141,16 @@ def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shi
             assert len(found["evaluation"]) == len(experiments.EVALUATION_SEEDS)
 
 
-def test_one_tuned_entry_reproduces(shipped) -> None:
-    # SGD on the digits MLP: its chosen candidate on the tuning seeds, and its first evaluation run.
-    found = shipped["sgd"]["digits-mlp"]
-    task = TASKS["digits-mlp"]
+@pytest.mark.parametrize("task_name", ["digits-mlp", "charlm"])
+def test_one_tuned_entry_reproduces(shipped, task_name) -> None:
+    # SGD on a digits and a text task: its chosen candidate on the tuning seeds (validation split
+    # included), and its first evaluation run.
+    found = shipped["sgd"][task_name]
+    task = TASKS[task_name]
     torch.set_num_threads(1)
     again = experiments.candidate(REGISTRY["sgd"], task, found["chosen"]["config"], found["chosen"]["stage"])
     assert again["scores"] == found["chosen"]["scores"]
-    config = REGISTRY["sgd"].tuned("digits-mlp").config
+    config = REGISTRY["sgd"].tuned(task_name).config
     assert config == found["chosen"]["config"]
     first = run_task(REGISTRY["sgd"], task, seed=experiments.EVALUATION_SEEDS[0])
     stored = found["evaluation"][0]
