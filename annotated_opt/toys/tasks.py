@@ -134,7 +134,8 @@ DIGITS_WINDOW = 22
 # LAMB got a rate that reaches a loss of 0.14 and climbs back to 0.46 by epoch 10. Tuned on 200 of
 # the character model's 500 steps and 100 of the transformer's 200, 13 of 68 optimizer-and-task pairs
 # ended more than 0.03 nats above the best median of their own learning-rate sweep on the evaluation
-# seeds (AdEMAMix by 0.10); tuned on full runs, 5 (`scripts/check_acceptance.py`).
+# seeds (AdEMAMix by 0.10); tuned on full runs, 5; tuned on full runs and scored on the validation
+# stretches (`task_score`), 2 (`scripts/check_acceptance.py`).
 # The character model's window, 40 batches of 128 windows, averages over about 5,000 predictions, as
 # the digits' window of one epoch averages over 1,348 images.
 TASKS: dict[str, Task] = {
