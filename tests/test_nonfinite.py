@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from annotated_opt import SGD, Adam, GenericAdaptiveOptimizer
-from annotated_opt.core.nonfinite import NonFiniteGradientError, find_bad_gradients
+from annotated_opt.core.nonfinite import SMALL_GRADIENT, NonFiniteGradientError, find_bad_gradients, finite_verdict
 from annotated_opt.core.registry import REGISTRY
 
 
@@ -56,6 +56,24 @@ def test_huge_finite_gradients_are_not_a_false_alarm() -> None:
     assert find_bad_gradients([{"params": [p]}]) == []
     SGD([p], lr=1e-308).step()
     assert p.tolist() == pytest.approx([-1.0, -1.0])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_the_verdict_finds_one_bad_value_in_any_gradient_small_or_large(bad) -> None:
+    """Small gradients are screened together, large ones one by one: a bad value is found in either."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = [(3,), (SMALL_GRADIENT,), (SMALL_GRADIENT + 1,), (40, 300), (7, 5)]
+    grads = [torch.randn(size, generator=generator) for size in sizes]
+    grads += [torch.randn(8, generator=generator).half(),
+              torch.randn(SMALL_GRADIENT * 2, generator=generator).bfloat16()]
+    assert bool(finite_verdict(grads))
+    for index, grad in enumerate(grads):
+        position = torch.randint(grad.numel(), (), generator=generator)
+        kept = grad.view(-1)[position].item()
+        grad.view(-1)[position] = bad
+        assert not bool(finite_verdict(grads)), f"bad value in gradient {index} of shape {tuple(grad.shape)}"
+        grad.view(-1)[position] = kept
+    assert bool(finite_verdict(grads))
 
 
 class TwoPasses(GenericAdaptiveOptimizer):

@@ -403,6 +403,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         `False` means: skip. Each set of gradients is checked once (see `GradientCheck`), and a
         skipped step is reported once, when its scope ends.
         """
+        if all(group.get("nonfinite", "raise") == "ignore" for group in self.param_groups):
+            return True  # nothing to check (and no record of gradients to keep)
         bad, fresh = self._gradient_check(self.param_groups)
         if fresh:
             # Under FSDP each process checked its own shards: every process must take the same decision.

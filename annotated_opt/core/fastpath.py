@@ -277,11 +277,15 @@ CHUNK = 32
 
 def chunks(items: list[Any]) -> list[list[Any]]:
     r"""
-    `items` (parameter, gradient, state) in chunks of at most `CHUNK`, alike ones together. The update
-    of one parameter does not depend on another's, so the order is free; the sort is stable, so a
-    parameter listed twice is still updated twice in its order.
+    `items` (parameter, gradient, state) in chunks of at most `CHUNK`, alike ones together (same dtype
+    and shape, in the order each kind first appears). The update of one parameter does not depend on
+    another's, so the order is free; within a kind the order is kept, so a parameter listed twice is
+    still updated twice in its order.
     """
-    ordered = sorted(items, key=lambda item: (str(item[0].dtype), tuple(item[0].shape)))
+    alike: dict[tuple[torch.dtype, torch.Size], list[Any]] = {}
+    for item in items:
+        alike.setdefault((item[0].dtype, item[0].shape), []).append(item)
+    ordered = [item for same in alike.values() for item in same]
     return [ordered[start:start + CHUNK] for start in range(0, len(ordered), CHUNK)]
 
 

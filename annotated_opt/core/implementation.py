@@ -50,15 +50,23 @@ def check_flags(defaults: dict[str, Any]) -> None:
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
 
+def _has_fused_kernels(device_type: str) -> bool:
+    r"""
+    Whether torch has fused kernels for `device_type`: the two common answers without a call (this runs
+    for every parameter at every fused step), any other device against torch's list, which a backend
+    registered at run time can extend.
+    """
+    return device_type in ("cpu", "cuda") or device_type in _get_fused_kernels_supported_devices()
+
+
 def check_param(group: dict[str, Any], param: torch.Tensor) -> None:
     r"""
     What torch checks for one parameter when it steps: a fused step needs a floating-point parameter
     on a device with fused kernels, and a capturable step a parameter on a device that can be
     captured.
     """
-    if group.get("fused") and not (
-        param.device.type in (fused_devices := _get_fused_kernels_supported_devices()) and param.is_floating_point()
-    ):
+    if group.get("fused") and not (param.is_floating_point() and _has_fused_kernels(param.device.type)):
+        fused_devices = _get_fused_kernels_supported_devices()
         raise RuntimeError(
             "`fused=True` requires all the params to be floating point Tensors of "
             f"supported devices: {fused_devices} but {param.dtype} and {param.device.type}"
