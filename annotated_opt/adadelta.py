@@ -80,7 +80,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check, check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -153,7 +153,7 @@ class Adadelta(GenericAdaptiveOptimizer):
         Both roots are new tensors: the averages themselves must stay in the state.
         """
         rho, eps = group["rho"], group["eps"]
-        state["step"] += 1
+        advance(state)
         # $g_t \leftarrow g_t + \lambda\,\theta_{t-1}$
         grad = self.weight_decay(param, grad, group)
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]

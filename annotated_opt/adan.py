@@ -104,6 +104,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate, param_option
+from .core.scalars import advance
 from .core.weight_decay import WeightDecay
 
 
@@ -157,7 +158,7 @@ class Adan(Adam):
         """
         if group["no_prox"]:
             grad = self.weight_decay(param, grad, group)
-        state["step"] += 1
+        advance(state)
         self.update_moments(state, group, grad)
         self.adan_update(state, group, param)
         if not group["no_prox"]:

@@ -109,7 +109,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate
-from .core.scalars import choose
+from .core.scalars import advance, choose
 from .core.weight_decay import WeightDecay
 
 
@@ -160,7 +160,7 @@ class ADOPT(Adam):
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         # $t$: the updates before this one count from the second gradient.
         updates = state["step"].item()
-        state["step"] += 1
+        advance(state)
         # The first gradient only initialises $v$. That step is written without an `if` on $t$, so
         # that the [fast path](core/fastpath.md) traces every step as one graph: each line below is
         # the ordinary update, with the value that makes it do nothing when $t = 0$.

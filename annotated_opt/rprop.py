@@ -85,7 +85,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import new_step_count
+from .core.scalars import advance, new_step_count
 from .core.validation import check, check_length, check_passed_on, check_unpacks
 
 
@@ -164,7 +164,7 @@ class Rprop(GenericAdaptiveOptimizer):
         eta_minus, eta_plus = group["etas"]
         step_size_min, step_size_max = group["step_sizes"]
         step_size, prev = state["step_size"], state["prev"]
-        state["step"] += 1
+        advance(state)
         # $+1$ where the gradient kept its sign, $-1$ where it flipped, $0$ where either is zero.
         agreement = grad.mul(prev).sign()
         flipped = agreement < 0

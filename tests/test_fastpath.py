@@ -298,3 +298,35 @@ def test_compiled_step_verdict_on_device(policy):
     step()
     assert not optimizer.found_inf.item()
     assert all(optimizer.state[p]["step"].item() == 2 for p in params)
+
+
+# LAMB keeps each layer's norms and trust ratio in its state for inspection: new tensors at every
+# step, which the graph must return.
+KEEPS_NEW_TENSORS = {"lamb"}
+
+
+@pytest.mark.parametrize("info", [i for i in ELEMENTWISE if i.key not in KEEPS_NEW_TENSORS],
+                         ids=lambda info: info.key)
+def test_the_traced_update_writes_the_state_in_place(info, monkeypatch):
+    """
+    Once the state exists, the compiled group update changes its inputs in place and returns nothing:
+    a tensor stored back into a state dictionary (`state["step"] += 1` stores the counter it has just
+    incremented) would be a graph output per parameter, replayed in Python after every call.
+    """
+    returned = []
+
+    def recording_backend(graph_module, example_inputs):
+        output = next(node for node in graph_module.graph.nodes if node.op == "output")
+        returned.append([leaf for leaf in torch.utils._pytree.tree_leaves(output.args) if leaf is not None])
+        return graph_module.forward
+
+    monkeypatch.setattr(fastpath, "BACKEND", recording_backend)
+    _, optimizer = two_groups(info, info.configs[0], torch.float32, fused=True)
+    for _ in range(3):
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = torch.randn_like(p)
+        optimizer.step()
+    # The graph of the first step may create state (SGD's momentum buffer), which it returns; the one
+    # compiled last is the one every later step runs.
+    assert returned and returned[-1] == [], returned

@@ -91,8 +91,13 @@ def advance(state: dict[str, Any]) -> float:
     r"""
     $t \leftarrow t + 1$, in place, and return the new $t$ as a Python number for the scalar
     arithmetic of the step.
+
+    In place with `add_`, not `state["step"] += 1`: the augmented assignment also stores the tensor
+    back into the dictionary, the same tensor, but a compiled step must replay every store into its
+    inputs after the graph has run, one returned tensor per parameter. On a model of a thousand small
+    tensors those stores cost 0.8 ms of a 7 ms [fast](fastpath.md) step.
     """
-    state["step"] += 1
+    state["step"].add_(1)
     return state["step"].item()
 
 
