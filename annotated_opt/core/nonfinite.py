@@ -169,10 +169,12 @@ def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     The converse does not hold (a sum can overflow to $\infty$ on finite values): a `False` verdict is a
     suspicion, which the eager check confirms by counting.
     """
-    sums = [_total(grad) for grad in grads if grad.numel() > SMALL_GRADIENT]
+    sums = []
     small: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
     for grad in grads:
-        if grad.numel() <= SMALL_GRADIENT:
+        if grad.numel() > SMALL_GRADIENT:
+            sums.append(_total(grad))
+        else:
             small.setdefault((grad.device, grad.dtype), []).append(grad)
     sums += [_total(torch._utils._flatten_dense_tensors(alike)) for alike in small.values()]
     try:
