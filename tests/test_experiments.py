@@ -141,21 +141,33 @@ def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shi
             assert len(found["evaluation"]) == len(experiments.EVALUATION_SEEDS)
 
 
-@pytest.mark.parametrize("task_name", ["digits-mlp", "charlm"])
+# How far a rerun of a stored entry may land from its record on another kind of CPU. The matrix
+# products and reductions take other vector instructions there, which round differently, and a
+# training run amplifies the difference as it goes. Measured between two kinds: the
+# digits MLP's losses move by 3e-7 to 1e-5 relative (1e-4 bounds them); the character transformer's
+# by 0.02% to 0.15% (0.5% bounds them, where its seeds differ by 1.8% or more). The character
+# model's 500 steps move its losses by 0.5% to 0.7%, half the gap between two seeds, so it is not
+# used here. On one machine a run repeats exactly, which is checked too.
+REPRODUCTION_TOLERANCE = {"digits-mlp": 1e-4, "chartransformer": 5e-3}
+
+
+@pytest.mark.parametrize("task_name", sorted(REPRODUCTION_TOLERANCE))
 def test_one_tuned_entry_reproduces(shipped, task_name) -> None:
     # SGD on a digits and a text task: its chosen candidate on the tuning seeds (validation split
-    # included), and its first evaluation run.
+    # included), and its first evaluation run, run twice.
     found = shipped["sgd"][task_name]
     task = TASKS[task_name]
+    tolerance = REPRODUCTION_TOLERANCE[task_name]
     torch.set_num_threads(1)
-    again = experiments.candidate(REGISTRY["sgd"], task, found["chosen"]["config"], found["chosen"]["stage"])
-    assert again["scores"] == found["chosen"]["scores"]
     config = REGISTRY["sgd"].tuned(task_name).config
     assert config == found["chosen"]["config"]
-    first = run_task(REGISTRY["sgd"], task, seed=experiments.EVALUATION_SEEDS[0])
+    again = experiments.candidate(REGISTRY["sgd"], task, config, found["chosen"]["stage"])
+    assert again["scores"] == pytest.approx(found["chosen"]["scores"], rel=tolerance)
+    runs = [run_task(REGISTRY["sgd"], task, seed=experiments.EVALUATION_SEEDS[0]) for _ in range(2)]
+    numbers = [(run.final_loss, run.accuracy, run.heldout_loss) for run in runs]
+    assert numbers[0] == numbers[1]
     stored = found["evaluation"][0]
-    assert (first.final_loss, first.accuracy, first.heldout_loss) == (
-        stored["final_loss"], stored["accuracy"], stored["heldout_loss"])
+    assert numbers[0] == pytest.approx((stored["final_loss"], stored["accuracy"], stored["heldout_loss"]), rel=tolerance)
 
 
 def test_the_benchmark_page_has_a_row_with_a_note_for_every_optimizer_and_task() -> None:
