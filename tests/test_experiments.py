@@ -167,7 +167,8 @@ def test_one_tuned_entry_reproduces(shipped, task_name) -> None:
     numbers = [(run.final_loss, run.accuracy, run.heldout_loss) for run in runs]
     assert numbers[0] == numbers[1]
     stored = found["evaluation"][0]
-    assert numbers[0] == pytest.approx((stored["final_loss"], stored["accuracy"], stored["heldout_loss"]), rel=tolerance)
+    recorded = (stored["final_loss"], stored["accuracy"], stored["heldout_loss"])
+    assert numbers[0] == pytest.approx(recorded, rel=tolerance)
 
 
 def test_the_benchmark_page_has_a_row_with_a_note_for_every_optimizer_and_task() -> None:
