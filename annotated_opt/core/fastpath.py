@@ -46,6 +46,10 @@ touching the optimizers:
   compiler fuses into the same loop.
 
 Step counts are the other changing number: as tensors they are graph inputs like the learning rate.
+They advance in place ([`advance`](scalars.md)), and so does every state tensor: a tensor stored back
+into a state dictionary would be an output of the graph, one per parameter, replayed in Python after
+every call. The compiled update returns nothing, except [LAMB](../lamb.md)'s: it keeps each layer's
+norms and trust ratio for inspection, new tensors at every step.
 
 ## Scalars computed once, not once per element
 
@@ -76,9 +80,11 @@ in the optimizer's `found_inf` for the caller to read when it chooses to synchro
 
 ## What is not covered
 
-Optimizers that override `step` to see a whole layer at once ([LARS](lars.md), [LAMB](lamb.md),
-[Nero](nero.md)) keep their own per-tensor norms and their readable step; a flat buffer would mix the
-norms of different tensors. A `step_param` that branches on the value of a tensor (with `if`, rather
+[LARS](lars.md) overrides `step` to see all its layers at once (it stacks their norms) and keeps its
+readable step. The other layer-wise optimizers ([LAMB](lamb.md), [Nero](nero.md)) compute each
+layer's norms inside `step_param`, so the fast path compiles them like the rest, one tensor's norms
+never mixed with another's; since a norm must be known before any element of its layer is written,
+their compiled step reads each layer twice. A `step_param` that branches on the value of a tensor (with `if`, rather
 than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast path is compiled in
 pieces, cut at each such branch, and `torch.compile(opt.step, fullgraph=True)` refuses it with a
 message naming the line. None of the optimizers here does: even [ADOPT](../adopt.md)'s first step,
