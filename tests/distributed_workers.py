@@ -323,10 +323,48 @@ def stall(rank: int, processes: int) -> None:
     time.sleep(3600)
 
 
+# The fast path under DDP and FSDP2: Adam (torch's twin), SGD with momentum (its buffer is created
+# inside the compiled step), Adan (four state tensors), and LAMB and Nero, whose per-layer norms must
+# be the whole layer's on every shard. Traced with `aot_eager`, as in the fast path's own tests.
+FAST_PATH_CHECKED = ("adam", "sgd", "adan", "lamb", "nero")
+
+
+def fast_path_equality(rank: int, processes: int, out: str) -> None:
+    """The fast path (`foreach=True`) under DDP and FSDP2 against the readable path on one process."""
+    from annotated_opt.core import fastpath
+
+    results = {}
+    backend, fastpath.BACKEND = fastpath.BACKEND, "aot_eager"
+    try:
+        for name in FAST_PATH_CHECKED:
+            info = REGISTRY[name]
+            config = dict(info.configs[-1] if name == "sgd" else info.configs[0])
+            single = make_model(name)
+            train(single, info.build(list(single.parameters()), **config), range(STEPS), 1, 0)
+            expected = [p.detach() for p in single.parameters()]
+            for how in ("ddp", "fsdp"):
+                model = wrap(make_model(name), how)
+                torch._dynamo.reset()
+                try:
+                    optimizer = info.build(list(model.parameters()), **config, foreach=True)
+                    train(model, optimizer, range(STEPS), processes, rank, whole_loss=how == "ddp")
+                    compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+                    results[f"{name} {how}"] = (max_relative_difference(full_parameters(model), expected)
+                                                if compiled else "the fast path did not run")
+                except Exception as error:  # reported by the test
+                    results[f"{name} {how}"] = f"{type(error).__name__}: {error}"
+    finally:
+        fastpath.BACKEND = backend
+    if rank == 0:
+        with open(out, "w") as file:
+            json.dump(results, file)
+
+
 def everything(rank: int, processes: int, folder: str) -> None:
-    """The checks of one spawn: equality, agreement on bad gradients, checkpoints, ZeroRedundancyOptimizer,
-    refusals, partial results read as numbers, Nero's check of its constraints."""
-    for check, args in ((equality, (f"{folder}/equality.json",)), (nonfinite_agreement, (f"{folder}/nonfinite.json",)),
+    """The checks of one spawn: equality (readable and fast path), agreement on bad gradients, checkpoints,
+    ZeroRedundancyOptimizer, refusals, partial results read as numbers, Nero's check of its constraints."""
+    for check, args in ((equality, (f"{folder}/equality.json",)), (fast_path_equality, (f"{folder}/fast.json",)),
+                        (nonfinite_agreement, (f"{folder}/nonfinite.json",)),
                         (checkpoints, (folder,)), (zero_redundancy, (f"{folder}/zero.json",)),
                         (refusals, (f"{folder}/refusals.json",)), (partial_reads, (f"{folder}/partial.json",)),
                         (unprojected_neuron, (f"{folder}/nero.json",))):

@@ -66,6 +66,13 @@ def test_ddp_and_fsdp2_equal_one_process(two_processes: Path) -> None:
     assert not failures
 
 
+def test_the_fast_path_under_ddp_and_fsdp2_equals_one_process(two_processes: Path) -> None:
+    results = json.loads((two_processes / "fast.json").read_text())
+    assert set(results) == {f"{name} {how}" for name in workers.FAST_PATH_CHECKED for how in ("ddp", "fsdp")}
+    failures = {case: value for case, value in results.items() if isinstance(value, str) or value > TOLERANCE}
+    assert not failures
+
+
 def test_sparse_adam_refuses_sharded_parameters(two_processes: Path) -> None:
     """FSDP2 reduces dense gradients only: SparseAdam says so when it is built, and what to do instead."""
     errors = json.loads((two_processes / "refusals.json").read_text())
