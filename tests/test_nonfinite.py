@@ -64,7 +64,8 @@ def test_the_verdict_finds_one_bad_value_in_any_gradient_small_or_large(bad) -> 
     generator = torch.Generator().manual_seed(0)
     sizes = [(3,), (SMALL_GRADIENT,), (SMALL_GRADIENT + 1,), (40, 300), (7, 5)]
     grads = [torch.randn(size, generator=generator) for size in sizes]
-    grads += [torch.randn(8, generator=generator).half(),
+    # Half-precision vectors, one of them every other element of a larger one: joined as they are.
+    grads += [torch.randn(8, generator=generator).half(), torch.randn(16, generator=generator).half()[::2],
               torch.randn(SMALL_GRADIENT * 2, generator=generator).bfloat16()]
     assert bool(finite_verdict(grads))
     for index, grad in enumerate(grads):

@@ -146,6 +146,16 @@ def _total(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.sum(dtype=torch.float32) if tensor.dtype in HALF_DTYPES else tensor.sum()
 
 
+def _end_to_end(tensors: list[torch.Tensor]) -> torch.Tensor:
+    r"""
+    Tensors of one device and dtype laid end to end in one vector. Vectors are joined as they are
+    (a thousand of them: 0.4 ms); other shapes are flattened first, which costs about as much again.
+    """
+    if all(tensor.dim() == 1 for tensor in tensors):
+        return torch.cat(tensors)
+    return torch._utils._flatten_dense_tensors(tensors)
+
+
 def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     r"""
     ### The verdict
@@ -164,7 +174,8 @@ def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     A large gradient gets a sum of its own, one pass over its memory (fused into one pass with the
     others by the compiler). On a model of many small tensors the launch of each sum would cost more
     than the adding: the small gradients of each device and dtype are laid end to end in one buffer
-    and summed once (a model of a thousand tensors of a thousand numbers: 0.6 ms instead of 1.8 ms).
+    and summed once (a thousand vectors of a thousand numbers, one thread: 1.0 ms instead of 1.7 ms for a
+    sum each; 1.5 ms if they are matrices, which must be flattened first).
 
     The converse does not hold (a sum can overflow to $\infty$ on finite values): a `False` verdict is a
     suspicion, which the eager check confirms by counting.
@@ -176,7 +187,7 @@ def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
             sums.append(_total(grad))
         else:
             small.setdefault((grad.device, grad.dtype), []).append(grad)
-    sums += [_total(torch._utils._flatten_dense_tensors(alike)) for alike in small.values()]
+    sums += [_total(_end_to_end(alike)) for alike in small.values()]
     try:
         total = torch.stack(sums)
     except RuntimeError:
