@@ -165,8 +165,10 @@ class Rprop(GenericAdaptiveOptimizer):
         step_size_min, step_size_max = group["step_sizes"]
         step_size, prev = state["step_size"], state["prev"]
         advance(state)
-        # $+1$ where the gradient kept its sign, $-1$ where it flipped, $0$ where either is zero.
-        agreement = grad.mul(prev).sign()
+        # $g_t\, g_{t-1}$: positive where the gradient kept its sign, negative where it flipped, zero
+        # where either is zero. (torch takes its sign first; comparing the product itself decides the
+        # same, with one operation less in the fast path's loop.)
+        agreement = grad.mul(prev)
         flipped = agreement < 0
         # $$f_t \in \{\eta^+, \eta^-, 1\}$$
         # (`where`, not an assignment through a boolean index, which a sharded `DTensor` refuses; an
