@@ -155,14 +155,16 @@ def test_inductor_computes_scalars_once_per_tensor(monkeypatch):
     from torch._inductor.utils import run_and_get_code
 
     monkeypatch.setattr(fastpath, "BACKEND", "inductor")
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
     params = [torch.randn(100, 30), torch.randn(30)]
     optimizer = REGISTRY["adam"].build(params)
     for group in optimizer.param_groups:
         group["fused"] = True
     for p in params:
         p.grad = torch.randn_like(p)
-    _, code = run_and_get_code(optimizer.step)
+    # The configuration's own `patch`, not `monkeypatch`: undoing a `setattr` on inductor's configuration
+    # deletes the option, which hides it, and every later inductor compilation in the process then fails.
+    with torch._inductor.config.patch(fx_graph_cache=False):
+        _, code = run_and_get_code(optimizer.step)
     source = "\n".join(code)
     # Two powers per tensor, in the scalar kernel; in the loops they would be repeated in the vectorised
     # body and in its tail.
