@@ -43,6 +43,11 @@ def test_search_space_table_and_fallback() -> None:
     assert experiments.search_space(REGISTRY["adagrad"]) == ()
     config = experiments.make_config(REGISTRY["nadam"], 0.01, {"beta1": 0.85})
     assert config == {"lr": 0.01, "betas": (0.85, 0.999)}
+    # Lion's searched knob is its moment's decay, the second of its betas.
+    assert [k.name for k in experiments.search_space(REGISTRY["lion"])] == ["beta2"]
+    config = experiments.make_config(REGISTRY["lion"], 0.001, {"beta2": 0.98})
+    assert config == {"lr": 0.001, "betas": (0.9, 0.98)}
+    assert experiments.make_config(REGISTRY["adan"], 0.01, {"beta2": 0.9})["betas"] == (0.98, 0.9, 0.99)
     # Every knob names an argument its optimizer takes (or beta1, for one that takes betas).
     for key, knobs in experiments.SEARCH_SPACES.items():
         for knob in knobs:

@@ -85,8 +85,8 @@ RESULTS_PATH = Path(__file__).resolve().parents[2] / "results" / "benchmark.json
 class Knob:
     r"""
     One hyper-parameter the refinement searches besides the learning rate, between `low` and `high`
-    (on a log scale if `log`). `name` is a constructor argument, or `beta1`, the first of `betas`
-    (the second keeps its default).
+    (on a log scale if `log`). `name` is a constructor argument, or `beta1` or `beta2`, one of
+    `betas` (the others keep their defaults).
     """
 
     name: str
@@ -97,19 +97,25 @@ class Knob:
 
 MOMENTUM = Knob("momentum", 0.0, 0.95)
 BETA1 = Knob("beta1", 0.8, 0.95)
+# The knobs that stand for one of `betas`, and its position there.
+BETAS = {"beta1": 0, "beta2": 1}
 # ## What is searched besides the learning rate
 #
 # The hyper-parameter whose good value most depends on the problem, for each optimizer: momentum or
 # $\beta_1$ (how long the gradient is remembered), LARS's trust coefficient (the scale of every layer's
 # step relative to its weights), Nero's $\beta$ (the memory of its per-neuron second moment),
-# NeroPlus's weight norm, SAM's radius $\rho$ and Lookahead's interpolation $\alpha$. Adagrad has
-# none worth searching. An optimizer missing from this table gets `beta1` if it takes `betas`,
+# NeroPlus's weight norm, SAM's radius $\rho$ and Lookahead's interpolation $\alpha$. For
+# [Lion](../lion.md) it is $\beta_2$, the decay of its one moment: its authors found their default
+# $0.99$ too long a memory where training was unstable and advise $0.98$ or less (with $\beta_1$ raised to
+# $0.95$); its $\beta_1$ only mixes the current gradient into the sign. Adagrad has none worth
+# searching. An optimizer missing from this table gets `beta1` if it takes `betas`,
 # `momentum` if it takes `momentum`, and the learning rate alone otherwise.
 SEARCH_SPACES: dict[str, tuple[Knob, ...]] = {
     "sgd": (MOMENTUM,),
     "adagrad": (),
     "rmsprop": (Knob("momentum", 0.0, 0.9),),
     "lars": (Knob("trust_coefficient", 1e-3, 0.1, log=True),),
+    "lion": (Knob("beta2", 0.95, 0.999),),
     "nero": (Knob("beta", 0.9, 0.999),),
     "neroplus": (Knob("max_norm", 0.5, 4.0, log=True),),
     "sam": (Knob("rho", 0.01, 0.5, log=True),),
@@ -127,16 +133,19 @@ def search_space(info: Any) -> tuple[Knob, ...]:
 
 def make_config(info: Any, lr: float, values: Mapping[str, float]) -> dict[str, Any]:
     r"""
-    Constructor arguments from a learning rate and knob values (`beta1` replaces the first of `betas`,
-    of which [Adan](../adan.md) and [AdEMAMix](../ademamix.md) have three).
+    Constructor arguments from a learning rate and knob values (`beta1` and `beta2` replace the first
+    and the second of `betas`, of which [Adan](../adan.md) and [AdEMAMix](../ademamix.md) have three).
     """
     config: dict[str, Any] = {"lr": lr}
     for name, value in values.items():
-        if name == "beta1":
-            config["betas"] = (value, *info.defaults["betas"][1:])
+        if name in BETAS:
+            betas = list(config.get("betas", info.defaults["betas"]))
+            betas[BETAS[name]] = value
+            config["betas"] = tuple(betas)
         else:
             config[name] = value
     return config
+
 
 
 def robust_score(scores: Sequence[float]) -> float:
