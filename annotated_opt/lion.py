@@ -50,6 +50,10 @@ would divide the decay by ten, so the paper multiplies $\lambda$ by the same 3-1
 $\eta\lambda$, the strength of the regularisation, what it was under AdamW: AdamW with
 $\eta = 10^{-3}, \lambda = 0.1$ becomes Lion with $\eta = 10^{-4}, \lambda = 1$.
 
+Beside $\eta$, the authors name one setting to change when training is unstable: a shorter memory,
+$\beta_2 = 0.98$ or $0.95$ instead of $0.99$ (with $\beta_1$ raised to $0.95$). It is the knob the
+[benchmark](../benchmark.md)'s search varies for Lion, with the learning rate.
+
 ## Memory and compute
 
 One state tensor ($m_t$, under torch's name `exp_avg`): 4 bytes per `float32` parameter against
