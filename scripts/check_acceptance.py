@@ -1,15 +1,15 @@
 """Check the tuned settings against a plain learning-rate sweep, on the evaluation seeds.
 
-For each optimizer and task: the held-out number of the benchmark's evaluation (median over its three
-seeds, from results/benchmark.json) against the best median a sweep of the learning rate alone (the
-sweep grid of annotated_opt/toys/experiments.py, other hyper-parameters at their defaults) reaches on
-the same three seeds. The tuned setting passes when it is within 0.03 of that (accuracy for the
-digits, held-out loss for the text). Like is compared with like: the best of nine single runs would
-be the luckiest seed of the best rate, and the median of three runs of that very rate can be 0.06
-worse on the character transformer. The tuned setting is run again here on the same seeds, so that
-both numbers come from one machine: the stored evaluation was made where the tuning ran, and another
-kind of CPU moves a text loss by up to about 0.02 nats (the stored median is printed beside it).
-One thread; 30 runs per optimizer and task.
+For each optimizer and task: the tuned setting (from results/benchmark.json), run on the benchmark's
+three evaluation seeds, against the best median a sweep of the learning rate alone (the sweep grid of
+annotated_opt/toys/experiments.py, other hyper-parameters at their defaults) reaches on the same
+seeds. The tuned setting passes when its median is within 0.03 of that (accuracy for the digits,
+held-out loss for the text). Like is compared with like: the best of nine single runs would be the
+luckiest seed of the best rate, and the median of three runs of that very rate can be 0.06 worse on
+the character transformer. Both numbers are made here, on one machine: the stored evaluation was made
+where the tuning ran, and another kind of CPU moves a median by up to 0.05 nats on the text and 0.01
+in accuracy on the digits (the stored median is printed beside the new one). The full-batch methods
+(EXCEPTED) are not run. One thread; 30 runs per optimizer and task.
 
     python scripts/check_acceptance.py --task digits-cnn
     python scripts/check_acceptance.py --task digits-mlp --optimizer lars
@@ -30,6 +30,14 @@ from annotated_opt.toys import experiments  # noqa: E402
 from annotated_opt.toys.tasks import TASKS, run_task  # noqa: E402
 
 MARGIN = 0.03
+# Methods the comparison does not apply to, and why (the optimizers that refuse these models, SparseAdam
+# on dense gradients and Muon on a model with biases, have no tuned results and are reported as such).
+EXCEPTED = {
+    "lbfgs": "a full-batch method: its curvature pairs assume the same function at every step, which a "
+             "minibatch changes",
+    "rprop": "a full-batch method: it grows or shrinks each step size by whether two consecutive gradients "
+             "agree in sign, which minibatch noise decides",
+}
 
 
 def evaluated(info, task_name: str, config: dict) -> float:
@@ -51,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     for task_name in args.task or list(TASKS):
         metric, higher = experiments.heldout_metric(task_name)
         for info in infos:
+            if info.key in EXCEPTED:
+                print(f"{info.key:>12} {task_name:>16}  excepted: {EXCEPTED[info.key]}", flush=True)
+                continue
             sweep = [evaluated(info, task_name, {"lr": lr}) for lr in experiments.SWEEP_LRS]
             best = max(sweep) if higher else min(sweep)
             best_lr = experiments.SWEEP_LRS[sweep.index(best)]
