@@ -105,11 +105,11 @@ BETAS = {"beta1": 0, "beta2": 1}
 # $\beta_1$ (how long the gradient is remembered), LARS's trust coefficient (the scale of every layer's
 # step relative to its weights), Nero's $\beta$ (the memory of its per-neuron second moment),
 # NeroPlus's weight norm, SAM's radius $\rho$ and Lookahead's interpolation $\alpha$. For
-# [Lion](../lion.md) it is $\beta_2$, the decay of its one moment: its authors found their default
-# $0.99$ too long a memory where training was unstable and advise $0.98$ or less (with $\beta_1$ raised to
-# $0.95$); its $\beta_1$ only mixes the current gradient into the sign. Adagrad has none worth
-# searching. An optimizer missing from this table gets `beta1` if it takes `betas`,
-# `momentum` if it takes `momentum`, and the learning rate alone otherwise.
+# [Lion](../lion.md) it is $\beta_2$, the decay of its one moment, which its authors advise lowering
+# from $0.99$ to $0.98$ or $0.95$ where training is unstable (with $\beta_1$ raised to $0.95$); its
+# $\beta_1$ only mixes the current gradient into the sign. Adagrad has none worth searching. An
+# optimizer missing from this table gets `beta1` if it takes `betas`, `momentum` if it takes
+# `momentum`, and the learning rate alone otherwise.
 SEARCH_SPACES: dict[str, tuple[Knob, ...]] = {
     "sgd": (MOMENTUM,),
     "adagrad": (),
@@ -145,7 +145,6 @@ def make_config(info: Any, lr: float, values: Mapping[str, float]) -> dict[str, 
         else:
             config[name] = value
     return config
-
 
 
 def robust_score(scores: Sequence[float]) -> float:
