@@ -226,3 +226,20 @@ def test_a_search_that_chooses_nothing_removes_the_stale_entry(tmp_path) -> None
     write({"sgd": {"digits-mlp": None}}, path=path)
     stored = json.loads(path.read_text())
     assert "digits-mlp" not in stored["sgd"] and stored["sgd"]["charlm"]["config"] == {"lr": 1.0}
+
+
+def test_the_acceptance_check_runs_the_tuned_setting_and_excepts_full_batch_methods(capsys) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import check_acceptance
+
+    # Lion on the MLP: 9 sweep rates and the tuned setting, each on the 3 evaluation seeds (a few seconds).
+    check_acceptance.main(["--task", "digits-mlp", "--optimizer", "lion", "--optimizer", "lbfgs"])
+    lines = capsys.readouterr().out.splitlines()
+    lion = next(line for line in lines if line.split()[0] == "lion")
+    gap = float(lion.split()[-2])
+    assert lion.endswith("ok") and gap >= -check_acceptance.MARGIN  # accuracy: higher is better
+    # The tuned median is measured again, and the stored one shown beside it.
+    assert "tuned" in lion and "(stored" in lion
+    lbfgs = next(line for line in lines if line.split()[0] == "lbfgs")
+    assert "excepted: a full-batch method" in lbfgs and "sweep" not in lbfgs
+    assert lines[-1] == f"0 below the margin of {check_acceptance.MARGIN}"
