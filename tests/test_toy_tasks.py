@@ -90,18 +90,38 @@ def test_run_task_reports_refusal_divergence_and_results() -> None:
             task_score(TASKS[task_name], run)
 
 
+def test_each_epoch_of_the_digits_is_cut_into_batches_of_nearly_equal_size() -> None:
+    # 1,348 images in batches of at most 64: 22 batches, 6 of 62 and 16 of 61 (no batch of 4 at the
+    # end), every image once; 1,078 (a tuning run's): 17 batches, 7 of 64 and 10 of 63.
+    for images, expected in ((1348, [62] * 6 + [61] * 16), (1078, [64] * 7 + [63] * 10)):
+        data = load_digits()
+        data = DigitsData(data.train_x[:images], data.train_y[:images], data.test_x, data.test_y)
+        batches: list[torch.Tensor] = []
+        model = mlp(seed=0)
+        model.register_forward_pre_hook(
+            lambda module, args, seen=batches: seen.append(args[0]) if module.training else None)
+        train(model, lambda m: SGD(m.parameters(), lr=0.01), data, epochs=1, evaluate_before_step=False)
+        assert [len(batch) for batch in batches] == expected
+        assert torch.allclose(torch.cat(batches).sum(0), data.train_x.sum(0))
+    with pytest.raises(ValueError, match="steps=0"):
+        train(mlp(), lambda m: SGD(m.parameters(), lr=0.01), steps=0)
+
+
 def test_a_digits_tuning_run_is_scored_on_training_images_it_did_not_train_on() -> None:
     # The run of the tuning search, and the same run by hand: the training images less their last
-    # fifth, the same seeds and batch order, then the loss on the fifth left out.
+    # fifth, the same seeds and batch order, as many steps as two epochs of the full run (2 x 22, so
+    # three epochs of the 1,078 images' 17 batches, the third cut short), then the loss on the fifth
+    # left out.
     run = run_task(REGISTRY["adam"], TASKS["digits-mlp"], {"lr": 1e-2}, length=2, seed=3, validation=True)
     data = load_digits()
     cut = len(data.train_y) - 270
     model = mlp(seed=3)
     by_hand = train(model, lambda m: Adam(m.parameters(), lr=1e-2),
                     data=DigitsData(data.train_x[:cut], data.train_y[:cut], data.test_x, data.test_y),
-                    epochs=2, seed=3, evaluate_before_step=False)
+                    epochs=3, steps=44, seed=3, evaluate_before_step=False)
     expected = evaluate(model, data.train_x[cut:], data.train_y[cut:])[0]
-    assert len(run.losses) == 2 * 17 and (run.heldout_loss, run.accuracy) == (by_hand.test_loss, by_hand.test_accuracy)
+    assert len(run.losses) == 44 == len(run_task(REGISTRY["adam"], TASKS["digits-mlp"], {"lr": 1e-2}, length=2).losses)
+    assert (run.heldout_loss, run.accuracy) == (by_hand.test_loss, by_hand.test_accuracy)
     assert run.losses == by_hand.losses
     assert task_score(TASKS["digits-mlp"], run) == run.validation_loss == expected
 
