@@ -156,7 +156,8 @@ def project(param: torch.Tensor, max_norm: float, fixed_norm: bool, zero_mean: b
     if zero_mean and param.ndim > 0:
         # $$w_i \leftarrow w_i - \text{mean}(w_i)$$
         param.sub_(row_means(param))
-    if math.isinf(max_norm):
+    # (A comparison rather than `math.isinf`: the compiler can guard on it when `max_norm` changes.)
+    if max_norm == math.inf:
         return
     norms = row_norms(param)
     # $$w_i \leftarrow w_i \cdot \frac{r}{\lVert w_i\rVert}$$ with $r$ = `max_norm` (the division

@@ -132,6 +132,8 @@ def _computed_once(value: Any) -> Any:
 
 
 def _scaled(tensor: torch.Tensor, scale: Any) -> torch.Tensor:
+    if isinstance(scale, float):
+        return tensor * _number_input(scale, tensor.dtype)
     return tensor * _computed_once(scale)
 
 
@@ -192,10 +194,65 @@ class SymbolicScalars(TorchFunctionMode):
             args = [_computed_once(a) for a in args]
             kwargs = {key: _computed_once(value) for key, value in kwargs.items()}
         form = _TENSOR_SCALE_FORMS.get(func)
-        if form is not None and isinstance(kwargs.get(form[0]), torch.Tensor):
+        if form is not None and _is_scale_to_rewrite(kwargs.get(form[0])):
             keyword, rewrite = form
             return rewrite(*args, kwargs[keyword])
+        if getattr(func, "__name__", None) in _ARITHMETIC:
+            args, kwargs = _numbers_as_inputs(args, kwargs)
         return func(*args, **kwargs)
+
+
+# The operations through which the optimizers use their hyper-parameters: arithmetic, comparisons,
+# interpolation, clipping and selection, each of which takes a tensor wherever it takes a Python number.
+# By name: the reflected operators (`Tensor.__rpow__`) reach the mode as other objects than the
+# attributes of `torch.Tensor`, which the compiler's guards would then disagree about.
+_ARITHMETIC = frozenset([
+    *(f"{prefix}{name}__" for name in ("add", "sub", "mul", "truediv") for prefix in ("__", "__r", "__i")),
+    *(f"__{name}__" for name in ("lt", "le", "gt", "ge", "eq", "ne")),
+    *(f"{name}{suffix}" for name in ("add", "sub", "mul", "div", "lerp") for suffix in ("", "_")),
+    # A power's base ($\beta^t$), never its exponent: `x ** 0.5` stays the square root the compiler
+    # recognises, and no one schedules an exponent.
+    "__rpow__",
+    "clamp",
+    "where",
+])
+
+
+def _is_scale_to_rewrite(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) or (isinstance(value, float) and torch.compiler.is_compiling())
+
+
+def _number_input(value: Any, dtype: torch.dtype) -> Any:
+    r"""
+    Inside a traced region, a Python float as a 0-d tensor of `dtype` holding the same value; anything
+    else, and everything outside a traced region, as it is.
+    """
+    if isinstance(value, float) and torch.compiler.is_compiling():
+        return torch.ones((), dtype=dtype) * value
+    return value
+
+
+def _numbers_as_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    r"""
+    ### Hyper-parameters that change
+
+    A schedule may change more than the learning rate: `OneCycleLR` cycles Adam's $\beta_1$ (or SGD's
+    momentum) at every step. The compiler first specialises a float read from the group, then, once it
+    has seen the value change, makes it an input of the graph, but only if every use of it can take a
+    tensor; an operation that takes only a Python number there (`lerp_`'s weight, `alpha=`, `value=`,
+    the base of `beta ** step`) pins the value, and each new $\beta_1$ would be a new graph (29 graphs
+    in 30 steps of a one-cycle schedule before this). So inside a traced region, each float given to
+    an arithmetic operation becomes a 0-d tensor of the dtype the Python number would have taken in it
+    (that of its first floating-point tensor), which holds the same value and rounds the same way: a
+    constant stays a constant, a changing value stays an input, and a branch on it (`if momentum ==
+    0`) stays a guard, which recompiles only if the branch changes.
+
+    `torch.ones(()) * x` rather than `torch.tensor(x)`, which would pin the value too.
+    """
+    tensors = [value for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor)]
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
+    return ([_number_input(a, dtype) for a in args],
+            {key: _number_input(value, dtype) for key, value in kwargs.items()})
 
 
 def _meets_a_larger_tensor(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
