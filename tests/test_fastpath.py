@@ -252,6 +252,88 @@ def test_compiled_step_is_one_graph_across_a_change_of_formula(key):
     check_one_graph(REGISTRY[key], FORMULA_CHANGES[key])
 
 
+# Options the fast path still fixes in its graph, so that a new value compiles a new one: an exponent
+# (ASGD's `alpha`; `x ** 0.5` must stay the square root the compiler recognises) and the bounds of an
+# in-place clamp (ADOPT's `eps`, Rprop's step sizes). No scheduler of torch changes them.
+PINNED_OPTIONS = {"asgd": {"alpha"}, "adopt": {"eps"}, "rprop": {"step_sizes"}}
+
+
+def scheduled(group, key, step):
+    """Every float option of the group (and every float in a tuple option) moved by 1% per step, as a
+    schedule would; zeros stay zero (a branch on `momentum == 0` may choose another graph)."""
+    for name, value in list(group.items()):
+        if name in PINNED_OPTIONS.get(key, ()):
+            continue
+        if isinstance(value, float):
+            group[name] = value * 0.99**step
+        elif isinstance(value, tuple) and value and all(isinstance(v, float) for v in value):
+            group[name] = tuple(v * 0.99**step for v in value)
+
+
+@pytest.mark.parametrize("info", ELEMENTWISE, ids=lambda info: info.key)
+def test_fast_path_compiles_once_more_under_a_schedule_of_every_option(info):
+    """
+    `OneCycleLR` changes Adam's $\\beta_1$ or SGD's momentum at every step. With every float option of
+    every group changing at every step, the fast path compiles once more when the values first change
+    (the compiler specialises a float until it sees it change) and never again, and takes the readable
+    path's steps.
+    """
+    readable_params, readable = two_groups(info, info.configs[0], torch.float32, fused=False)
+    fast_params, fast = two_groups(info, info.configs[0], torch.float32, fused=True)
+    originals = [{name: value for name, value in group.items() if name not in ("params", "param_names", "fused")}
+                 for group in readable.param_groups]
+    generator = torch.Generator().manual_seed(1)
+    graphs = []
+    for step in range(8):
+        for optimizer in (readable, fast):
+            for group, original in zip(optimizer.param_groups, originals):
+                group.update(original)
+                scheduled(group, info.key, step)
+        for p, q in zip(readable_params, fast_params):
+            p.grad = torch.randn(p.shape, generator=generator)
+            q.grad = p.grad.clone()
+        readable.step()
+        fast.step()
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[2:] == [graphs[2]] * 6, graphs
+    assert relative_error(readable_params, fast_params) <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.parametrize("how", ["fused", "compiled step"])
+@pytest.mark.parametrize("name, options", [("Adam", {}), ("AdamW", {}), ("SGD", {"momentum": 0.9})],
+                         ids=["Adam", "AdamW", "SGD"])
+def test_one_cycle_schedule_matches_torch(name, options, how):
+    """
+    As a user writes it: torch's `OneCycleLR` over a small network (it cycles the learning rate, a float,
+    and $\\beta_1$, or the momentum) for 30 steps, with `fused=True` or with `torch.compile(opt.step,
+    fullgraph=True)` (compiled before the scheduler wraps `step`, as torch requires), against torch's
+    own optimizer run eagerly: the same parameters, and at most three graphs (state creation, the first
+    values, the values as inputs).
+    """
+    import annotated_opt
+
+    results = []
+    for ours in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        if ours:
+            optimizer = getattr(annotated_opt, name)(model.parameters(), lr=0.01, fused=how == "fused", **options)
+        else:
+            optimizer = getattr(torch.optim, name)(model.parameters(), lr=0.01, **options)
+        step = torch.compile(optimizer.step, fullgraph=True, backend=TRACING_BACKEND) \
+            if ours and how == "compiled step" else optimizer.step
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=30)
+        inputs, targets = torch.randn(32, 8), torch.randn(32, 1)
+        for _ in range(30):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            step()
+            schedule.step()
+        results.append(list(model.parameters()))
+    assert counters["stats"]["unique_graphs"] <= 3, dict(counters["stats"])
+    assert relative_error(*results) <= FLOAT32_TOLERANCE
+
+
 def check_one_graph(info, config):
     config = {**config, "lr": torch.tensor(config.get("lr", 0.01))}
     readable_params, readable = two_groups(info, config, torch.float32, fused=False)

@@ -45,6 +45,19 @@ touching the optimizers:
   `p.add_(u, alpha=s)` with a tensor `s` becomes `p.add_(u * s)`, the same arithmetic, which the
   compiler fuses into the same loop.
 
+Schedules change other options too: `OneCycleLR` cycles Adam's $\beta_1$ or SGD's momentum at every
+step, and a user may anneal the weight decay. These stay Python floats in the group. The compiler
+specialises a float the first time it sees it and, once it has seen it change, makes it an input of the
+graph, provided every operation that uses it can take a tensor there. `lerp_`'s weight, `alpha=`,
+`value=` and the base of $\beta^t$ cannot: left to them, 30 steps of Adam under a one-cycle schedule
+compiled 29 graphs (54 s on a CPU). So inside the traced region `SymbolicScalars` hands each float
+given to an arithmetic operation over as a 0-d tensor of the dtype it would have taken there
+(`_numbers_as_inputs`): the first change of a value costs one more graph, and no later change does. A
+Python branch on an option (`if momentum == 0`) becomes a guard, which recompiles only if the branch
+turns. Three options are still fixed in the graph, since they reach an operation that must keep a
+number: ASGD's exponent `alpha`, ADOPT's `eps` and Rprop's step-size bounds (the bounds of an in-place
+clamp); no scheduler of torch changes them.
+
 Step counts are the other changing number: as tensors they are graph inputs like the learning rate.
 They advance in place ([`advance`](scalars.md)), and so does every state tensor: a tensor stored back
 into a state dictionary would be an output of the graph, one per parameter, replayed in Python after
@@ -236,18 +249,11 @@ def _numbers_as_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[lis
     r"""
     ### Hyper-parameters that change
 
-    A schedule may change more than the learning rate: `OneCycleLR` cycles Adam's $\beta_1$ (or SGD's
-    momentum) at every step. The compiler first specialises a float read from the group, then, once it
-    has seen the value change, makes it an input of the graph, but only if every use of it can take a
-    tensor; an operation that takes only a Python number there (`lerp_`'s weight, `alpha=`, `value=`,
-    the base of `beta ** step`) pins the value, and each new $\beta_1$ would be a new graph (29 graphs
-    in 30 steps of a one-cycle schedule before this). So inside a traced region, each float given to
-    an arithmetic operation becomes a 0-d tensor of the dtype the Python number would have taken in it
-    (that of its first floating-point tensor), which holds the same value and rounds the same way: a
-    constant stays a constant, a changing value stays an input, and a branch on it (`if momentum ==
-    0`) stays a guard, which recompiles only if the branch changes.
-
-    `torch.ones(()) * x` rather than `torch.tensor(x)`, which would pin the value too.
+    Inside a traced region, each float given to an arithmetic operation as a 0-d tensor of the dtype
+    the Python number would have taken in it (that of the operation's first floating-point tensor): it
+    holds the same value and rounds the same way, a constant stays a constant, and a value that changes
+    stays an input of the graph (see "Numbers that change from step to step" above).
+    `torch.ones(()) * x` rather than `torch.tensor(x)`, which would pin the value.
     """
     tensors = [value for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor)]
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
