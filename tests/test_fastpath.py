@@ -253,9 +253,9 @@ def test_compiled_step_is_one_graph_across_a_change_of_formula(key):
 
 
 # Options the fast path still fixes in its graph, so that a new value compiles a new one: an exponent
-# (ASGD's `alpha`; `x ** 0.5` must stay the square root the compiler recognises) and the bounds of an
-# in-place clamp (ADOPT's `eps`, Rprop's step sizes). No scheduler of torch changes them.
-PINNED_OPTIONS = {"asgd": {"alpha"}, "adopt": {"eps"}, "rprop": {"step_sizes"}}
+# (ASGD's `alpha`; `x ** 0.5` must stay the square root the compiler recognises). No scheduler of torch
+# changes it.
+PINNED_OPTIONS = {"asgd": {"alpha"}}
 
 
 def scheduled(group, key, step):

@@ -54,9 +54,8 @@ compiled 29 graphs (54 s on a CPU). So inside the traced region `SymbolicScalars
 given to an arithmetic operation over as a 0-d tensor of the dtype it would have taken there
 (`_numbers_as_inputs`): the first change of a value costs one more graph, and no later change does. A
 Python branch on an option (`if momentum == 0`) becomes a guard, which recompiles only if the branch
-turns. Three options are still fixed in the graph, since they reach an operation that must keep a
-number: ASGD's exponent `alpha`, ADOPT's `eps` and Rprop's step-size bounds (the bounds of an in-place
-clamp); no scheduler of torch changes them.
+turns. One option is still fixed in the graph: ASGD's `alpha`, an exponent, which stays a number so
+that `x ** 0.5` remains the square root the compiler recognises; no scheduler of torch changes it.
 
 Step counts are the other changing number: as tensors they are graph inputs like the learning rate.
 They advance in place ([`advance`](scalars.md)), and so does every state tensor: a tensor stored back
@@ -210,8 +209,9 @@ class SymbolicScalars(TorchFunctionMode):
         if form is not None and _is_scale_to_rewrite(kwargs.get(form[0])):
             keyword, rewrite = form
             return rewrite(*args, kwargs[keyword])
-        if getattr(func, "__name__", None) in _ARITHMETIC:
-            args, kwargs = _numbers_as_inputs(args, kwargs)
+        name = getattr(func, "__name__", None)
+        if name in _ARITHMETIC:
+            args, kwargs = _numbers_as_inputs(name, args, kwargs)
         return func(*args, **kwargs)
 
 
@@ -226,7 +226,7 @@ _ARITHMETIC = frozenset([
     # A power's base ($\beta^t$), never its exponent: `x ** 0.5` stays the square root the compiler
     # recognises, and no one schedules an exponent.
     "__rpow__",
-    "clamp",
+    "clamp", "clamp_",
     "where",
 ])
 
@@ -235,30 +235,38 @@ def _is_scale_to_rewrite(value: Any) -> bool:
     return isinstance(value, torch.Tensor) or (isinstance(value, float) and torch.compiler.is_compiling())
 
 
-def _number_input(value: Any, dtype: torch.dtype) -> Any:
+def _number_input(value: Any, dtype: torch.dtype, kinds: tuple[type, ...] = (float,)) -> Any:
     r"""
-    Inside a traced region, a Python float as a 0-d tensor of `dtype` holding the same value; anything
-    else, and everything outside a traced region, as it is.
+    Inside a traced region, a Python number of one of `kinds` as a 0-d tensor of `dtype` holding the
+    same value; anything else, and everything outside a traced region, as it is.
     """
-    if isinstance(value, float) and torch.compiler.is_compiling():
+    if isinstance(value, kinds) and not isinstance(value, bool) and torch.compiler.is_compiling():
         return torch.ones((), dtype=dtype) * value
     return value
 
 
-def _numbers_as_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+# A clamp takes its two bounds both as numbers or both as tensors: an integer bound beside a float
+# one (Rprop's default step sizes, `(1e-6, 50)`) becomes a tensor too.
+_BOUNDS = frozenset(["clamp", "clamp_"])
+
+
+def _numbers_as_inputs(
+    name: str, args: Sequence[Any], kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
     r"""
     ### Hyper-parameters that change
 
-    Inside a traced region, each float given to an arithmetic operation as a 0-d tensor of the dtype
-    the Python number would have taken in it (that of the operation's first floating-point tensor): it
-    holds the same value and rounds the same way, a constant stays a constant, and a value that changes
-    stays an input of the graph (see "Numbers that change from step to step" above).
-    `torch.ones(()) * x` rather than `torch.tensor(x)`, which would pin the value.
+    Inside a traced region, each float given to the arithmetic operation called `name` as a 0-d tensor
+    of the dtype the Python number would have taken in it (that of the operation's first
+    floating-point tensor): it holds the same value and rounds the same way, a constant stays a
+    constant, and a value that changes stays an input of the graph (see "Numbers that change from step
+    to step" above). `torch.ones(()) * x` rather than `torch.tensor(x)`, which would pin the value.
     """
     tensors = [value for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor)]
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
-    return ([_number_input(a, dtype) for a in args],
-            {key: _number_input(value, dtype) for key, value in kwargs.items()})
+    kinds = (float, int) if name in _BOUNDS else (float,)
+    return ([_number_input(a, dtype, kinds) for a in args],
+            {key: _number_input(value, dtype, kinds) for key, value in kwargs.items()})
 
 
 def _meets_a_larger_tensor(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
