@@ -96,7 +96,8 @@ in the optimizer's `found_inf` for the caller to read when it chooses to synchro
 readable step. The other layer-wise optimizers ([LAMB](lamb.md), [Nero](nero.md)) compute each
 layer's norms inside `step_param`, so the fast path compiles them like the rest, one tensor's norms
 never mixed with another's; since a norm must be known before any element of its layer is written,
-their compiled step reads each layer twice. A `step_param` that branches on the value of a tensor (with `if`, rather
+their compiled step reads each layer more than once (LAMB in three loops, Nero in four; the Speed
+page measures what that costs). A `step_param` that branches on the value of a tensor (with `if`, rather
 than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast path is compiled in
 pieces, cut at each such branch, and `torch.compile(opt.step, fullgraph=True)` refuses it with a
 message naming the line. None of the optimizers here does: even [ADOPT](../adopt.md)'s first step,
