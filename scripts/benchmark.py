@@ -286,8 +286,8 @@ def small_tensor_case(repeats: int) -> str:
 
 
 COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "fast / fused Adam",
-           "fast without the check / fused Adam", "least bytes / Adam's", "fast / foreach Adam", "twin ms", "fast GB/s", "% of copy",
-           "state MB", "compile s")
+           "fast without the check / fused Adam", "least bytes / Adam's", "fast / foreach Adam", "twin ms",
+           "fast GB/s", "% of copy", "state MB", "compile s")
 
 
 def row_cells(row, adam, copy_bandwidth) -> list[str]:
