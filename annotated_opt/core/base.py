@@ -205,7 +205,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._whole_tensors = distributed.WholeTensors()
         self._skipped_this_step: list[nonfinite.BadGradient] = []
         self._fast_path = fastpath.FastPath()
-        self._verdict_on_device = False
+        # Set while the template step runs its groups, whose gradients it has already judged.
+        self._gradients_judged = False
 
     def _hold_found_inf(self) -> None:
         r"""
@@ -250,26 +251,39 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        # Under `torch.compile` the verdict on the gradients stays on the device (see the
+        # The gradients of every group are judged once, before the first group is updated. On the
+        # host: nothing to remember for a later call, since nothing here changes a gradient between
+        # the groups. Under `torch.compile` the verdict stays on the device (see the
         # [fast path](fastpath.md)), and every group goes through the traceable group update.
         compiling = torch.compiler.is_compiling()
-        finite = self._gradient_verdict_on_device() if compiling else None
-        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
-            for index, group in enumerate(self.param_groups):
-                if compiling or fastpath.selected(group):
-                    items = list(self.params_with_grads(group))
-                    self._fast_path.step_group(self, index, group, items, finite)
-                else:
-                    for param, grad, state in self.params_with_grads(group):
-                        self.step_param(state, group, grad, param)
-                # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no
-                # empty entry in the state, as in torch.
-                for param in group["params"]:
-                    if param in self.state and not self.state[param]:
-                        del self.state[param]
-        self._verdict_on_device = False
+        finite = None
+        if compiling:
+            finite = self._gradient_verdict_on_device()
+        elif not self._gradients_are_usable(remember=False):
+            return loss
+        self._gradients_judged = True
+        try:
+            with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+                for index, group in enumerate(self.param_groups):
+                    self._step_group(index, group, compiling, finite)
+        finally:
+            self._gradients_judged = False
 
         return loss
+
+    def _step_group(self, index: int, group: dict[str, Any], compiling: bool, finite: torch.Tensor | None) -> None:
+        r"""One group of the template step: the fast path when the group asks for it, else the readable loop."""
+        if compiling or fastpath.selected(group):
+            items = list(self.params_with_grads(group))
+            self._fast_path.step_group(self, index, group, items, finite)
+        else:
+            for param, grad, state in self.params_with_grads(group):
+                self.step_param(state, group, grad, param)
+        # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no
+        # empty entry in the state, as in torch.
+        for param in group["params"]:
+            if param in self.state and not self.state[param]:
+                del self.state[param]
 
     def _gradient_verdict_on_device(self) -> torch.Tensor | None:
         r"""
@@ -277,7 +291,6 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         `torch.amp.GradScaler` keeps its own) for the caller to read; `None` when no group checks.
         """
         checked = nonfinite.checked_gradients(self.param_groups)
-        self._verdict_on_device = True
         if not checked:
             return None
         finite = nonfinite.finite_verdict([grad for _, _, grad in checked])
@@ -305,7 +318,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         """
         # Before any parameter of any group changes: are all the gradients finite? This looks at every
         # group, so that a bad gradient in the last group stops the step before the first is updated.
-        if not self._verdict_on_device and not self._gradients_are_usable():
+        if not self._gradients_judged and not self._gradients_are_usable():
             return
         # Masters handed out by an earlier call and changed since (by an optimizer that collected a
         # whole group before updating it) are written back now, before anything reads the parameters.
@@ -313,17 +326,23 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         master_weights.flush()
         whole_tensors = self._whole_tensors
         whole_tensors.flush()
+        # What the group asks of each parameter, looked up once (this loop runs for every parameter
+        # at every step: on a thousand small tensors its cost is a tenth of the step's).
+        refuses_sparse = not (self.supports_sparse or self.sparse_gradients)
+        maximize = group.get("maximize", False)
+        masters_wanted = group.get("master_weights", False)
+        checks_params = implementation.checks_params(group)
 
         for param in group["params"]:
             # A parameter without a gradient (frozen, or unused in this forward pass) is left
             # exactly as it is: its state does not advance either.
-            if param.grad is None:
-                continue
             grad = param.grad
+            if grad is None:
+                continue
             # A sparse gradient would silently be treated as dense by the arithmetic below;
             # refuse it instead, unless the optimizer has a sparse form. An optimizer written for sparse
             # gradients only ([SparseAdam](../sparse_adam.md)) refuses dense ones, as torch's does.
-            if grad.is_sparse and not (self.supports_sparse or self.sparse_gradients):
+            if grad.is_sparse and refuses_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients "
                     "(use torch.optim.SparseAdam or a dense gradient)"
@@ -347,25 +366,27 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             # same memory as a real tensor with a last dimension of 2, so the update written for real
             # numbers applies unchanged and lands in the complex parameter. This is what `torch.optim`
             # does; note that Adam's $g^2$ then means $(a^2, b^2)$ per part, not $|z|^2$.
-            if torch.is_complex(target):
+            if target.is_complex():
                 target, grad = torch.view_as_real(target), torch.view_as_real(grad)
             # To maximise $f$ we descend $-f$, whose gradient is $-g$. This makes a new tensor,
             # so `param.grad` is never touched.
-            if group.get("maximize", False):
+            if maximize:
                 grad = -grad
 
-            implementation.check_param(group, param)
+            if checks_params:
+                implementation.check_param(group, param)
             state = self.state[param]
             fresh = len(state) == 0
             # A low-precision parameter with master weights is updated through its `float32` master,
             # with a `float32` gradient.
-            use_master = precision.uses_master(group, target)
+            use_master = masters_wanted and precision.uses_master(group, target)
             if use_master:
                 target = master_weights.master(param, target, state)
                 grad = grad.float()
             elif precision.MASTER_KEY in state:
                 precision.MasterWeights.release(state, target.dtype)
-            target = self._carry_options(param, target)
+            if target is not param:
+                target = self._carry_options(param, target)
 
             if fresh:
                 self.init_state(state, group, target)
@@ -396,16 +417,17 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         setattr(alias, OPTION_ATTRIBUTE, options)
         return alias
 
-    def _gradients_are_usable(self) -> bool:
+    def _gradients_are_usable(self, remember: bool = True) -> bool:
         r"""
         ### Applying the non-finite policy
 
-        `False` means: skip. Each set of gradients is checked once (see `GradientCheck`), and a
-        skipped step is reported once, when its scope ends.
+        `False` means: skip. Each set of gradients is checked once (see `GradientCheck`; `remember`
+        is `False` when no later call in this step can ask again), and a skipped step is reported
+        once, when its scope ends.
         """
         if all(group.get("nonfinite", "raise") == "ignore" for group in self.param_groups):
             return True  # nothing to check (and no record of gradients to keep)
-        bad, fresh = self._gradient_check(self.param_groups)
+        bad, fresh = self._gradient_check(self.param_groups, remember)
         if fresh:
             # Under FSDP each process checked its own shards: every process must take the same decision.
             bad = self._gradient_check.verdict = distributed.agree(self, bad)
@@ -492,7 +514,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         picklable; torch drops them too) and the per-step bookkeeping.
         """
         transient = {"_step_depth", "_gradient_check", "_master_weights", "_whole_tensors", "_skipped_this_step",
-                     "_fast_path", "_verdict_on_device", "found_inf"}
+                     "_fast_path", "_gradients_judged", "found_inf"}
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_optimizer_") and k not in transient}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -60,6 +60,11 @@ def _has_fused_kernels(param: torch.Tensor) -> bool:
     return param.is_cpu or param.is_cuda or param.device.type in _get_fused_kernels_supported_devices()
 
 
+def checks_params(group: dict[str, Any]) -> bool:
+    r"""Whether `check_param` has anything to check for the parameters of `group`."""
+    return bool(group.get("fused") or group.get("capturable"))
+
+
 def check_param(group: dict[str, Any], param: torch.Tensor) -> None:
     r"""
     What torch checks for one parameter when it steps: a fused step needs a floating-point parameter

@@ -54,10 +54,11 @@ stream is divergence, and skipping only hides it.
 
 ## How the base class uses this module
 
-[The base class](base.md) calls `GradientCheck` through `params_with_grads`, before any parameter
-is touched. This module provides the pieces: the policy names and their check, the `BadGradient`
-record, the cheap screen `find_bad_gradients`, the memory that avoids checking the same gradients
-twice, and the error message.
+[The base class](base.md) calls `GradientCheck` before any parameter is touched: its template step
+once, for all the groups; an optimizer that overrides `step` through `params_with_grads`, at every
+call, where the memory below keeps the check to once per set of gradients. This module provides
+the pieces: the policy names and their check, the `BadGradient` record, the cheap screen
+`find_bad_gradients`, the memory that avoids checking the same gradients twice, and the error message.
 """
 
 import weakref
@@ -255,8 +256,18 @@ class GradientCheck:
             for p in group["params"]
         ]
 
-    def __call__(self, param_groups: Sequence[dict[str, Any]]) -> tuple[list[BadGradient], bool]:
-        r"""The bad gradients, and whether this was a fresh check (new gradients) or a remembered one."""
+    def __call__(
+        self, param_groups: Sequence[dict[str, Any]], remember: bool = True
+    ) -> tuple[list[BadGradient], bool]:
+        r"""
+        The bad gradients, and whether this was a fresh check (new gradients) or a remembered one.
+        A caller that will not ask again in this step passes `remember=False`: the check is then
+        made, and nothing is recorded (a thousand weak references cost a third of a millisecond).
+        """
+        if not remember:
+            self.seen = None
+            self.verdict = find_bad_gradients(param_groups)
+            return self.verdict, True
         # The same gradients as last time, unchanged: the same answer, without a pass over them.
         # "The same" is identity, not equality: the weak reference must still point at the very
         # tensor now in `.grad`, at the same version.
