@@ -281,9 +281,10 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 self.step_param(state, group, grad, param)
         # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no
         # empty entry in the state, as in torch.
+        state = self.state
         for param in group["params"]:
-            if param in self.state and not self.state[param]:
-                del self.state[param]
+            if not state.get(param, True):
+                del state[param]
 
     def _gradient_verdict_on_device(self) -> torch.Tensor | None:
         r"""

@@ -355,18 +355,26 @@ def compiled_update_group(backend: str, fullgraph: bool) -> Any:
 CHUNK = 32
 
 
-def chunks(items: list[Any]) -> list[list[Any]]:
+def chunks(items: list[Any]) -> tuple[list[Any], list[list[Any]]]:
     r"""
-    `items` (parameter, gradient, state) in chunks of at most `CHUNK`, alike ones together (same dtype
-    and shape, in the order each kind first appears). The update of one parameter does not depend on
-    another's, so the order is free; within a kind the order is kept, so a parameter listed twice is
-    still updated twice in its order.
+    `items` (parameter, gradient, state) sorted for the compiled calls: the 0-d parameters apart, the
+    others in chunks of at most `CHUNK`, alike ones together (same dtype and shape, in the order each
+    kind first appears). The update of one parameter does not depend on another's, so the order is
+    free; within a kind the order is kept, so a parameter listed twice is still updated twice in its
+    order.
     """
     alike: dict[tuple[torch.dtype, torch.Size], list[Any]] = {}
     for item in items:
-        alike.setdefault((item[0].dtype, item[0].shape), []).append(item)
-    ordered = [item for same in alike.values() for item in same]
-    return [ordered[start:start + CHUNK] for start in range(0, len(ordered), CHUNK)]
+        param = item[0]
+        key = (param.dtype, param.shape)
+        same = alike.get(key)
+        if same is None:
+            alike[key] = [item]
+        else:
+            same.append(item)
+    numbers = [item for key, same in alike.items() if not key[1] for item in same]
+    ordered = [item for key, same in alike.items() if key[1] for item in same]
+    return numbers, [ordered[start:start + CHUNK] for start in range(0, len(ordered), CHUNK)]
 
 
 class FastPath:
@@ -412,21 +420,22 @@ class FastPath:
         compiled `opt.step`), the body is traced inline; otherwise the compiled function runs it,
         chunk by chunk.
         """
-        # A 0-d parameter (one number, where a fused pass has nothing to gain) takes the readable step:
-        # inside the traced step it would be mistaken for one of the scalars `SymbolicScalars` handles.
-        if not torch.compiler.is_compiling():
-            for param, grad, state in [item for item in items if item[0].dim() == 0]:
-                optimizer.step_param(state, group, grad, param)
-            items = [item for item in items if item[0].dim() > 0]
         if not items:
             return
         if torch.compiler.is_compiling():
             params, grads, states = (list(column) for column in zip(*items))
             update_group(optimizer, group, params, grads, states, finite)
             return
-        inputs = self.group_inputs(index, group, items[0][0].device)
+        numbers, alike_chunks = chunks(items)
+        # A 0-d parameter (one number, where a fused pass has nothing to gain) takes the readable step:
+        # inside the traced step it would be mistaken for one of the scalars `SymbolicScalars` handles.
+        for param, grad, state in numbers:
+            optimizer.step_param(state, group, grad, param)
+        if not alike_chunks:
+            return
+        inputs = self.group_inputs(index, group, alike_chunks[0][0][0].device)
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            for chunk in chunks(items):
+            for chunk in alike_chunks:
                 params, grads, states = (list(column) for column in zip(*chunk))
                 self.update_chunk(optimizer, inputs, params, grads, states, finite)
 
