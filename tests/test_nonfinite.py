@@ -143,3 +143,25 @@ def test_every_constructor_takes_the_policy_as_a_keyword_and_it_takes_effect(key
     assert torch.equal(weight, before) and optimizer.skipped_steps == 1
     with pytest.raises(ValueError, match="nonfinite"):
         REGISTRY[key].build([weight], nonfinite="sometimes")
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_template_step_screens_the_gradients_of_all_groups_once(monkeypatch, fused) -> None:
+    from annotated_opt.core import nonfinite
+
+    screens = []
+    real = nonfinite.find_bad_gradients
+    monkeypatch.setattr(nonfinite, "find_bad_gradients", lambda groups: screens.append(1) or real(groups))
+    params = [torch.ones(3, requires_grad=True) for _ in range(3)]
+    for p in params:
+        p.grad = torch.ones(3)
+    optimizer = Adam([{"params": [p]} for p in params], lr=0.1, fused=fused)
+    optimizer.step()
+    optimizer.step()
+    assert len(screens) == 2
+    # A bad gradient in the last group still stops the step before the first group changes.
+    before = [p.clone() for p in params]
+    params[2].grad = torch.tensor([1.0, math.inf, 1.0])
+    with pytest.raises(NonFiniteGradientError):
+        optimizer.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))

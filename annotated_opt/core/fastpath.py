@@ -349,9 +349,10 @@ def compiled_update_group(backend: str, fullgraph: bool) -> Any:
 # model of a thousand tensors would wait half an hour for one graph. Parameters of one shape and dtype
 # are put next to each other, so that the chunks of a model with many tensors of a few shapes are
 # mostly alike and share a graph: a thousand tensors of one shape need two graphs (the full chunk and
-# the remainder). Each call costs about 0.1 ms on top of its kernels on a CPU, about a microsecond for
-# each of its tensors (Adam: five per parameter) in the compiler's wrappers: on a thousand small
-# tensors, 4.5 ms of calls for 1.2 ms of arithmetic, against 4 ms for torch's fused Adam in all.
+# the remainder). A call of Adam on 32 parameters of a thousand elements takes about 115 µs on a CPU,
+# of which its one generated kernel takes 22: the rest is the compiler's guards on the 160 tensors
+# (17 µs), its wrappers, and one small buffer for each scalar computed once (two per parameter). On a
+# thousand small tensors that is 3.7 ms of calls, as long as torch's whole fused Adam step.
 CHUNK = 32
 
 
