@@ -227,3 +227,14 @@ def test_nadam_and_radam_take_mixed_betas_as_torch(name) -> None:
             optimizer.step()
         runs.append(param)
     assert torch.equal(*runs)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad"])
+def test_fused_with_a_complex_parameter_fails_as_torchs(name) -> None:
+    """torch's fused kernels take floating-point parameters only, and say so at the first step."""
+    for library in (torch.optim, annotated_opt):
+        p = torch.nn.Parameter(torch.ones(3, dtype=torch.complex64))
+        p.grad = torch.ones_like(p)
+        optimizer = getattr(library, name)([p], lr=0.1, fused=True)
+        with pytest.raises(RuntimeError, match="requires all the params to be floating point"):
+            optimizer.step()

@@ -268,6 +268,11 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     self._step_group(index, group, compiling, finite)
         finally:
             self._gradients_judged = False
+        # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no empty entry
+        # in the state, as in torch. (Found by walking the state, which hashes no tensor.)
+        state = self.state
+        for param in [param for param, entry in state.items() if not entry]:
+            del state[param]
 
         return loss
 
@@ -279,12 +284,6 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         else:
             for param, grad, state in self.params_with_grads(group):
                 self.step_param(state, group, grad, param)
-        # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no
-        # empty entry in the state, as in torch.
-        state = self.state
-        for param in group["params"]:
-            if not state.get(param, True):
-                del state[param]
 
     def _gradient_verdict_on_device(self) -> torch.Tensor | None:
         r"""
@@ -329,7 +328,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         whole_tensors.flush()
         # What the group asks of each parameter, looked up once (this loop runs for every parameter
         # at every step: on a thousand small tensors its cost is a tenth of the step's).
-        refuses_sparse = not (self.supports_sparse or self.sparse_gradients)
+        sparse_only = self.sparse_gradients
+        refuses_sparse = not (self.supports_sparse or sparse_only)
+        gathers_shards = self.whole_tensors
         maximize = group.get("maximize", False)
         masters_wanted = group.get("master_weights", False)
         checks_params = implementation.checks_params(group)
@@ -348,7 +349,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     f"{type(self).__name__} does not support sparse gradients "
                     "(use torch.optim.SparseAdam or a dense gradient)"
                 )
-            if self.sparse_gradients and not grad.is_sparse:
+            if sparse_only and not grad.is_sparse:
                 # A dense gradient of zeros names no rows: it is taken as the sparse gradient without any.
                 # (`torch.distributed.checkpoint` gives one to every parameter of a fresh optimizer, for
                 # the bare step that creates its state.)
@@ -360,7 +361,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             # Under FSDP2 a parameter is a shard of rows (a `DTensor`). An optimizer that needs it whole
             # gets it whole, with its whole gradient: gathered here, its shard written back below.
             target = param
-            gathered = self.whole_tensors and isinstance(param, DTensor)
+            gathered = gathers_shards and isinstance(param, DTensor)
             if gathered:
                 target, grad = whole_tensors.gather(param), grad.full_tensor()
             # A complex number $z = a + ib$ is optimised as the pair $(a, b)$: `view_as_real` shows the

@@ -149,7 +149,7 @@ def _total(tensor: torch.Tensor) -> torch.Tensor:
 
 def _end_to_end(tensors: list[torch.Tensor]) -> torch.Tensor:
     r"""
-    Tensors of one device and dtype laid end to end in one vector. Vectors are joined as they are
+    Tensors of one device laid end to end in one vector, in their widest dtype. Vectors are joined as they are
     (a thousand of them: 0.4 ms); other shapes are flattened first, which costs about as much again.
     """
     if all(tensor.dim() == 1 for tensor in tensors):
@@ -174,28 +174,20 @@ def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
 
     A large gradient gets a sum of its own, one pass over its memory (fused into one pass with the
     others by the compiler). On a model of many small tensors the launch of each sum would cost more
-    than the adding: the small gradients of each device and dtype are laid end to end in one buffer
-    and summed once (a thousand vectors of a thousand numbers, one thread: 1.0 ms instead of 1.7 ms for a
-    sum each; 1.5 ms if they are matrices, which must be flattened first).
+    than the adding: the small gradients of each device are laid end to end in one buffer and summed
+    once (a thousand vectors of a thousand numbers, one thread: 0.6 ms instead of 1.7 ms for a sum
+    each). Gradients of several dtypes join in the widest of them (`float16` beside `float32` becomes
+    `float32`, exactly), so one buffer serves a mixed-precision model.
 
     The converse does not hold (a sum can overflow to $\infty$ on finite values): a `False` verdict is a
     suspicion, which the eager check confirms by counting.
     """
-    sums = []
-    small: dict[tuple[torch.dtype, Any], list[torch.Tensor]] = {}
-    for grad in grads:
-        if grad.numel() > SMALL_GRADIENT:
-            sums.append(_total(grad))
-            continue
-        # Alike: same dtype, same device. `grad.device` builds a new object at every call (a quarter
-        # of this loop's time on a thousand tensors); the common case, the CPU, is read from a flag.
-        key = (grad.dtype, grad.is_cpu or grad.device)
-        alike = small.get(key)
-        if alike is None:
-            small[key] = [grad]
-        else:
-            alike.append(grad)
-    sums += [_total(_end_to_end(alike)) for alike in small.values()]
+    # Each loop over the gradients below is one comprehension: on a thousand tensors a loop written
+    # out with a dictionary cost half as much as the arithmetic.
+    sums = [_total(grad) for grad in grads if grad.numel() > SMALL_GRADIENT]
+    small = [grad for grad in grads if grad.numel() <= SMALL_GRADIENT]
+    if small:
+        sums += [_total(_end_to_end(alike)) for alike in _by_device(small)]
     if len(sums) == 1:
         return torch.isfinite(sums[0])
     try:
@@ -204,6 +196,20 @@ def finite_verdict(grads: Sequence[torch.Tensor]) -> torch.Tensor:
         # Gradients on several devices (a model split across them): the sums meet on the first one's.
         total = torch.stack([s.to(grads[0].device) for s in sums])
     return torch.isfinite(total).all()
+
+
+def _by_device(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    r"""
+    `tensors` in lists of one device each, in the order each device first appears. A CPU tensor is
+    told by its flag: `tensor.device` builds a new object at every call.
+    """
+    keys = [tensor.is_cpu or tensor.device for tensor in tensors]
+    if all(key == keys[0] for key in keys):
+        return [tensors]
+    alike: dict[Any, list[torch.Tensor]] = {}
+    for key, tensor in zip(keys, tensors):
+        alike.setdefault(key, []).append(tensor)
+    return list(alike.values())
 
 
 def find_bad_gradients(param_groups: Sequence[dict[str, Any]]) -> list[BadGradient]:
