@@ -238,3 +238,16 @@ def test_fused_with_a_complex_parameter_fails_as_torchs(name) -> None:
         optimizer = getattr(library, name)([p], lr=0.1, fused=True)
         with pytest.raises(RuntimeError, match="requires all the params to be floating point"):
             optimizer.step()
+
+
+def test_fused_adam_checks_a_parameter_added_after_the_first_step_as_torchs() -> None:
+    for library in (torch.optim, annotated_opt):
+        real = torch.nn.Parameter(torch.ones(3))
+        real.grad = torch.ones(3)
+        optimizer = library.Adam([real], fused=True)
+        optimizer.step()
+        complex_param = torch.nn.Parameter(torch.ones(3, dtype=torch.complex64))
+        complex_param.grad = torch.ones_like(complex_param)
+        optimizer.add_param_group({"params": [complex_param]})
+        with pytest.raises(RuntimeError, match="requires all the params to be floating point"):
+            optimizer.step()

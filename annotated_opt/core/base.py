@@ -207,6 +207,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._fast_path = fastpath.FastPath()
         # Set while the template step runs its groups, whose gradients it has already judged.
         self._gradients_judged = False
+        # The groups (by identity) whose parameters have all passed `check_param` once.
+        self._groups_checked: set[int] = set()
 
     def _hold_found_inf(self) -> None:
         r"""
@@ -333,7 +335,11 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         gathers_shards = self.whole_tensors
         maximize = group.get("maximize", False)
         masters_wanted = group.get("master_weights", False)
+        # torch checks the parameters of a fused step when it creates their state, or all at the first
+        # step (where the state may exist before it), and those of a capturable step at every step:
+        # here, all of a group's at its first step, each new one, and all at every capturable step.
         checks_params = implementation.checks_params(group)
+        checks_all = checks_params and (group.get("capturable") or id(group) not in self._groups_checked)
 
         for param in group["params"]:
             # A parameter without a gradient (frozen, or unused in this forward pass) is left
@@ -375,10 +381,10 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             if maximize:
                 grad = -grad
 
-            if checks_params:
-                implementation.check_param(group, param)
             state = self.state[param]
             fresh = len(state) == 0
+            if checks_all or (fresh and checks_params):
+                implementation.check_param(group, param)
             # A low-precision parameter with master weights is updated through its `float32` master,
             # with a `float32` gradient.
             use_master = masters_wanted and precision.uses_master(group, target)
@@ -402,6 +408,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     master_weights.write_back(param)
                 if gathered:
                     whole_tensors.write_back(param)
+        if checks_params:
+            self._groups_checked.add(id(group))
 
     @staticmethod
     def _carry_options(param: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -516,7 +524,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         picklable; torch drops them too) and the per-step bookkeeping.
         """
         transient = {"_step_depth", "_gradient_check", "_master_weights", "_whole_tensors", "_skipped_this_step",
-                     "_fast_path", "_gradients_judged", "found_inf"}
+                     "_fast_path", "_gradients_judged", "_groups_checked", "found_inf"}
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_optimizer_") and k not in transient}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

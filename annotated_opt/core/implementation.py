@@ -69,7 +69,7 @@ def check_param(group: dict[str, Any], param: torch.Tensor) -> None:
     r"""
     What torch checks for one parameter when it steps: a fused step needs a floating-point parameter
     on a device with fused kernels, and a capturable step a parameter on a device that can be
-    captured.
+    captured. (The base class says when it asks.)
     """
     if group.get("fused") and not (param.is_floating_point() and _has_fused_kernels(param)):
         fused_devices = _get_fused_kernels_supported_devices()
