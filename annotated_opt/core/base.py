@@ -292,10 +292,10 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         The non-finite verdict of a compiled step, as a tensor, kept in `found_inf` (as
         `torch.amp.GradScaler` keeps its own) for the caller to read; `None` when no group checks.
         """
-        checked = nonfinite.checked_gradients(self.param_groups)
-        if not checked:
+        screened = nonfinite.screened_gradients(self.param_groups)
+        if not screened:
             return None
-        finite = nonfinite.finite_verdict([grad for _, _, grad in checked])
+        finite = nonfinite.finite_verdict(screened)
         self.found_inf.copy_(~finite)
         return finite
 

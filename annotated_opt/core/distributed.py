@@ -140,6 +140,8 @@ def process_groups(optimizer: torch.optim.Optimizer) -> list[Any]:
     mesh of each `DTensor` parameter, and the group registered by `ZeroRedundancyOptimizer`. Empty for
     plain tensors on one process or under DDP, where every process already holds the same gradients.
     """
+    if not (dist.is_available() and dist.is_initialized()):
+        return []  # one process: no mesh, no registered group (and no walk over the parameters)
     found: list[Any] = []
     for group in optimizer.param_groups:
         for param in group["params"]:
