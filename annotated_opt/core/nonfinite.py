@@ -165,10 +165,11 @@ def _total(tensor: torch.Tensor) -> torch.Tensor:
 
 def _end_to_end(tensors: list[torch.Tensor]) -> torch.Tensor:
     r"""
-    Tensors of one device laid end to end in one vector, in their widest dtype. Vectors are joined as they are
-    (a thousand of them: 0.4 ms); other shapes are flattened first, which costs about as much again.
+    Tensors of one device laid end to end in one vector, in their widest dtype. Vectors are joined as
+    they are (a thousand of them: 0.4 ms); other shapes are flattened first, which costs about as much
+    again.
     """
-    if all(tensor.dim() == 1 for tensor in tensors):
+    if [tensor.dim() for tensor in tensors].count(1) == len(tensors):
         return torch.cat(tensors)
     return torch._utils._flatten_dense_tensors(tensors)
 
@@ -220,7 +221,7 @@ def _by_device(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
     told by its flag: `tensor.device` builds a new object at every call.
     """
     keys = [tensor.is_cpu or tensor.device for tensor in tensors]
-    if all(key == keys[0] for key in keys):
+    if keys.count(keys[0]) == len(keys):
         return [tensors]
     alike: dict[Any, list[torch.Tensor]] = {}
     for key, tensor in zip(keys, tensors):
