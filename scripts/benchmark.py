@@ -99,6 +99,17 @@ def elementwise(info) -> bool:
     return info.factory is None and fastpath.covers(info.cls)
 
 
+def not_timed_here(info) -> str | None:
+    """Why the optimizer cannot step the benchmark's parameters, or None when it can."""
+    if info.requires_closure:
+        return f"{info.name} (its step calls a closure that re-evaluates a model)"
+    if info.cls.sparse_gradients:
+        return f"{info.name} (it takes sparse gradients only, an embedding's, and these are dense)"
+    if info.parameters is not None:
+        return f"{info.name} (it steps matrices only, and these parameters include vectors)"
+    return None
+
+
 TORCH_ADAM = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
@@ -239,11 +250,13 @@ def main() -> None:
     print("\n".join(notes), flush=True)
 
     keys = list(REGISTRY) if args.optimizers == "all" else args.optimizers.split(",")
+    untimed = [reason for reason in map(not_timed_here, (REGISTRY[key] for key in keys)) if reason]
+    if untimed:
+        notes.append("Not timed on these parameters: " + "; ".join(untimed))
+    keys = [key for key in keys if not_timed_here(REGISTRY[key]) is None]
     rows = []
     for position, key in enumerate(keys):
         info = REGISTRY[key]
-        if info.requires_closure:
-            continue  # SAM's two passes need a model to re-evaluate; its step is two of its base's
         readable = measure(info, shapes, args.repeats, False, adam_steps["for-loop"])
         fast = measure(info, shapes, args.repeats, True, adam_steps["fused"]) if elementwise(info) else None
         twin = twin_time(info, shapes, args.repeats)
@@ -259,7 +272,7 @@ def main() -> None:
         if args.scale == 0.25 and args.optimizers == "all":
             # Other work on the machine slows every measurement: say how much there was.
             load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
-            remaining = [REGISTRY[k].name for k in keys[position + 1:] if not REGISTRY[k].requires_closure]
+            remaining = [REGISTRY[k].name for k in keys[position + 1:]]
             stopped = [f"A partial run: it had not reached {remaining[0]}"] if remaining else []
             write_page(f"{header}; {load}", adam, rows, stopped + notes, copy_bandwidth)
     print(f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end", flush=True)
