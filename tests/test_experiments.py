@@ -149,11 +149,14 @@ def test_every_shipped_tuned_task_entry_is_the_choice_of_its_recorded_search(shi
 # How far a rerun of a stored entry may land from its record on another kind of CPU. The matrix
 # products and reductions take other vector instructions there, which round differently, and a
 # training run amplifies the difference as it goes. Measured between two kinds: the
-# digits MLP's losses move by 3e-7 to 1e-5 relative (1e-4 bounds them); the character transformer's
-# by 0.02% to 0.15% (0.5% bounds them, where its seeds differ by 1.8% or more). The character
+# digits MLP's losses move by 3e-7 to 1e-5 relative; the character transformer's by 0.02% to 0.15%
+# (0.5% bounds them, where its seeds differ by 1.8% or more). On a third kind (an AMD EPYC) the
+# character transformer repeats its record exactly, and the digits MLP's first tuning seed within
+# 1e-7, but its second seed's validation loss moves by 0.29%: one run amplified a rounding difference
+# further. 0.5% bounds that too, where the digits MLP's two tuning seeds differ by 2%. The character
 # model's 500 steps move its losses by 0.5% to 0.7%, half the gap between two seeds, so it is not
 # used here. On one machine a run repeats exactly, which is checked too.
-REPRODUCTION_TOLERANCE = {"digits-mlp": 1e-4, "chartransformer": 5e-3}
+REPRODUCTION_TOLERANCE = {"digits-mlp": 5e-3, "chartransformer": 5e-3}
 
 
 @pytest.mark.parametrize("task_name", sorted(REPRODUCTION_TOLERANCE))
