@@ -83,14 +83,15 @@ class ScheduleFreeAdamW(ScheduleFreeSGD):
       (momentum), in $(0, 1]$; $\beta_2$ the second moment's decay. $\beta_1 = 0.95$ and
       $\beta_2 = 0.95$ to $0.99$ are the authors' advice for long or unstable runs.
     * `eps` is $\epsilon$ (default $10^{-8}$), added to the corrected $\sqrt{\hat v_t}$.
-    * `weight_decay`, `warmup_steps`, `r`, `weight_lr_power`, `maximize`: as in
+    * `weight_decay`, `warmup_steps`, `r`, `weight_lr_power`, `foreach`, `maximize`, `fused`: as in
       [Schedule-Free SGD](schedule_free_sgd.md). The authors recommend a warmup (a few percent of the
       run).
     """
 
     def __init__(self, params: ParamsT, lr: float = 0.0025, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, warmup_steps: int = 0, r: float = 0.0,
-                 weight_lr_power: float = 2.0, *, maximize: bool = False) -> None:
+                 weight_lr_power: float = 2.0, foreach: bool | None = None, *, maximize: bool = False,
+                 fused: bool | None = None) -> None:
         # $\beta_1 \in (0, 1]$, as the SGD form's momentum; $\beta_2 \in [0, 1)$, as Adam's.
         if len(betas) != 2:
             raise ValueError(f"Invalid betas: {betas} (expected two values)")
@@ -99,7 +100,7 @@ class ScheduleFreeAdamW(ScheduleFreeSGD):
         check_non_negative("eps", eps)
         # Not `ScheduleFreeSGD.__init__`: its `momentum` is this class's `betas[0]`.
         GenericAdaptiveOptimizer.__init__(self, params, dict(
-            lr=lr, betas=tuple(betas), eps=eps,
+            lr=lr, betas=tuple(betas), eps=eps, foreach=foreach, fused=fused,
             **self.averaging_defaults(weight_decay, warmup_steps, r, weight_lr_power, maximize)))
 
     def interpolation(self, group: dict[str, Any]) -> float:

@@ -92,7 +92,7 @@ $\eta_{\max}$) are per parameter group, as in the authors' code (`k`, `weight_su
 State: $z$, one tensor per parameter (4 bytes per `float32` parameter), the same as SGD with momentum.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -128,16 +128,18 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
     * `r` and `weight_lr_power` are $r$ and $p$ in the weights $w_t = t^r\eta_{\max}^p$ of the average
       (defaults $0$ and $2$). $r > 0$ favours recent iterates.
     * `maximize` ascends the objective instead.
+    * `foreach` (the authors' flag, in their position) or `fused` selects the
+      [fast path](core/fastpath.md): the same step, compiled.
 
     The optimizer starts in train mode (at the start $x = y = z$, so both modes are the same point):
     call `eval()` before evaluating or saving, `train()` before training.
     """
 
     def __init__(self, params: ParamsT, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
-                 warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0, *,
-                 maximize: bool = False) -> None:
+                 warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0, foreach: bool | None = None,
+                 *, maximize: bool = False, fused: bool | None = None) -> None:
         check_interpolation("momentum", momentum)
-        super().__init__(params, dict(lr=lr, momentum=momentum, **self.averaging_defaults(
+        super().__init__(params, dict(lr=lr, momentum=momentum, foreach=foreach, fused=fused, **self.averaging_defaults(
             weight_decay, warmup_steps, r, weight_lr_power, maximize)))
 
     @staticmethod
@@ -162,30 +164,21 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
         r"""$z$ starts at the parameter: at the first step $x = y = z$."""
         state["z"] = param.detach().clone(memory_format=torch.preserve_format)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def group_arguments(self, group: dict[str, Any]) -> dict[str, Any]:
         r"""
         ### The step, group by group
 
         The weight $c_{t+1}$ of the average is one number per group, so it is computed once per group
         before its parameters are updated, and only for a group that takes part in this step (a group
-        without gradients, or a step skipped for a bad gradient, leaves the counters alone).
+        without gradients, or a step skipped for a bad gradient, leaves the counters alone). The base
+        class's step asks every group for it before the first parameter moves, so a step in eval mode
+        is refused with nothing changed.
         """
-        if not all(group["train_mode"] for group in self.param_groups):
+        if not all(each["train_mode"] for each in self.param_groups):
             raise RuntimeError(f"{type(self).__name__}.step() in eval mode: call optimizer.train() before "
                                "training (and optimizer.eval() before evaluating or saving)")
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            items = list(self.params_with_grads(group))
-            if not items:
-                continue
-            warmup, average_weight = self.advance_average(group)
-            for param, grad, state in items:
-                self.step_param(state, group, grad, param, warmup=warmup, average_weight=average_weight)
-        return loss
+        warmup, average_weight = self.advance_average(group)
+        return {"warmup": warmup, "average_weight": average_weight}
 
     @staticmethod
     def advance_average(group: dict[str, Any]) -> tuple[float, float]:
@@ -223,8 +216,10 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
         if group["weight_decay"] != 0:
             direction = direction.add(param, alpha=group["weight_decay"])
         # $$y_{t+1} = (1-c)\,y_t + c\,z_t + \eta\,\big(\beta(1-c) - 1\big)\,d_t$$
+        # (The coefficient expanded, $\eta\beta(1-c) - \eta$: each factor then meets the learning rate, a
+        # tensor on the [fast path](core/fastpath.md), so a scheduled $\beta$ stays an input of its graph.)
         param.lerp_(z, average_weight)
-        param.add_(direction, alpha=lr * (beta * (1 - average_weight) - 1))
+        param.add_(direction, alpha=lr * beta * (1 - average_weight) - lr)
         # $$z_{t+1} = z_t - \eta\,d_t$$
         z.sub_(direction, alpha=lr)
 

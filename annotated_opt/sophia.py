@@ -91,18 +91,20 @@ backward costs twice the forward. The worked example on the character model
   clipped at $\gamma$ instead of $1$.
 * **Bias correction.** None, for $m$ or $h$ (the paper's algorithm has none either); the first steps,
   with $h = 0$ until the first refresh, are sign steps.
-* The step count is a float tensor in the authors' state; here an integer (it is never read).
+* The step count is a float tensor in the authors' state, and here too (a 0-d tensor, as
+  [torch keeps its counts](core/scalars.md), so that a compiled step does not recompile as it grows);
+  it is never read.
 
 State: $m$ and $h$, two tensors per parameter (8 bytes per `float32` parameter), as Adam.
 """
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
+from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
 
 
@@ -122,11 +124,14 @@ class Sophia(GenericAdaptiveOptimizer):
       authors pass it to every `step(bs=...)`; both work here (`step`'s, when given, wins).
     * `eps` is $\epsilon$ (default $10^{-15}$).
     * `maximize` ascends the objective instead.
+    * `foreach` or `fused` selects the [fast path](core/fastpath.md): the same step, compiled.
     """
+
+    tensor_step_count = True
 
     def __init__(self, params: ParamsT, lr: float = 1e-4, betas: tuple[float, float] = (0.965, 0.99),
                  rho: float = 0.04, weight_decay: float = 0.1, *, bs: int = 5120, eps: float = 1e-15,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None, fused: bool | None = None) -> None:
         check_betas(betas)
         check_non_negative("rho", rho)
         check_non_negative("weight_decay", weight_decay)
@@ -134,11 +139,11 @@ class Sophia(GenericAdaptiveOptimizer):
         if not (isinstance(bs, int) and bs >= 1):
             raise ValueError(f"Invalid bs: {bs} (must be an integer >= 1, the labels per batch)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), rho=rho, weight_decay=weight_decay, bs=bs,
-                                      eps=eps, maximize=maximize))
+                                      eps=eps, maximize=maximize, foreach=foreach, fused=fused))
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""$m_0 = 0$ and $h_0 = 0$: until the first refresh every coordinate clips (a sign step)."""
-        state["step"] = 0
+        state["step"] = new_step_count(group, param)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["hessian"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
@@ -157,28 +162,21 @@ class Sophia(GenericAdaptiveOptimizer):
             for _, grad, state in self.params_with_grads(group):
                 state["hessian"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None, bs: int | None = None) -> torch.Tensor | None:
+    def group_arguments(self, group: dict[str, Any], bs: int | None = None) -> dict[str, Any]:
         r"""
-        ### The step
+        ### The authors' `step(bs=...)`
 
-        The base class's template, with the authors' `bs` argument passed through to each parameter.
+        `bs` declared here is an argument of `step` (the base class binds it), passed on to each
+        parameter's update: `optimizer.step(bs=tokens)` as in the authors' training loop.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for param, grad, state in self.params_with_grads(group):
-                self.step_param(state, group, grad, param, bs=bs)
-        return loss
+        return {"bs": bs}
 
     def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
                    bs: int | None = None) -> None:
         r"""### One parameter: decay, momentum, the clipped Newton-like step"""
         beta1 = group["betas"][0]
         lr = learning_rate(group, param)
-        state["step"] += 1
+        advance(state)
         # $$\theta \leftarrow (1 - \eta\lambda)\,\theta$$
         param.mul_(1 - lr * group["weight_decay"])
         # $$m_t = \beta_1 m_{t-1} + (1-\beta_1)\,g_t$$

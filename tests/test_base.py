@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from annotated_opt import SGD
+from annotated_opt import SGD, Adam
 
 
 class RealOnlySGD(SGD):
@@ -37,3 +37,15 @@ def test_an_overriding_step_is_scoped_like_the_template() -> None:
     p.grad = torch.ones_like(p)
     optimizer.step()
     assert optimizer._step_depth == 0 and p.tolist() == [0.5, 0.5]
+
+
+def test_step_refuses_arguments_it_does_not_take_as_torch_does() -> None:
+    """`step` takes a closure and what `group_arguments` declares (none, here): anything else is a `TypeError`."""
+    params = [torch.zeros(2, requires_grad=True)]
+    params[0].grad = torch.ones(2)
+    for optimizer in (torch.optim.Adam(params), Adam(params)):
+        with pytest.raises(TypeError):
+            optimizer.step(None, 8)
+        with pytest.raises(TypeError):
+            optimizer.step(bs=8)
+    assert torch.equal(params[0].detach(), torch.zeros(2))

@@ -34,9 +34,11 @@ ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fa
 # Steps that choose their formula by the value of the step count are written with `choose` (RAdam,
 # AdaBelief, ASGD, AdEMAMix's warm-ups, ADOPT's first step) or a mask (Adagrad's and Adan's first step),
 # so one graph holds every step: every element-wise optimizer is checked below with `fullgraph=True`.
-# Steps that do not yet trace to one graph (a Python branch or number that changes between steps, or a
-# graph break): their compiled step is correct but recompiles. None at present.
-NOT_ONE_GRAPH: set[str] = set()
+# Steps that do not trace to one graph under `torch.compile(opt.step)`: Schedule-Free keeps its
+# averaging counters in each group as Python numbers (the authors' checkpoint format), and its weight
+# depends on the largest learning rate so far, a comparison on the host. Their fast path (`fused=True`)
+# is checked like every other below; only the user's whole-step compile is not one graph.
+NOT_ONE_GRAPH = {"schedulefreesgd", "schedulefreeadamw"}
 
 
 # Tracing every optimizer through inductor's code generation would take minutes each on a CPU: the
@@ -131,7 +133,7 @@ def test_fast_path_equals_readable_float64(info):
     assert run_both(info, info.configs[-1], torch.float64) <= 1e-12
 
 
-@pytest.mark.parametrize("info", [i for i in ELEMENTWISE if i.key not in NOT_ONE_GRAPH], ids=lambda info: info.key)
+@pytest.mark.parametrize("info", ELEMENTWISE, ids=lambda info: info.key)
 def test_fast_path_equals_readable_float32(info):
     assert run_both(info, info.configs[0], torch.float32) <= FLOAT32_TOLERANCE
 
@@ -229,7 +231,15 @@ def test_compiled_step_is_one_graph_across_a_schedule(info):
     `torch.compile(opt.step, fullgraph=True)` with a tensor learning rate changed at every step: one
     graph, compiled once, and the same steps as the readable path.
     """
-    check_one_graph(info, info.configs[0])
+    graphs = check_one_graph(info, info.configs[0])
+    # The first step creates the state (a different program); every later step runs one graph.
+    assert graphs[1] <= 2 and graphs[-1] == graphs[1], graphs
+
+
+@pytest.mark.parametrize("key", sorted(NOT_ONE_GRAPH))
+def test_compiled_step_in_pieces_takes_the_readable_steps(key):
+    """`torch.compile(opt.step)` without `fullgraph` of a step that is not one graph: the readable steps."""
+    check_one_graph(REGISTRY[key], REGISTRY[key].configs[0], fullgraph=False)
 
 
 # Configurations whose formula changes within the twelve steps of the check: RAdam's first adaptive
@@ -249,7 +259,8 @@ FORMULA_CHANGES = {
 @pytest.mark.parametrize("key", sorted(FORMULA_CHANGES))
 def test_compiled_step_is_one_graph_across_a_change_of_formula(key):
     """The step count chooses the formula on the device: still one graph, and the readable path's steps."""
-    check_one_graph(REGISTRY[key], FORMULA_CHANGES[key])
+    graphs = check_one_graph(REGISTRY[key], FORMULA_CHANGES[key])
+    assert graphs[1] <= 2 and graphs[-1] == graphs[1], graphs
 
 
 # Options the fast path still fixes in its graph, so that a new value compiles a new one: an exponent
@@ -334,11 +345,11 @@ def test_one_cycle_schedule_matches_torch(name, options, how):
     assert relative_error(*results) <= FLOAT32_TOLERANCE
 
 
-def check_one_graph(info, config):
+def check_one_graph(info, config, fullgraph=True):
     config = {**config, "lr": torch.tensor(config.get("lr", 0.01))}
     readable_params, readable = two_groups(info, config, torch.float32, fused=False)
     compiled_params, compiled = two_groups(info, {**config, "lr": config["lr"].clone()}, torch.float32, fused=False)
-    step = torch.compile(compiled.step, fullgraph=True, backend=TRACING_BACKEND)
+    step = torch.compile(compiled.step, fullgraph=fullgraph, backend=TRACING_BACKEND)
     generator = torch.Generator().manual_seed(1)
     graphs = []
     for i in range(12):
@@ -351,9 +362,8 @@ def check_one_graph(info, config):
         readable.step()
         step()
         graphs.append(counters["stats"]["unique_graphs"])
-    # The first step creates the state (a different program); every later step runs one graph.
-    assert graphs[1] <= 2 and graphs[-1] == graphs[1], graphs
     assert relative_error(readable_params, compiled_params) <= FLOAT32_TOLERANCE
+    return graphs
 
 
 # The verdict must survive the compiler's own rewriting too: inductor, for one, simplifies `x * 0` to

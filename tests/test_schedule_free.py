@@ -150,3 +150,39 @@ def test_batchnorm_statistics_are_recomputed_at_x() -> None:
     torch.testing.assert_close(norm.running_mean, expected_mean, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(norm.running_var, expected_var, rtol=1e-12, atol=1e-14)
     assert norm.momentum == 0.3 and not model.training
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adamw"])
+def test_the_authors_call_with_foreach_takes_the_fast_path_and_their_steps(kind, monkeypatch) -> None:
+    """
+    The authors' classes take `foreach` as their last positional argument: the same call builds ours,
+    which then runs its fast path, and the steps (eval point included) are the authors' `foreach` steps.
+    """
+    from annotated_opt.core import fastpath
+
+    monkeypatch.setattr(fastpath, "BACKEND", "aot_eager")
+    stepped = []
+    monkeypatch.setattr(fastpath.FastPath, "step_group",
+                        lambda self, *args, original=fastpath.FastPath.step_group: stepped.append(1)
+                        or original(self, *args))
+    positional = {"sgd": (0.05, 0.9, 0.01, 5, 0.0, 2.0, True),
+                  "adamw": (0.01, (0.9, 0.999), 1e-8, 0.01, 5, 0.0, 2.0, True)}
+    ours_cls, theirs_cls = {"sgd": (ScheduleFreeSGD, schedulefree.SGDScheduleFree),
+                            "adamw": (ScheduleFreeAdamW, schedulefree.AdamWScheduleFree)}[kind]
+    model, inputs, targets = toy_problem(1)
+    twin = copy.deepcopy(model)
+    ours, theirs = ours_cls(model.parameters(), *positional[kind]), theirs_cls(twin.parameters(), *positional[kind])
+    assert ours.param_groups[0]["foreach"] is True
+    ours.train()
+    theirs.train()
+    for _ in range(20):
+        for net in (model, twin):
+            net.zero_grad()
+            torch.nn.functional.mse_loss(net(inputs), targets).backward()
+        ours.step()
+        theirs.step()
+    assert len(stepped) == 20
+    ours.eval()
+    theirs.eval()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)

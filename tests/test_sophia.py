@@ -1,6 +1,7 @@
 """Sophia: the clip, the Hessian hook, the batch size argument, and the worked example."""
 
 import pytest
+import sophia_opt
 import torch
 
 from annotated_opt import Sophia
@@ -79,3 +80,33 @@ def test_worked_example_on_the_character_model_refreshes_and_learns() -> None:
     assert run.refresh_step_seconds > 0
     assert sum(run.losses[-10:]) / 10 < sum(run.losses[:10]) / 10
     assert 0 < run.unclipped_fraction < 1
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_step_takes_bs_as_the_authors_sophiag_does(fused, monkeypatch) -> None:
+    """`step(closure, bs)` positionally and `step(bs=...)` by name, on the readable and the fast path,
+    against the authors' `SophiaG` given the same `bs` at each step; anything else is refused."""
+    from annotated_opt.core import fastpath
+
+    monkeypatch.setattr(fastpath, "BACKEND", "aot_eager")
+    torch.manual_seed(0)
+    start = torch.randn(3, 4, dtype=torch.float64)
+    ours_p, theirs_p = (start.clone().requires_grad_() for _ in range(2))
+    ours = Sophia([ours_p], lr=0.05, rho=0.5, fused=fused)
+    theirs = sophia_opt.SophiaG([theirs_p], lr=0.05, rho=0.5)
+    generator = torch.Generator().manual_seed(1)
+    for step, bs in enumerate([64, 8, 32, 8, 16, 4]):
+        ours_p.grad = torch.randn(3, 4, generator=generator, dtype=torch.float64)
+        theirs_p.grad = ours_p.grad.clone()
+        ours.update_hessian()
+        theirs.update_hessian()
+        if step % 2:
+            ours.step(None, bs)
+        else:
+            ours.step(bs=bs)
+        theirs.step(bs=bs)
+    torch.testing.assert_close(ours_p.detach(), theirs_p.detach(), rtol=1e-12, atol=1e-14)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'batch'"):
+        ours.step(batch=8)
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        ours.step(None, 8, 8)

@@ -30,9 +30,12 @@ Because the class extends `torch.optim.Optimizer`, everything torch builds on to
 working unchanged: `state_dict`/`load_state_dict`, `add_param_group`, `zero_grad`, step hooks, and every
 scheduler in `torch.optim.lr_scheduler`.
 
-An optimizer that truly needs a whole group at once (layer-wise trust ratios computed together,
-the two passes of SAM, the slow weights of Lookahead) may override `step`; its page says so. It still
-gets its parameters from `params_with_grads`, so it inherits all of the above.
+An optimizer that needs one number per group at each step (the weight of
+[Schedule-Free](../schedule_free_sgd.md)'s average) computes it in `group_arguments`, which the template
+step calls before any parameter moves. An optimizer that truly needs a whole group at once (layer-wise
+trust ratios computed together, the two passes of SAM, the slow weights of Lookahead) may override
+`step`; its page says so. It still gets its parameters from `params_with_grads`, so it inherits all of
+the above, but not the [fast path](fastpath.md), which compiles the template step's `step_param`.
 
 ## Options every optimizer has
 
@@ -50,6 +53,7 @@ optimizer's groups: the options go to the base.)
 
 import copy
 import functools
+import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -113,6 +117,22 @@ def _step_scope(step: Callable[..., Any]) -> Callable[..., Any]:
 
     scoped._annotated_opt_step_scope = True  # type: ignore[attr-defined]
     return scoped
+
+
+@functools.cache
+def _step_signature(optimizer_class: type) -> inspect.Signature:
+    r"""The arguments of `step` after `closure`: those of `group_arguments` after `group`."""
+    parameters = list(inspect.signature(optimizer_class.group_arguments).parameters.values())
+    return inspect.Signature(parameters[2:])
+
+
+def _step_arguments(optimizer_class: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    r"""The arguments given to `step` after `closure`, bound to `group_arguments`'s, or Python's `TypeError`."""
+    try:
+        bound = _step_signature(optimizer_class).bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{optimizer_class.__name__}.step(): {error}") from None
+    return bound.arguments
 
 
 def _taking_base_options(init: Callable[..., None]) -> Callable[..., None]:
@@ -239,15 +259,34 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         """
         raise NotImplementedError
 
+    def group_arguments(self, group: dict[str, Any]) -> dict[str, Any]:
+        r"""
+        ### Numbers computed once per group and step
+
+        Some optimizers compute a number once per group at each step and use it for every parameter
+        of the group: [Schedule-Free](../schedule_free_sgd.md) advances the weight of its average.
+        The template step calls this for each group that takes part in the step (it has gradients,
+        and they passed the [check](nonfinite.md)), for every group before the first parameter moves,
+        and hands what it returns to each `step_param` of the group as keyword arguments. The default
+        computes nothing.
+
+        Keyword arguments that this method declares after `group` are arguments of `step` too, as
+        [Sophia](../sophia.md)'s `step(bs=...)`: `step` binds what it is given to them, and refuses
+        anything else as a Python call would.
+        """
+        return {}
+
     @_step_scope
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def step(self, closure: Callable[[], torch.Tensor] | None = None, *args: Any, **kwargs: Any) -> torch.Tensor | None:
         r"""
         ### The template step
 
         First the closure, when one is given: it re-evaluates the model and returns the loss, so it
         needs gradients switched back on. The step itself runs under `no_grad`, or, for an optimizer
-        built with `differentiable=True`, with autograd recording it, as torch's does.
+        built with `differentiable=True`, with autograd recording it, as torch's does. Any other
+        argument is one that `group_arguments` declares.
         """
+        step_arguments = _step_arguments(type(self), args, kwargs) if args or kwargs else {}
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -266,8 +305,15 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
         self._gradients_judged = True
         try:
             with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+                # Every group's parameters and numbers first, then the updates: a group whose numbers
+                # cannot be computed (an error) leaves every parameter as it was.
+                taking_part = []
                 for index, group in enumerate(self.param_groups):
-                    self._step_group(index, group, compiling, finite)
+                    items = list(self.params_with_grads(group))
+                    if items:
+                        taking_part.append((index, group, items, self.group_arguments(group, **step_arguments)))
+                for index, group, items, arguments in taking_part:
+                    self._step_group(index, group, items, arguments, compiling, finite)
         finally:
             self._gradients_judged = False
         # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no empty entry
@@ -278,14 +324,21 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
         return loss
 
-    def _step_group(self, index: int, group: dict[str, Any], compiling: bool, finite: torch.Tensor | None) -> None:
+    def _step_group(
+        self,
+        index: int,
+        group: dict[str, Any],
+        items: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]],
+        arguments: dict[str, Any],
+        compiling: bool,
+        finite: torch.Tensor | None,
+    ) -> None:
         r"""One group of the template step: the fast path when the group asks for it, else the readable loop."""
         if compiling or fastpath.selected(group):
-            items = list(self.params_with_grads(group))
-            self._fast_path.step_group(self, index, group, items, finite)
+            self._fast_path.step_group(self, index, group, items, arguments, finite)
         else:
-            for param, grad, state in self.params_with_grads(group):
-                self.step_param(state, group, grad, param)
+            for param, grad, state in items:
+                self.step_param(state, group, grad, param, **arguments)
 
     def _gradient_verdict_on_device(self) -> torch.Tensor | None:
         r"""

@@ -90,10 +90,23 @@ skip costs no extra pass. What cannot happen inside a graph is raising an error 
 `torch.compile`, `"raise"` and `"skip"` both skip on the device; the verdict of the last step is kept
 in the optimizer's `found_inf` for the caller to read when it chooses to synchronise.
 
+## Numbers computed once per group
+
+[Schedule-Free](../schedule_free_sgd.md) advances the weight of its average once per group and step,
+and [Sophia](../sophia.md) takes the batch size as an argument of `step`. Both go through the base
+class's template step: its `group_arguments` computes such numbers before any parameter moves and
+hands them to each `step_param` as keywords, and the fast path hands the same keywords to the compiled
+update. A number that changes at every step (the average's weight $c_{t+1} = 1/t$) is a float the
+compiler sees change after its first graph, and from then on an input of the graph, like a scheduled
+option.
+
 ## What is not covered
 
 [LARS](lars.md) overrides `step` to see all its layers at once (it stacks their norms) and keeps its
-readable step. The other layer-wise optimizers ([LAMB](lamb.md), [Nero](nero.md)) compute each
+readable step. [D-Adaptation](../dadapt_adam.md) and [Prodigy](../prodigy.md) override it too: each
+step sums inner products over every parameter of every group before it can move any, two passes with
+a global number between them, and neither authors' class has a fast implementation to stand for.
+The other layer-wise optimizers ([LAMB](lamb.md), [Nero](nero.md)) compute each
 layer's norms inside `step_param`, so the fast path compiles them like the rest, one tensor's norms
 never mixed with another's; since a norm must be known before any element of its layer is written,
 their compiled step reads each layer more than once (LAMB in three loops, Nero in four; the Speed
@@ -102,6 +115,13 @@ than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast
 pieces, cut at each such branch, and `torch.compile(opt.step, fullgraph=True)` refuses it with a
 message naming the line. None of the optimizers here does: even [ADOPT](../adopt.md)'s first step,
 which only initialises $v$, is the ordinary update with values that make it do nothing.
+
+One step is not a single graph under `torch.compile(opt.step)`: Schedule-Free's, whose counters (the
+steps, the sum of the weights, the largest learning rate so far) are Python numbers in each group, as
+in the authors' checkpoints, and whose weight compares the learning rate with the largest so far on
+the host. Compiled whole, it is cut there and still takes the readable steps; its fast path
+(`fused=True`) computes those numbers on the host and is one graph per chunk like any other. Under a
+whole-step compile a step skipped on the device for a bad gradient still advances those counters.
 """
 
 import functools
@@ -279,6 +299,7 @@ def _meets_a_larger_tensor(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
 def _guarded_step_param(
     optimizer: Any, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
     finite: torch.Tensor,
+    arguments: dict[str, Any],
 ) -> None:
     r"""
     `step_param` into fresh tensors, kept only where `finite` holds: the device-side skip. Under the
@@ -286,7 +307,7 @@ def _guarded_step_param(
     """
     work_param = optimizer._carry_options(param, param.clone())
     work_state = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
-    optimizer.step_param(work_state, group, grad, work_param)
+    optimizer.step_param(work_state, group, grad, work_param, **arguments)
     # $$\theta \leftarrow \mathrm{where}(\text{finite}, \theta^{\text{new}}, \theta)$$
     param.copy_(torch.where(finite, work_param, param))
     for key, value in work_state.items():
@@ -307,20 +328,22 @@ def update_group(
     params: list[torch.Tensor],
     grads: list[torch.Tensor],
     states: list[dict[str, Any]],
+    arguments: dict[str, Any],
     finite: torch.Tensor | None,
 ) -> None:
     r"""
     ### The traced body
 
     The readable loop of the base class's `step`, over lists: `step_param` for each parameter of the
-    group, or its guarded form when the verdict on the gradients is a tensor (under `torch.compile`).
+    group, with the group's numbers of this step (`arguments`), or its guarded form when the verdict on
+    the gradients is a tensor (under `torch.compile`).
     """
     with SymbolicScalars():
         for param, grad, state in zip(params, grads, states):
             if finite is None:
-                optimizer.step_param(state, group, grad, param)
+                optimizer.step_param(state, group, grad, param, **arguments)
             else:
-                _guarded_step_param(optimizer, state, group, grad, param, finite)
+                _guarded_step_param(optimizer, state, group, grad, param, finite, arguments)
 
 
 # The compiler's backend: `inductor` generates the fused kernels. The tests trace every optimizer with
@@ -414,6 +437,7 @@ class FastPath:
         index: int,
         group: dict[str, Any],
         items: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]],
+        arguments: dict[str, Any],
         finite: torch.Tensor | None,
     ) -> None:
         r"""
@@ -425,20 +449,20 @@ class FastPath:
             return
         if torch.compiler.is_compiling():
             params, grads, states = (list(column) for column in zip(*items))
-            update_group(optimizer, group, params, grads, states, finite)
+            update_group(optimizer, group, params, grads, states, arguments, finite)
             return
         numbers, alike_chunks = chunks(items)
         # A 0-d parameter (one number, where a fused pass has nothing to gain) takes the readable step:
         # inside the traced step it would be mistaken for one of the scalars `SymbolicScalars` handles.
         for param, grad, state in numbers:
-            optimizer.step_param(state, group, grad, param)
+            optimizer.step_param(state, group, grad, param, **arguments)
         if not alike_chunks:
             return
         inputs = self.group_inputs(index, group, alike_chunks[0][0][0].device)
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
             for chunk in alike_chunks:
                 params, grads, states = (list(column) for column in zip(*chunk))
-                self.update_chunk(optimizer, inputs, params, grads, states, finite)
+                self.update_chunk(optimizer, inputs, params, grads, states, arguments, finite)
 
     def update_chunk(self, optimizer: Any, group: dict[str, Any], *columns: Any) -> None:
         r"""One compiled call, with the two ways out when one graph cannot do."""
