@@ -112,18 +112,29 @@ class ScheduleFreeAdamW(ScheduleFreeSGD):
         super().init_state(state, group, param)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
-    def direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor) -> torch.Tensor:
+    def group_arguments(self, group: dict[str, Any]) -> dict[str, Any]:
+        r"""
+        The averaging's numbers, and $1 - \beta_2^t$ for the second moment: one number per group, since
+        $t$ is the group's step count (advanced for this step by the averaging). Computed here, once,
+        rather than in `direction` from the count: on the [fast path](core/fastpath.md) the count is a
+        symbol, and the compiler would evaluate the power for every vector of elements.
+        """
+        arguments = super().group_arguments(group)
+        # $$1 - \beta_2^t$$
+        return {**arguments, "bias_correction2": 1 - group["betas"][1] ** group["k"]}
+
+    def direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor,
+                  bias_correction2: float) -> torch.Tensor:
         r"""
         ### The one override: the gradient normalised by its second moment
 
-        $t$ is the group's step count, already advanced for this step.
+        `bias_correction2` is $1 - \beta_2^t$, from the group's step count (`group_arguments`).
         """
         beta2 = group["betas"][1]
         exp_avg_sq = state["exp_avg_sq"]
         # $$v_t = \beta_2\,v_{t-1} + (1-\beta_2)\,g_t^2$$
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         # $$\frac{g_t}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}$$
-        bias_correction2 = 1 - beta2 ** group["k"]
         denominator = (exp_avg_sq / bias_correction2).sqrt_().add_(group["eps"])
         return grad / denominator
 

@@ -202,17 +202,18 @@ class ScheduleFreeSGD(GenericAdaptiveOptimizer):
         return grad
 
     def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
-                   warmup: float = 1.0, average_weight: float = 0.0) -> None:
+                   warmup: float = 1.0, average_weight: float = 0.0, **direction_arguments: Any) -> None:
         r"""
         ### One parameter: $y$ and $z$ in place
 
-        `param` holds $y_t$.
+        `param` holds $y_t$. Any other number of the group (`direction_arguments`) is the base method's,
+        for its `direction`.
         """
         beta = self.interpolation(group)
         lr = learning_rate(group, param) * warmup
         z = state["z"]
         # $$d_t = g(y_t) + \lambda\,y_t$$ (a new tensor: `param.grad` is never changed)
-        direction = self.direction(state, group, grad)
+        direction = self.direction(state, group, grad, **direction_arguments)
         if group["weight_decay"] != 0:
             direction = direction.add(param, alpha=group["weight_decay"])
         # $$y_{t+1} = (1-c)\,y_t + c\,z_t + \eta\,\big(\beta(1-c) - 1\big)\,d_t$$

@@ -98,7 +98,9 @@ class's template step: its `group_arguments` computes such numbers before any pa
 hands them to each `step_param` as keywords, and the fast path hands the same keywords to the compiled
 update. A number that changes at every step (the average's weight $c_{t+1} = 1/t$) is a float the
 compiler sees change after its first graph, and from then on an input of the graph, like a scheduled
-option.
+option. A number computed from such a symbol inside `step_param` is a formula that the generated loop
+evaluates again for every vector of elements: Schedule-Free AdamW's $1 - \beta_2^t$, from the group's
+count, took a power per vector and doubled its step time, so it is computed in `group_arguments`, once.
 
 ## What is not covered
 
