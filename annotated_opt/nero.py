@@ -352,9 +352,7 @@ class Nero(GenericAdaptiveOptimizer):
         exp_avg_sq.mul_(beta).addcmul_(neuron_grad_norm, neuron_grad_norm, value=1 - beta)
         # $$\hat g_{i,t} = \frac{g_{i,t}}{\sqrt{v_{i,t}/(1-\beta^t)}}$$, with $0/0 = 0$.
         normalised = grad / (exp_avg_sq / bias_correction).sqrt()
-        # (NaN is the one value unequal to itself: a test the compiler vectorises, where it runs
-        # `isnan` element by element, a third of the [fast](core/fastpath.md) step's time.)
-        normalised.masked_fill_(normalised != normalised, 0.0)
+        normalised.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
         # $$w \leftarrow w - \eta\,\sigma\,\hat g_t$$
         param.sub_(normalised.mul_(learning_rate(group, param) * state["scale"]))
         # Back onto the constraint set: zero mean and unit norm per neuron.

@@ -242,8 +242,7 @@ class NeroPlus(Nero):
         if group["eps"] == 0:
             # Only possible without $\hat\epsilon$: a zero gradient row gives 0/0; step by 0 instead.
             ratio = exp_avg / denominator
-            # (`ratio != ratio` is the NaN test the compiler vectorises, as in [Nero](nero.md).)
-            param.add_(ratio.masked_fill_(ratio != ratio, 0.0), alpha=-step_size)
+            param.add_(ratio.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf), alpha=-step_size)
         else:
             param.addcdiv_(exp_avg, denominator, value=-step_size)
 

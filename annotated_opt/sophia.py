@@ -26,7 +26,7 @@ m_t = \beta_1 m_{t-1} + (1-\beta_1)\,g_t  @ exp_avg.mul_(beta1).add_(grad, alpha
 h_t = \beta_2 h_{t-k} + (1-\beta_2)\,\hat g \odot \hat g \quad \text{(every } k \text{ steps, else } h_t = h_{t-1})
     @ state["hessian"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 \min\Big(1, \frac{|m_t|}{\rho\,B\,h_t + \epsilon}\Big)
-    @ ratio = torch.fmin(exp_avg.abs() / curvature.add_(group["eps"]), exp_avg.new_ones(()))
+    @ ratio = (exp_avg.abs() / curvature.add_(group["eps"])).nan_to_num_(nan=0.0).clamp_(max=1)
 \theta_t = \theta - \eta\,\mathrm{sign}(m_t)\,\min\Big(1, \frac{|m_t|}{\rho\,B\,h_t + \epsilon}\Big)
   = \theta - \eta\,\mathrm{clip}\Big(\frac{m_t}{\rho\,B\,h_t + \epsilon},\ 1\Big)
     @ param.addcmul_(exp_avg.sign(), ratio, value=-lr)
@@ -185,10 +185,9 @@ class Sophia(GenericAdaptiveOptimizer):
         # $$\Big|\frac{m_t}{\rho B h_t + \epsilon}\Big| \text{ capped at } 1,$$ then the sign of $m_t$ back:
         # the same as clipping the signed ratio to $[-1, 1]$, with one division instead of two clamps.
         # In `float16`, $\epsilon = 10^{-15}$ rounds to zero, and a coordinate with $m = 0$ and
-        # $h = 0$ gives $0/0$. `fmin` caps and passes over a NaN: the cap $1$, times $\mathrm{sign}(0) = 0$,
-        # a zero step, as in higher precision. (The compiler vectorises `fmin`; a NaN test it does
-        # element by element, which made the [fast path](core/fastpath.md) twice as slow.)
+        # $h = 0$ would give $0/0$: that NaN becomes $0$, a zero step, as it is in higher precision.
+        # (The [fast path](core/fastpath.md) compiles `nan_to_num_` to a test it can vectorise.)
         curvature = state["hessian"] * (group["rho"] * (bs if bs is not None else group["bs"]))
-        ratio = torch.fmin(exp_avg.abs() / curvature.add_(group["eps"]), exp_avg.new_ones(()))
+        ratio = (exp_avg.abs() / curvature.add_(group["eps"])).nan_to_num_(nan=0.0).clamp_(max=1)
         # $$\theta_t = \theta_{t-1} - \eta\,\mathrm{sign}(m_t)\,\min\Big(1, \frac{|m_t|}{\rho B h_t + \epsilon}\Big)$$
         param.addcmul_(exp_avg.sign(), ratio, value=-lr)

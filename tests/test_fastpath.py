@@ -183,6 +183,25 @@ def test_choose_is_an_if_on_numbers_and_where_on_tensors():
     assert torch.equal(choose(torch.tensor(True), values, 0), values)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("options", [{}, {"nan": 0.0, "posinf": math.inf, "neginf": -math.inf},
+                                     {"nan": -1.0, "posinf": 7.0}, {"neginf": 0.5}])
+def test_nan_to_num_compiled_as_selections_equals_torchs(dtype, options):
+    """Inside the traced region `nan_to_num` (in place or not) becomes selections the compiler vectorises."""
+    values = torch.tensor([1.5, math.nan, math.inf, -math.inf, -2.0, 0.0], dtype=dtype)
+
+    def both(tensor):
+        with fastpath.SymbolicScalars():
+            copied = tensor.nan_to_num(**options)
+            tensor.nan_to_num_(**options)
+        return copied
+
+    in_place = values.clone()
+    copied = torch.compile(both, fullgraph=True, backend=TRACING_BACKEND)(in_place)
+    expected = torch.nan_to_num(values, **options)
+    assert torch.equal(copied, expected) and torch.equal(in_place, expected)
+
+
 def test_fast_path_keeps_state_and_hooks():
     """Same keys and tensors as the readable path's state, and the step hooks of torch.optim fire."""
     info = REGISTRY["adam"]
