@@ -119,9 +119,11 @@ def _step_scope(step: Callable[..., Any]) -> Callable[..., Any]:
     return scoped
 
 
-@functools.cache
 def _step_signature(optimizer_class: type) -> inspect.Signature:
-    r"""The arguments of `step` after `closure`: those of `group_arguments` after `group`."""
+    r"""
+    The arguments of `step` after `closure`: those of `group_arguments` after `group`. Read once per
+    class, when it is defined (`__init_subclass__`).
+    """
     parameters = list(inspect.signature(optimizer_class.group_arguments).parameters.values())
     return inspect.Signature(parameters[2:])
 
@@ -129,7 +131,7 @@ def _step_signature(optimizer_class: type) -> inspect.Signature:
 def _step_arguments(optimizer_class: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     r"""The arguments given to `step` after `closure`, bound to `group_arguments`'s, or Python's `TypeError`."""
     try:
-        bound = _step_signature(optimizer_class).bind(*args, **kwargs)
+        bound = optimizer_class.step_signature.bind(*args, **kwargs)
     except TypeError as error:
         raise TypeError(f"{optimizer_class.__name__}.step(): {error}") from None
     return bound.arguments
@@ -210,6 +212,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls.step_signature = _step_signature(cls)
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_annotated_opt_step_scope", False):
             cls.step = _step_scope(step)
@@ -603,3 +606,7 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                 param_state = self.state.get(param)
                 if isinstance(param_state, dict):
                     restore_step_count(param_state, group, param)
+
+
+# The base class is not its own subclass: its `step` takes only the closure, as `group_arguments` says.
+GenericAdaptiveOptimizer.step_signature = _step_signature(GenericAdaptiveOptimizer)
