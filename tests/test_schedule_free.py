@@ -16,6 +16,15 @@ BUILDERS = {
 }
 
 
+def train_side_by_side(*runs, inputs, targets, steps):
+    """`steps` steps of each (model, optimizer) pair on the same batch, step for step."""
+    for _ in range(steps):
+        for model, optimizer in runs:
+            model.zero_grad()
+            torch.nn.functional.mse_loss(model(inputs), targets).backward()
+            optimizer.step()
+
+
 def train(model, optimizer, inputs, targets, steps):
     optimizer.train()
     for _ in range(steps):
@@ -66,12 +75,7 @@ def test_eval_holds_the_average_x_of_the_authors_explicit_reference(kind) -> Non
     reference.train = reference.eval = lambda: None  # it prints; its flags are set directly below
     for group in reference.param_groups:
         group["train_mode"] = True
-    for _ in range(30):
-        for net in (model, twin):
-            net.zero_grad()
-            torch.nn.functional.mse_loss(net(inputs), targets).backward()
-        ours.step()
-        reference.step()
+    train_side_by_side((model, ours), (twin, reference), inputs=inputs, targets=targets, steps=30)
     y = [p.detach().clone() for p in model.parameters()]
     ours.eval()
     for p, q in zip(model.parameters(), twin.parameters()):
@@ -175,12 +179,7 @@ def test_the_authors_call_with_foreach_takes_the_fast_path_and_their_steps(kind,
     assert ours.param_groups[0]["foreach"] is True
     ours.train()
     theirs.train()
-    for _ in range(20):
-        for net in (model, twin):
-            net.zero_grad()
-            torch.nn.functional.mse_loss(net(inputs), targets).backward()
-        ours.step()
-        theirs.step()
+    train_side_by_side((model, ours), (twin, theirs), inputs=inputs, targets=targets, steps=20)
     assert len(stepped) == 20
     ours.eval()
     theirs.eval()
