@@ -124,6 +124,9 @@ class Sophia(GenericAdaptiveOptimizer):
       authors pass it to every `step(bs=...)`; both work here (`step`'s, when given, wins).
     * `eps` is $\epsilon$ (default $10^{-15}$).
     * `maximize` ascends the objective instead.
+    * `capturable` (the authors' flag) keeps the step count on the parameter's device, for a CUDA
+      graph; a parameter on a device that cannot be captured is refused when it steps, with the
+      `AssertionError` the authors' class raises ([implementation flags](core/implementation.md)).
     * `foreach` or `fused` selects the [fast path](core/fastpath.md): the same step, compiled.
     """
 
@@ -131,7 +134,8 @@ class Sophia(GenericAdaptiveOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-4, betas: tuple[float, float] = (0.965, 0.99),
                  rho: float = 0.04, weight_decay: float = 0.1, *, bs: int = 5120, eps: float = 1e-15,
-                 maximize: bool = False, foreach: bool | None = None, fused: bool | None = None) -> None:
+                 maximize: bool = False, capturable: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None) -> None:
         check_betas(betas)
         check_non_negative("rho", rho)
         check_non_negative("weight_decay", weight_decay)
@@ -139,7 +143,8 @@ class Sophia(GenericAdaptiveOptimizer):
         if not (isinstance(bs, int) and bs >= 1):
             raise ValueError(f"Invalid bs: {bs} (must be an integer >= 1, the labels per batch)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), rho=rho, weight_decay=weight_decay, bs=bs,
-                                      eps=eps, maximize=maximize, foreach=foreach, fused=fused))
+                                      eps=eps, maximize=maximize, capturable=capturable, foreach=foreach,
+                                      fused=fused))
 
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""$m_0 = 0$ and $h_0 = 0$: until the first refresh every coordinate clips (a sign step)."""

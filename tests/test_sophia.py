@@ -110,3 +110,18 @@ def test_step_takes_bs_as_the_authors_sophiag_does(fused, monkeypatch) -> None:
         ours.step(batch=8)
     with pytest.raises(TypeError, match="too many positional arguments"):
         ours.step(None, 8, 8)
+
+
+def test_capturable_on_the_cpu_is_refused_as_the_authors_sophiag_refuses_it() -> None:
+    """The authors' flag is taken and stored; on a device a CUDA graph cannot capture, both classes raise
+    `AssertionError` at the step, and ours leaves the parameter as it was."""
+    start = torch.randn(3, dtype=torch.float64)
+    ours_p, theirs_p = (start.clone().requires_grad_() for _ in range(2))
+    ours_p.grad = torch.ones(3, dtype=torch.float64)
+    theirs_p.grad = torch.ones(3, dtype=torch.float64)
+    ours, theirs = Sophia([ours_p], capturable=True), sophia_opt.SophiaG([theirs_p], capturable=True)
+    assert ours.param_groups[0]["capturable"] is True
+    for optimizer in (ours, theirs):
+        with pytest.raises(AssertionError):
+            optimizer.step(bs=8)
+    assert torch.equal(ours_p.detach(), start)
