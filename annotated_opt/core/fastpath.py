@@ -214,8 +214,8 @@ def _vectorised_nan_to_num(
 
 
 _NAN_TO_NUM = {
-    torch.Tensor.nan_to_num: lambda tensor, *args, **kwargs: _vectorised_nan_to_num(tensor, *args, **kwargs),
-    torch.nan_to_num: lambda tensor, *args, **kwargs: _vectorised_nan_to_num(tensor, *args, **kwargs),
+    torch.Tensor.nan_to_num: _vectorised_nan_to_num,
+    torch.nan_to_num: _vectorised_nan_to_num,
     torch.Tensor.nan_to_num_: lambda tensor, *args, **kwargs: tensor.copy_(
         _vectorised_nan_to_num(tensor, *args, **kwargs)),
 }
