@@ -84,7 +84,7 @@ import torch
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate, param_option
 from .core.precision import uses_master
-from .core.scalars import advance, new_step_count
+from .core.scalars import advance, fill_if, new_step_count
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -202,9 +202,10 @@ class Adagrad(GenericAdaptiveOptimizer):
         """
         # The state was created with the group, possibly in half precision before master weights were
         # switched on: at the first step $s_0$ is written again, in place (shared memory stays shared),
-        # in the precision of the tensor this step updates. The first step is picked by a mask, not by
-        # an `if`: an `if` on a tensor's value would cut the [compiled step](core/fastpath.md) in two.
-        state["sum"].masked_fill_(state["step"] == 0, group["initial_accumulator_value"])
+        # in the precision of the tensor this step updates. The first step is picked by `fill_if`, not
+        # by an `if` on the count: an `if` on a tensor's value would cut the
+        # [compiled step](core/fastpath.md) in two ([scalars](core/scalars.md) says how it chooses).
+        fill_if(state["sum"], state["step"] == 0, group["initial_accumulator_value"])
         # $t \leftarrow t + 1$: counted per parameter, so a parameter that skips steps (no gradient)
         # keeps its own, smaller, count.
         step = advance(state)

@@ -104,7 +104,7 @@ import torch
 from .adam import Adam
 from .core.base import ParamsT
 from .core.options import learning_rate, param_option
-from .core.scalars import advance
+from .core.scalars import advance, fill_if
 from .core.weight_decay import WeightDecay
 
 
@@ -177,9 +177,9 @@ class Adan(Adam):
         scratch = state["neg_pre_grad"]
         # $$d_k = g_k - g_{k-1}$$
         # At the first step there is no previous gradient: take $g_0 = g_1$, so that $d_1 = 0$. The first
-        # step is picked by a mask, not by an `if`: an `if` on a tensor's value would cut the
-        # [compiled step](core/fastpath.md) in two.
-        difference = scratch.add_(grad).masked_fill_(state["step"] == 1, 0)
+        # step is picked by `fill_if`, not by an `if` on the count: an `if` on a tensor's value would
+        # cut the [compiled step](core/fastpath.md) in two ([scalars](core/scalars.md) says how it chooses).
+        difference = fill_if(scratch.add_(grad), state["step"] == 1, 0)
         # $$m_k = \beta_1 m_{k-1} + (1-\beta_1)\, g_k$$
         exp_avg.lerp_(grad, 1 - beta1)
         # $$\delta_k = \beta_2 \delta_{k-1} + (1-\beta_2)\, d_k$$

@@ -76,7 +76,7 @@ from .adam import Adam
 from .core import distributed
 from .core.base import ParamsT
 from .core.options import learning_rate
-from .core.scalars import advance, restore_scalar_precision, scalar
+from .core.scalars import advance, new_scalar, restore_scalar_precision
 from .core.validation import check_non_negative
 from .core.weight_decay import WeightDecay
 
@@ -126,7 +126,7 @@ class NAdam(Adam):
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""Adam's state, and the running product of the momentum coefficients, $\prod_{i \le 0}\mu_i = 1$."""
         super().init_state(state, group, param)
-        state["mu_product"] = scalar(1.0)
+        state["mu_product"] = new_scalar(group, param, 1.0)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""

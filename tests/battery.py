@@ -92,7 +92,7 @@ def closure_for(params: Sequence[torch.Tensor], step: int, seed: int = 0,
                 p.grad = gradient(p, index, step)
             else:
                 value = p.detach()
-                p.grad = 0.5 * value + noise(p.shape, step, seed, index, p.dtype)
+                p.grad = 0.5 * value + noise(p.shape, step, seed, index, p.dtype).to(p.device)
         if optimizer is not None:
             as_taken(optimizer, params, step)
         return torch.zeros((), dtype=torch.float64)

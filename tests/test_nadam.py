@@ -41,7 +41,7 @@ def test_first_two_steps_by_hand() -> None:
 def test_float32_product_is_what_makes_us_equal_to_torch(monkeypatch) -> None:
     info = REGISTRY["nadam"]
     assert verify_config(info, {"lr": 0.01}, steps=150).error == 0.0
-    monkeypatch.setattr(nadam, "scalar", lambda value: torch.tensor(value, dtype=torch.float64))
+    monkeypatch.setattr(nadam, "new_scalar", lambda group, param, value: torch.tensor(value, dtype=torch.float64))
     assert verify_config(info, {"lr": 0.01}, steps=150).param_error > 1e-13
 
 

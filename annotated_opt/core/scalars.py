@@ -56,6 +56,16 @@ whose values the compiler does not know when it builds the graph, and an `if` on
 graph in two at every step. `choose(condition, if_true, if_false)` is the `if` written once for
 both: the plain conditional expression on numbers, `torch.where` on tensors (the choice made on the
 device, in the same fused loop).
+
+A first step that resets a tensor ([Adagrad](../adagrad.md)'s accumulator, [Adan](../adan.md)'s
+gradient difference) is chosen by `fill_if(tensor, condition, value)`, with the condition a 0-d tensor
+computed from the count. Where that count lives decides how: one on the CPU is read on the host (free,
+and no pass over the tensor), one on the GPU, or any inside a compiled step, becomes a masked fill.
+A masked fill with a mask on the CPU would be refused by a tensor on a GPU.
+
+NAdam's product of momentum coefficients is multiplied by a number computed from the count, in place,
+so it is kept where the count is (`new_scalar`): an in-place update of a tensor on the CPU cannot take
+a number that lives on a GPU.
 """
 
 from collections.abc import Iterable
@@ -79,12 +89,21 @@ def scalar(value: float) -> torch.Tensor:
     return torch.tensor(value, dtype=scalar_dtype())
 
 
-def new_step_count(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor:
-    r"""A step count of $0$, where and how torch keeps it for this group (the table above)."""
+def new_scalar(group: dict[str, Any], param: torch.Tensor, value: float) -> torch.Tensor:
+    r"""
+    A 0-d tensor holding `value`, where and how torch keeps a step count for this group (the table
+    above). A number updated with the count, such as NAdam's product of momentum coefficients, must
+    live beside it: an in-place update of a tensor on the CPU cannot take a number from a GPU.
+    """
     fused = bool(group.get("fused"))
     if group.get("capturable") or fused:
-        return torch.zeros((), dtype=scalar_dtype(fused), device=param.device)
-    return scalar(0.0)
+        return torch.full((), value, dtype=scalar_dtype(fused), device=param.device)
+    return scalar(value)
+
+
+def new_step_count(group: dict[str, Any], param: torch.Tensor) -> torch.Tensor:
+    r"""A step count of $0$, where and how torch keeps it for this group (the table above)."""
+    return new_scalar(group, param, 0.0)
 
 
 def advance(state: dict[str, Any]) -> float:
@@ -123,6 +142,20 @@ def restore_scalar_precision(state: dict[Any, Any], keys: Iterable[str]) -> None
         for key in keys:
             if key in param_state:
                 param_state[key] = param_state[key].to(scalar_dtype())
+
+
+def fill_if(tensor: torch.Tensor, condition: torch.Tensor, value: float) -> torch.Tensor:
+    r"""
+    `tensor` filled with `value` if the 0-d `condition` holds, else unchanged: Adagrad's and Adan's
+    first step, chosen by the step count. A condition on the CPU (torch's default place for the count)
+    is read on the host, which costs no synchronisation and no pass over a tensor that stays as it is;
+    a masked fill would also refuse it for a tensor on a GPU, since it takes its mask on the tensor's
+    device. A condition on the device, or one in a compiled step, is a masked fill: the choice made in
+    the same fused loop, with no `if` on a tensor's value to cut the graph in two.
+    """
+    if condition.is_cpu and not torch.compiler.is_compiling():
+        return tensor.fill_(value) if condition else tensor
+    return tensor.masked_fill_(condition, value)
 
 
 def choose(condition: Any, if_true: Any, if_false: Any) -> Any:

@@ -151,7 +151,8 @@ def row_sparse(gradient: torch.Tensor, step: int) -> torch.Tensor:
     """
     if gradient.ndim == 0:
         return gradient.to_sparse()
-    rows = torch.tensor([r for r in range(gradient.shape[0]) if (r + step) % 3 != 0], dtype=torch.long)
+    present = [r for r in range(gradient.shape[0]) if (r + step) % 3 != 0]
+    rows = torch.tensor(present, dtype=torch.long, device=gradient.device)
     values = gradient[rows]
     if len(rows):
         rows = torch.cat([rows[:1], rows])
