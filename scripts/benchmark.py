@@ -8,10 +8,13 @@ and fused Adam (each timed in turn with the path it is compared with, so that th
 weighs on both alike) and foreach Adam, to the optimizer's torch twin where one exists, and as
 achieved bandwidth against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
 overhead. Compile time (the first fast step, less a steady one) is reported apart. The table and a
-chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/).
+chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/). Each row also
+says how far the fast path's parameters ended from the readable path's after the same steps on the same
+gradients: the two paths are checked against each other on the machine that timed them.
 
-    python scripts/benchmark.py                # 31.7 M parameters, a few minutes
-    python scripts/benchmark.py --scale 0.05   # smaller, for a quick look (does not write the page)
+    python scripts/benchmark.py                  # 31.7 M parameters, a few minutes
+    python scripts/benchmark.py --device cuda    # the same on a GPU (docs/generated/speed-cuda.md)
+    python scripts/benchmark.py --scale 0.05     # smaller, for a quick look (does not write the page)
 """
 
 import argparse
@@ -37,7 +40,15 @@ from annotated_opt.core.registry import REGISTRY  # noqa: E402
 # One transformer block of GPT-2 small (d = 768): attention in/out projections, MLP, two layer norms.
 BLOCK_SHAPES = [(3 * 768, 768), (3 * 768,), (768, 768), (768,), (4 * 768, 768), (4 * 768,), (768, 4 * 768),
                 (768,), (768,), (768,), (768,), (768,)]
-PAGE_FRAGMENT = ROOT / "docs" / "generated" / "speed.md"
+
+# Where the parameters live: the CPU, or a GPU with `--device cuda`.
+DEVICE = torch.device("cpu")
+
+
+def page_fragment() -> Path:
+    """The Speed page's table for this device: speed.md for the CPU, speed-cuda.md for a GPU."""
+    suffix = "" if DEVICE.type == "cpu" else f"-{DEVICE.type}"
+    return ROOT / "docs" / "generated" / f"speed{suffix}.md"
 
 
 def gpt2_like_shapes(scale: float) -> list[tuple[int, ...]]:
@@ -46,27 +57,31 @@ def gpt2_like_shapes(scale: float) -> list[tuple[int, ...]]:
 
 
 def parameters(shapes: list[tuple[int, ...]], seed: int = 0) -> list[torch.Tensor]:
-    """Float32 parameters with random gradients, the same for every call."""
+    """Float32 parameters with random gradients on `DEVICE`, the same for every call."""
     generator = torch.Generator().manual_seed(seed)
     params = []
     for shape in shapes:
-        p = torch.randn(shape, generator=generator).requires_grad_()
-        p.grad = torch.randn(shape, generator=generator)
+        p = torch.randn(shape, generator=generator).to(DEVICE).requires_grad_()
+        p.grad = torch.randn(shape, generator=generator).to(DEVICE)
         params.append(p)
     return params
 
 
+def timed(call: Callable[[], object]) -> float:
+    """Seconds of one call; on a GPU, until the kernels it queued have run."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    call()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def first_and_median(step: Callable[[], object], repeats: int) -> tuple[float, float]:
     """The first call's time (state, and compilation on the fast path) and the median of the next ones."""
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+    first = timed(step)
+    return first, statistics.median(timed(step) for _ in range(repeats))
 
 
 def alternating_medians(step: Callable[[], object], reference: Callable[[], object],
@@ -78,9 +93,7 @@ def alternating_medians(step: Callable[[], object], reference: Callable[[], obje
     times: dict[str, list[float]] = {"step": [], "reference": []}
     for _ in range(repeats):
         for name, call in (("step", step), ("reference", reference)):
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(call))
     return statistics.median(times["step"]), statistics.median(times["reference"])
 
 
@@ -146,10 +159,11 @@ def twin_time(info, shapes, repeats) -> float | None:
 def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], **options) -> dict[str, object]:
     """
     The first and the median step time, the median of the `reference` step (torch's Adam) timed in
-    turn with it, and the state kept; or, when the step fails, the error, so that the row says what
-    went wrong and the run goes on to the next optimizer. On the fast path, also the median step
-    without the check for non-finite gradients (torch's optimizers make none), with its own `reference`
-    median: the same compiled graphs, since the check runs before them.
+    turn with it, the state kept, and the parameters after `steps_taken(repeats)` steps; or, when the
+    step fails, the error, so that the row says what went wrong and the run goes on to the next
+    optimizer. On the fast path, also the median step without the check for non-finite gradients
+    (torch's optimizers make none), with its own `reference` median: the same compiled graphs, since
+    the check runs before them.
     """
     # Each measurement starts with no compiled graphs: one optimizer's graphs neither count against the
     # next one's limit of recompilations nor make its guards slower to look up.
@@ -162,9 +176,7 @@ def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], 
                 group.update(options)
                 if fast:
                     group["fused"] = True
-            start = time.perf_counter()
-            optimizer.step()
-            first = time.perf_counter() - start
+            first = timed(optimizer.step)
             # The steps of a warm-up (RAdam's SGD steps until its sixth, AdEMAMix's schedules) are not
             # the steps of a training run: the timed ones come after a few more.
             for _ in range(SETTLING_STEPS):
@@ -175,12 +187,27 @@ def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], 
                 for group in optimizer.param_groups:
                     group["nonfinite"] = "ignore"
                 unchecked = alternating_medians(optimizer.step, reference, repeats)
+            else:
+                # As many steps as the fast path takes, so that their parameters can be compared.
+                for _ in range(repeats):
+                    optimizer.step()
     except Exception as error:  # noqa: BLE001 (any failure is reported in the row)
         return {"error": error_text(error)}
     # A step that could not be traced as one graph runs compiled in pieces: the row says so.
     pieces = fast and optimizer._fast_path.in_pieces
     return {"first": first, "median": median, "reference": reference_median, "state": state_bytes(optimizer),
-            "pieces": pieces, "unchecked": unchecked}
+            "pieces": pieces, "unchecked": unchecked, "params": params}
+
+
+def distance(readable: dict[str, object], fast: dict[str, object] | None) -> float | None:
+    """
+    The largest difference between the parameters of the two paths after the same steps on the same
+    gradients, relative to the largest parameter of its tensor; None when either path failed or there
+    is no fast path.
+    """
+    if fast is None or failed(readable) or failed(fast):
+        return None
+    return max(((p - q).abs().max() / p.abs().max()).item() for p, q in zip(readable["params"], fast["params"]))
 
 
 # Untimed steps between the first step and the timed ones.
@@ -223,7 +250,10 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.25, help="fraction of GPT-2 small's layers/vocab")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--optimizers", default="all", help="comma-separated registry keys, or all")
+    parser.add_argument("--device", default="cpu", help="cpu (one thread), or cuda")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     # Compile times as a first run sees them: no graph is taken from an earlier run's on-disk cache.
@@ -237,13 +267,15 @@ def main() -> None:
     copy_time = first_and_median(lambda: [t.copy_(p) for t, p in zip(copy_targets, params)], args.repeats)[1]
     copy_bandwidth = 8 * count / copy_time
 
-    header = (f"{count / 1e6:.1f} M float32 parameters in {len(shapes)} tensors, {torch.get_num_threads()} "
-              f"thread, torch {torch.__version__}; copy of all parameters {copy_time * 1e3:.1f} ms "
+    machine = (f"{torch.get_num_threads()} thread" if DEVICE.type == "cpu"
+               else f"{torch.cuda.get_device_name(DEVICE)}")
+    header = (f"{count / 1e6:.1f} M float32 parameters in {len(shapes)} tensors, {machine}, torch "
+              f"{torch.__version__}; copy of all parameters {milliseconds(copy_time)} ms "
               f"({copy_bandwidth / 1e9:.1f} GB/s read+write)")
     start_load = os.getloadavg()[0]
     print(f"{header}; load average {start_load:.1f}", flush=True)
     adam, adam_steps = torch_variants(shapes, args.repeats)
-    print("torch Adam: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in adam.items()), flush=True)
+    print("torch Adam: " + ", ".join(f"{k} {milliseconds(v)} ms" for k, v in adam.items()), flush=True)
 
     # The line below the table first: the cost per tensor on many small ones.
     notes = [small_tensor_case(args.repeats)]
@@ -265,7 +297,10 @@ def main() -> None:
         state = readable.get("state", fast.get("state", 0) if fast else 0)
         traffic = count * 12 + 2 * state
         row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic,
-               "adam_traffic": count * 28}
+               "adam_traffic": count * 28, "distance": distance(readable, fast)}
+        # The parameters were kept for the comparison only.
+        for result in (readable, fast or {}):
+            result.pop("params", None)
         rows.append(row)
         print(format_row(row, adam, copy_bandwidth), flush=True)
         # The page is written after every row, so that a run stopped from outside leaves what it measured.
@@ -282,25 +317,25 @@ def small_tensor_case(repeats: int) -> str:
     """Adam on 1,000 tensors of 1,000 elements: the cost per tensor rather than per element."""
     small_shapes = [(1000,)] * 1000
     small_adam, small_steps = torch_variants(small_shapes, repeats)
-    torch_line = "torch " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in small_adam.items())
+    torch_line = "torch " + ", ".join(f"{k} {milliseconds(v)} ms" for k, v in small_adam.items())
     parts = []
     for fast, reference, label in ((False, "for-loop", "readable"), (True, "fused", "fast")):
         result = measure(REGISTRY["adam"], small_shapes, repeats, fast, small_steps[reference])
         if failed(result):
             parts.append(f"{label} fails ({result['error']})")
             continue
-        part = f"{label} {result['median'] * 1e3:.1f} ms ({result['median'] / result['reference']:.2f}x {reference}"
+        part = f"{label} {milliseconds(result['median'])} ms ({result['median'] / result['reference']:.2f}x {reference}"
         if fast:
             unchecked, unchecked_reference = result["unchecked"]
             part += (f"; compiled in {result['first'] - result['median']:.1f} s), fast without the check "
-                     f"{unchecked * 1e3:.1f} ms ({unchecked / unchecked_reference:.2f}x {reference}")
+                     f"{milliseconds(unchecked)} ms ({unchecked / unchecked_reference:.2f}x {reference}")
         parts.append(part + ")")
     return f"1,000 tensors of 1,000 elements, Adam: {', '.join(parts)}; {torch_line}"
 
 
 COLUMNS = ("optimizer", "readable ms", "fast ms", "readable / for-loop Adam", "fast / fused Adam",
            "fast without the check / fused Adam", "least bytes / Adam's", "fast / foreach Adam", "twin ms",
-           "fast GB/s", "% of copy", "state MB", "compile s")
+           "fast GB/s", "% of copy", "state MB", "compile s", "fast vs readable")
 
 
 def row_cells(row, adam, copy_bandwidth) -> list[str]:
@@ -318,18 +353,24 @@ def row_cells(row, adam, copy_bandwidth) -> list[str]:
         # Adam goes through it, with foreach's time relative to fused's from the start of the run.
         to_fused = fast["median"] / fast["reference"]
         unchecked, unchecked_reference = fast["unchecked"]
-        fast_cells = [f"{fast['median'] * 1e3:.0f}" + (" (in pieces)" if fast["pieces"] else ""),
+        fast_cells = [milliseconds(fast["median"]) + (" (in pieces)" if fast["pieces"] else ""),
                       f"{to_fused:.2f}", f"{unchecked / unchecked_reference:.2f}", bound,
                       f"{to_fused * adam['fused'] / adam['foreach']:.2f}"]
     else:
         fast_cells = ["-", "-", "-", bound, "-"]
     best = fast["median"] if fast else readable["median"]
-    return [row["name"], f"{readable['median'] * 1e3:.0f}", fast_cells[0],
+    return [row["name"], milliseconds(readable["median"]), fast_cells[0],
             f"{readable['median'] / readable['reference']:.2f}", *fast_cells[1:],
-            f"{row['twin'] * 1e3:.0f}" if row["twin"] else "-",
+            milliseconds(row["twin"]) if row["twin"] else "-",
             f"{row['traffic'] / best / 1e9:.1f}", f"{100 * row['traffic'] / best / copy_bandwidth:.0f}",
             f"{readable['state'] / 1e6:.0f}",
-            f"{fast['first'] - fast['median']:.1f}" if fast else "-"]
+            f"{fast['first'] - fast['median']:.1f}" if fast else "-",
+            "-" if row["distance"] is None else f"{row['distance']:.0e}"]
+
+
+def milliseconds(seconds: float) -> str:
+    """Three significant digits: 138 on a CPU, 0.412 on a GPU."""
+    return f"{seconds * 1e3:.3g}"
 
 
 def format_row(row, adam, copy_bandwidth) -> str:
@@ -338,15 +379,17 @@ def format_row(row, adam, copy_bandwidth) -> str:
 
 def write_page(header, adam, rows, notes, copy_bandwidth) -> None:
     """The Speed page's table and chart."""
-    lines = [f"Measured with `python scripts/benchmark.py`: {header}. torch's Adam: "
-             + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in adam.items()) + ".", "",
+    command = " ".join(["python scripts/benchmark.py", *sys.argv[1:]])
+    lines = [f"Measured with `{command}`: {header}. torch's Adam: "
+             + ", ".join(f"{k} {milliseconds(v)} ms" for k, v in adam.items()) + ".", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row_cells(row, adam, copy_bandwidth)) + " |" for row in rows]
     for note in notes:
         lines += ["", note + "."]
     lines += [""]
-    PAGE_FRAGMENT.parent.mkdir(parents=True, exist_ok=True)
-    PAGE_FRAGMENT.write_text("\n".join(lines))
+    fragment = page_fragment()
+    fragment.parent.mkdir(parents=True, exist_ok=True)
+    fragment.write_text("\n".join(lines))
 
     from plots.style import plt, save
 
@@ -367,9 +410,11 @@ def write_page(header, adam, rows, notes, copy_bandwidth) -> None:
     axes.set_xscale("log")
     axes.set_ylim(-0.7, len(rows) - 0.3)
     axes.set_yticks(list(positions), [row["name"] for row in rows])
-    axes.set_xlabel("ms per step (median; log scale), 31.7 M float32 parameters, one CPU thread")
+    where = "one CPU thread" if DEVICE.type == "cpu" else torch.cuda.get_device_name(DEVICE)
+    axes.set_xlabel(f"ms per step (median; log scale), 31.7 M float32 parameters, {where}")
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=3, fontsize=8, frameon=False)
-    save(figure, "speed", "step-time", "Step time of every optimizer, readable and fast path, against "
+    slug = page_fragment().stem.replace("speed", "step-time")
+    save(figure, "speed", slug, f"Step time of every optimizer on {where}, readable and fast path, against "
          "torch's three Adam implementations (vertical lines), on a log scale.")
 
 
