@@ -24,7 +24,7 @@ split in two; the denominator is the root of the average of its square. In orang
 not have.
 
 ```algorithm
-\textcolor{orange}{d_k = g_k - g_{k-1}}  @ difference = scratch.add_(grad)
+\textcolor{orange}{d_k = g_k - g_{k-1}}  @ difference = fill_if(scratch.add_(grad), state["step"] == 1, 0)
 m_k = \beta_1 m_{k-1} + (1-\beta_1)\, g_k  @ exp_avg.lerp_(grad, 1 - beta1)
 \textcolor{orange}{\delta_k = \beta_2 \delta_{k-1} + (1-\beta_2)\, d_k}  @ exp_avg_diff.lerp_(difference, 1 - beta2)
 n_k = \beta_3 n_{k-1} + (1-\beta_3)\,\big(\textcolor{orange}{g_k + \beta_2 d_k}\big)^2
