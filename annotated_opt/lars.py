@@ -36,7 +36,7 @@ schedule changes it (`lr_in_momentum`).
 ```algorithm
 u = g + \lambda w  @ update = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
 \textcolor{orange}{\rho = \kappa \lVert w\rVert / (\lVert g\rVert + \lambda \lVert w\rVert + \epsilon)}
-    @ ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
+    @ ratio = trust_ratio(group, full(torch.linalg.vector_norm(param)), norm, weight_decay, lr)
 \textcolor{orange}{d = \rho\, u}  @ update = update * ratio
 b_t = \mu\, b_{t-1} + d, \quad w_t = w_{t-1} - \eta\, b_t \quad \text{(SGD's momentum step)}
     @ weight.add_(self.momentum_direction(state, group, update), alpha=-lr)
@@ -158,15 +158,16 @@ which to pick.
   element-wise clipping protects against single huge values. The ratio reads the norm before the
   clip, so clipping changes the direction but not the layer's rate.
 
-## The aggregated path
+## The fast path
 
 A per-tensor loop launches a handful of small operations per layer: two norms, the ratio, the
 update. MXNet's fused LARS instead computes all squared norms of a list of tensors in one kernel
 (`multi_sum_sq`), all the local rates in one more (`multi_lars`), and then updates every tensor in one
-multi-tensor SGD kernel. `foreach=True` does the same with torch's multi-tensor operations:
-`torch._foreach_norm` over the group's weights and gradients, one vectorised evaluation of the very
-same `trust_ratio` function on the stacked norms, and `torch._foreach_*` for the update. The tests
-run both paths on every configuration and check they agree.
+multi-tensor SGD kernel. Here `foreach=True` or `fused=True` hands this very `step_param` to the
+compiler over the group's tensors, as for every optimizer ([the fast path](core/fastpath.md)): each
+layer's norms stay its own, and the compiler fuses the rest of the layer's step into few loops. The
+rules by name and by shape are decided on the host while the step is traced, so they cost nothing at
+run time. The tests run both paths on every configuration and convention and check they agree.
 
 ## Master weights for half precision
 
@@ -180,13 +181,12 @@ of the float16 weights instead; the difference is below float16's resolution.) T
 momentum buffer stay float32 across a checkpoint, as for every optimizer.
 """
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .core.base import ParamsT
-from .core.distributed import full, like
+from .core.distributed import full
 from .core.options import learning_rate, param_option
 from .core.validation import check_non_negative
 from .sgd import SGD
@@ -224,12 +224,11 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
 
     The factor that multiplies a layer's decayed gradient $g + \lambda w$. `weight_norm` is
     $\lVert w\rVert$; `norm` is $\lVert g\rVert$ or $\lVert g + \lambda w\rVert$ depending on
-    `trust_ratio_norm`. Written with tensor operations only, so the same function serves one layer
-    (0-d tensors) and a whole group at once (vectors of norms, decays and rates), and the two paths
-    cannot drift apart.
+    `trust_ratio_norm`. Written with tensor operations only (0-d tensors), so that no step waits for
+    the device to decide, and a compiled step is one graph.
 
-    `weight_decay` and `lr` are numbers for one layer and vectors for a group (each tensor may have
-    its own, through `opt_args` or the exclusion rules); `lr` is only read by LARC's clip mode.
+    `weight_decay` and `lr` are the layer's own (through `opt_args` or the exclusion rules); `lr` is
+    only read by LARC's clip mode.
     """
     eta, eps = group["trust_coefficient"], group["eps"]
     if group["trust_ratio_norm"] == "gradient":
@@ -245,8 +244,7 @@ def trust_ratio(group: dict[str, Any], weight_norm: torch.Tensor, norm: torch.Te
     # $\rho = 1$ when either norm is zero, or NaN (the comparisons are false for NaN).
     # $$\rho \leftarrow \begin{cases} \rho & \lVert w\rVert > 0 \text{ and } \lVert\cdot\rVert > 0 \\
     #   1 & \text{otherwise} \end{cases}$$
-    # `torch.where` rather than an `if`, so the same line serves a vector of ratios, and no
-    # synchronisation with the device is needed to decide.
+    # `torch.where` rather than an `if`: no synchronisation with the device is needed to decide.
     usable = (weight_norm > 0) & (norm > 0)
     return torch.where(usable, ratio, torch.ones_like(ratio))
 
@@ -276,7 +274,8 @@ class LARS(SGD):
     * `multi_precision` (default `False`): float32 master weights for float16/bfloat16 parameters, the
       `master_weights` option of every optimizer here under MXNet's name (a group may set
       `master_weights` itself).
-    * `foreach` (default `False`): the aggregated multi-tensor path.
+    * `foreach` / `fused` (default off): the [fast path](core/fastpath.md), this class's step compiled
+      over the group's tensors.
 
     Every option lives in the parameter groups, so it can differ per group; `lr`, `lr_scale` and
     `weight_decay` can also be set per parameter through `opt_args`.
@@ -314,8 +313,9 @@ class LARS(SGD):
         rescale_grad: float = 1.0,
         clip_gradient: float | None = None,
         multi_precision: bool = False,
-        foreach: bool = False,
+        foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
     ) -> None:
         # `multi_precision` becomes the group option `master_weights`, which must be a real boolean
         # (a truthy string such as `"false"` would otherwise switch it on).
@@ -342,9 +342,9 @@ class LARS(SGD):
             rescale_grad=rescale_grad,
             clip_gradient=clip_gradient,
             master_weights=multi_precision,
-            foreach=foreach,
         )
-        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize)
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize, foreach=foreach,
+                         fused=fused)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         r"""
@@ -430,32 +430,17 @@ class LARS(SGD):
             return False
         return group["adapt_without_decay"] or weight_decay != 0
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    def group_arguments(self, group: dict[str, Any]) -> dict[str, Any]:
         r"""
-        ### The step, group by group
+        ### The names, once per group
 
-        LARS overrides the template step only to hand each parameter its name, and to send a group
-        with `foreach=True` to the aggregated path as a whole. The parameters still come from
-        `params_with_grads`, so gradients, complex parameters and master weights are treated exactly
-        as for every other optimizer.
+        The rules by name need each parameter's name: the template step calls this once per group
+        and step, before any parameter moves, and hands the names to every `step_param` of the
+        group. Everything else is the base class's step: gradients, complex parameters, master
+        weights, the non-finite check, and with `foreach=True` or `fused=True` the
+        [fast path](core/fastpath.md).
         """
-        # The closure, with gradients enabled (as the base class's template does).
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            # The parameters taking part (with their tensors to update and their states), collected
-            # first so that the names can be looked up through the states they initialised.
-            items = list(self.params_with_grads(group))
-            names = self.parameter_names(group)
-            if group["foreach"]:
-                self.step_group_aggregated(group, items, names)
-                continue
-            for param, grad, state in items:
-                self.step_param(state, group, grad, param, name=names.get(id(state)))
-        return loss
+        return {"names": self.parameter_names(group)}
 
     def parameter_names(self, group: dict[str, Any]) -> dict[int, str]:
         r"""
@@ -468,16 +453,17 @@ class LARS(SGD):
         return {id(self.state[p]): name for p, name in zip(group["params"], names) if p in self.state}
 
     def step_param(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor, param: torch.Tensor,
-                   name: str | None = None) -> None:
+                   names: dict[int, str] | None = None) -> None:
         r"""
         ### One layer
 
-        `name` is the parameter's name when the group has names; `step` passes it. `param` is $w$
-        (under master weights, its float32 master).
+        `names` are the group's parameter names by state (`group_arguments`), empty when the group has
+        none. `param` is $w$ (under master weights, its float32 master).
         """
-        # Called directly (not through `step`), the name is looked up here.
-        if name is None and "param_names" in group:
-            name = self.parameter_names(group).get(id(state))
+        # Called directly (not through `step`), the names are looked up here.
+        if names is None:
+            names = self.parameter_names(group)
+        name = names.get(id(state)) if names else None
         # $\eta$, with any per-parameter `lr` or `lr_scale`.
         lr = learning_rate(group, param)
 
@@ -485,8 +471,10 @@ class LARS(SGD):
         # $\lVert g\rVert$ is taken here, before clipping.
         if group["rescale_grad"] != 1:
             grad = grad * group["rescale_grad"]
-        # $$\lVert g\rVert = \sqrt{\textstyle\sum_i g_i^2}$$ the whole tensor's Euclidean norm
-        grad_norm = torch.linalg.vector_norm(grad)
+        # $$\lVert g\rVert = \sqrt{\textstyle\sum_i g_i^2}$$ the whole tensor's Euclidean norm. Under
+        # FSDP2 the tensors are one process's shards: `full` makes each norm the whole layer's, the same
+        # on every process.
+        grad_norm = full(torch.linalg.vector_norm(grad))
         if group["clip_gradient"] is not None:
             # $$g \leftarrow \max(-c, \min(g, c))$$
             grad = grad.clamp(-group["clip_gradient"], group["clip_gradient"])
@@ -498,11 +486,11 @@ class LARS(SGD):
 
         if self.adapts(group, param, name, weight_decay):
             # The denominator's norm: $\lVert g\rVert$ (before the clip), or $\lVert g + \lambda w\rVert$.
-            norm = grad_norm if group["trust_ratio_norm"] == "gradient" else torch.linalg.vector_norm(update)
+            norm = grad_norm if group["trust_ratio_norm"] == "gradient" else full(torch.linalg.vector_norm(update))
             # $$\rho = \kappa\,\frac{\lVert w\rVert}{\lVert g\rVert + \lambda\lVert w\rVert + \epsilon}
             #   \quad\text{or}\quad \kappa\,\frac{\lVert w\rVert}{\lVert g + \lambda w\rVert + \epsilon}$$
             # (with LARC's clip and the fallback to $1$), a 0-d tensor: no synchronisation here.
-            ratio = trust_ratio(group, torch.linalg.vector_norm(param), norm, weight_decay, lr)
+            ratio = trust_ratio(group, full(torch.linalg.vector_norm(param)), norm, weight_decay, lr)
             # $$\textcolor{orange}{d_t = \rho\,(g_t + \lambda w_{t-1})}$$
             update = update * ratio
 
@@ -543,130 +531,3 @@ class LARS(SGD):
         else:
             # $$w_t = w_{t-1} + v_t$$
             weight.add_(velocity)
-
-    def step_group_aggregated(self, group: dict[str, Any], items: list, names: dict[int, str]) -> None:
-        r"""
-        ### The aggregated path: one group at once
-
-        The same computation as `step_param`, batched: every norm of the group in one
-        `torch._foreach_norm` call, every local rate in one evaluation of `trust_ratio` on the stacked
-        norms, and the update as multi-tensor operations. The tests compare it with `step_param` on
-        every configuration.
-        """
-        if not items:
-            return
-        # The group as parallel lists: $w^l$, $g^l$, the states, $\eta^l$ and the names.
-        weights = [param for param, _, _ in items]
-        grads = [grad for _, grad, _ in items]
-        states = [state for _, _, state in items]
-        lrs = [learning_rate(group, weight) for weight in weights]
-        param_names = [names.get(id(state)) for state in states]
-
-        # $$g^l \leftarrow \text{rescale}\cdot g^l$$ for every tensor (new tensors: `p.grad` stays as it is)
-        if group["rescale_grad"] != 1:
-            grads = torch._foreach_mul(grads, group["rescale_grad"])
-        # $$\lVert g^l\rVert$$ for every tensor in one call, before the clip
-        grad_norms = torch._foreach_norm(grads)
-        if group["clip_gradient"] is not None:
-            # $$g^l \leftarrow \max(-c, \min(g^l, c))$$ copied by the first call, so the second
-            # may work in place
-            grads = torch._foreach_clamp_max(grads, group["clip_gradient"])
-            torch._foreach_clamp_min_(grads, -group["clip_gradient"])
-
-        # $\lambda^l$ for every tensor: the rules are decided on the host, per tensor, as in `step_param`.
-        decays = [self.weight_decay_of(group, w, n) for w, n in zip(weights, param_names)]
-        # $u = g + \lambda w$ for the whole group; a tensor with $\lambda = 0$ is left as $g$, as above.
-        updates = [
-            grad.add(weight, alpha=decay) if decay != 0 else grad
-            for grad, weight, decay in zip(grads, weights, decays)
-        ]
-
-        # The indices of the tensors that get a trust ratio; the others keep $\rho = 1$.
-        adapted = [i for i, (w, n, d) in enumerate(zip(weights, param_names, decays)) if self.adapts(group, w, n, d)]
-        if adapted:
-            # $$\big(\lVert w^l\rVert\big)_l$$ stacked into one vector
-            weight_norms = torch.stack(torch._foreach_norm([weights[i] for i in adapted]))
-            # $\big(\lVert g^l\rVert\big)_l$, already computed, or $\big(\lVert g^l + \lambda^l w^l\rVert\big)_l$.
-            if group["trust_ratio_norm"] == "gradient":
-                norms = torch.stack([grad_norms[i] for i in adapted])
-            else:
-                norms = torch.stack(torch._foreach_norm([updates[i] for i in adapted]))
-            # $$\rho^l = \kappa\,\frac{\lVert w^l\rVert}{\lVert g^l\rVert + \lambda^l\lVert w^l\rVert + \epsilon}$$
-            # for every adapted tensor at once: the same `trust_ratio`, with vectors of $\lambda^l$ and
-            # $\eta^l$ in place of numbers.
-            # Under FSDP2 the norms are of shards, partial `DTensor`s: `full` completes them, and the
-            # numbers of each layer become `DTensor`s too (an operation may not mix the two kinds).
-            weight_norms, norms = full(weight_norms), full(norms)
-            dtype, device = weight_norms.dtype, weight_norms.device
-            ratios = trust_ratio(
-                group, weight_norms, norms,
-                like(torch.tensor([decays[i] for i in adapted], dtype=dtype, device=device), weight_norms),
-                like(torch.tensor([lrs[i] for i in adapted], dtype=dtype, device=device), weight_norms),
-            )
-            # $d = \rho\, u$ for every adapted tensor in one multi-tensor multiply.
-            scaled = torch._foreach_mul([updates[i] for i in adapted], list(ratios.unbind()))
-            for i, update in zip(adapted, scaled):
-                updates[i] = update
-
-        # $d^l$ for every tensor; the momentum and the step follow, as multi-tensor operations.
-        self.apply_updates_aggregated(group, states, updates, weights, lrs)
-
-    def apply_updates_aggregated(self, group: dict[str, Any], states: list, updates: list, weights: list,
-                                 lrs: list) -> None:
-        r"""
-        `apply_update` for a list of tensors, with multi-tensor operations: the same equations, for
-        every tensor $l$ of the group at once,
-        $$b^l_t = \mu\, b^l_{t-1} + (1 - \tau)\, d^l_t \qquad w^l_t = w^l_{t-1} - \eta^l\, b^l_t$$
-        by torch's convention, or with `lr_in_momentum`
-        $$v^l_t = \mu\, v^l_{t-1} - \eta^l d^l_t \qquad w^l_t = w^l_{t-1} + v^l_t.$$
-        """
-        momentum = group["momentum"]
-        if momentum == 0:
-            # $$w^l_t = w^l_{t-1} - \eta^l\, d^l_t$$
-            self.add_scaled(weights, updates, [-lr for lr in lrs])
-            return
-        # The buffer's name in the state: torch's or the paper's convention.
-        key = "velocity" if group["lr_in_momentum"] else "momentum_buffer"
-        # The first step creates the buffers ($b_1 = d_1$, or $v_1 = -\eta d_1$); later steps
-        # update all existing buffers together.
-        existing = [i for i, state in enumerate(states) if key in state]
-        for i, state in enumerate(states):
-            if key not in state:
-                state[key] = updates[i].mul(-lrs[i]) if group["lr_in_momentum"] else updates[i].clone()
-        buffers = [state[key] for state in states]
-        if existing:
-            old = [buffers[i] for i in existing]
-            # $$\mu\, b_{t-1} \quad\text{or}\quad \mu\, v_{t-1}$$
-            torch._foreach_mul_(old, momentum)
-            if group["lr_in_momentum"]:
-                # $$v_t = \mu\, v_{t-1} - \eta\, d_t$$
-                self.add_scaled(old, [updates[i] for i in existing], [-lrs[i] for i in existing])
-            else:
-                # $$b_t = \mu\, b_{t-1} + (1 - \tau)\, d_t$$
-                torch._foreach_add_(old, [updates[i] for i in existing], alpha=1 - group["dampening"])
-
-        if group["lr_in_momentum"]:
-            if group["nesterov"]:
-                # $$w_t = w_{t-1} + \mu\, v_t - \eta\, d_t$$
-                torch._foreach_add_(weights, buffers, alpha=momentum)
-                self.add_scaled(weights, updates, [-lr for lr in lrs])
-            else:
-                # $$w_t = w_{t-1} + v_t$$
-                torch._foreach_add_(weights, buffers)
-            return
-        # The direction: $b_t$, or Nesterov's $d_t + \mu\, b_t$; then $$w_t = w_{t-1} - \eta\,(\cdot)$$
-        directions = torch._foreach_add(updates, buffers, alpha=momentum) if group["nesterov"] else buffers
-        self.add_scaled(weights, directions, [-lr for lr in lrs])
-
-    @staticmethod
-    def add_scaled(targets: list, tensors: list, scales: list) -> None:
-        r"""
-        `targets[i] += scales[i] * tensors[i]`, in one call when all scales are equal (the usual case:
-        one learning rate for the whole group), else tensor by tensor. `_foreach_add_` takes one
-        `alpha` for the whole list, which is why unequal scales cannot share a call.
-        """
-        if len(set(scales)) == 1:
-            torch._foreach_add_(targets, tensors, alpha=scales[0])
-        else:
-            for target, tensor, scale in zip(targets, tensors, scales):
-                target.add_(tensor, alpha=scale)

@@ -324,9 +324,9 @@ def stall(rank: int, processes: int) -> None:
 
 
 # The fast path under DDP and FSDP2: Adam (torch's twin), SGD with momentum (its buffer is created
-# inside the compiled step), Adan (four state tensors), and LAMB and Nero, whose per-layer norms must
-# be the whole layer's on every shard. Traced with `aot_eager`, as in the fast path's own tests.
-FAST_PATH_CHECKED = ("adam", "sgd", "adan", "lamb", "nero")
+# inside the compiled step), Adan (four state tensors), and LARS, LAMB and Nero, whose per-layer norms
+# must be the whole layer's on every shard. Traced with `aot_eager`, as in the fast path's own tests.
+FAST_PATH_CHECKED = ("adam", "sgd", "adan", "lars", "lamb", "nero")
 
 
 def fast_path_equality(rank: int, processes: int, out: str) -> None:

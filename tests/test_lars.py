@@ -1,5 +1,5 @@
-"""LARS: each convention against an independent transcription of its source, and the aggregated path
-against the per-tensor one, in float64."""
+"""LARS: each convention against an independent transcription of its source, and the fast path
+(`foreach=True`: the per-layer step compiled over the group) against the readable one, in float64."""
 
 import math
 
@@ -375,18 +375,18 @@ def test_never_touches_p_grad() -> None:
             assert torch.equal(p.grad, g)
 
 
-# ---- the aggregated path -------------------------------------------------------------------------
+# ---- the fast path -----------------------------------------------------------------------------
 
 
-def per_tensor_twin(groups, **config):
+def readable_twin(groups, **config):
     return LARS(groups, **{**config, "foreach": False})
 
 
 @pytest.mark.parametrize("config", REGISTRY["lars"].configs, ids=lambda c: ",".join(sorted(c)))
-def test_aggregated_equals_per_tensor_on_every_registry_config(config) -> None:
-    """The harness, with the per-tensor path as the reference and the aggregated path as ours."""
+def test_fast_path_equals_readable_on_every_registry_config(config) -> None:
+    """The harness, with the readable path as the reference and the fast path as ours."""
     result = verify_config(REGISTRY["lars"], {**config, "foreach": True}, seed=0, steps=30,
-                           reference_factory=per_tensor_twin)
+                           reference_factory=readable_twin)
     assert result.error <= 1e-13, f"{result.error:.2e} at {result.worst}"
 
 
@@ -398,7 +398,7 @@ CONVENTION_CASES = [
 
 
 @pytest.mark.parametrize("config", CONVENTION_CASES)
-def test_aggregated_equals_per_tensor_on_every_convention(config) -> None:
+def test_fast_path_equals_readable_on_every_convention(config) -> None:
     """Named parameters, two groups (one without decay), a per-parameter lr_scale, MXNet's
     pre-processing, and a parameter without gradient on one step."""
     params = named_tensors(3)
@@ -418,8 +418,8 @@ def test_aggregated_equals_per_tensor_on_every_convention(config) -> None:
             optimizer.step()
             history.append([p.detach().clone() for _, p in tensors])
         results.append((history, optimizer))
-    (per_tensor, first), (aggregated, second) = results
-    for a_step, b_step in zip(aggregated, per_tensor):
+    (readable, first), (fast, second) = results
+    for a_step, b_step in zip(fast, readable):
         assert_same(a_step, b_step, rtol=1e-13)
     for p, q in zip(first.state.values(), second.state.values()):
         for key in p:

@@ -114,19 +114,19 @@ count, took a power per vector and doubled its step time, so it is computed in `
 
 ## What is not covered
 
-[LARS](lars.md) overrides `step` to see all its layers at once (it stacks their norms) and keeps its
-readable step. [D-Adaptation](../dadapt_adam.md) and [Prodigy](../prodigy.md) override it too: each
-step sums inner products over every parameter of every group before it can move any, two passes with
-a global number between them, and neither authors' class has a fast implementation to stand for.
-The other layer-wise optimizers ([LAMB](lamb.md), [Nero](nero.md)) compute each
-layer's norms inside `step_param`, so the fast path compiles them like the rest, one tensor's norms
-never mixed with another's; since a norm must be known before any element of its layer is written,
-their compiled step reads each layer more than once (LAMB in three loops, Nero in four; the Speed
-page measures what that costs). A `step_param` that branches on the value of a tensor (with `if`, rather
-than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast path is compiled in
-pieces, cut at each such branch, and `torch.compile(opt.step, fullgraph=True)` refuses it with a
-message naming the line. None of the optimizers here does: even [ADOPT](../adopt.md)'s first step,
-which only initialises $v$, is the ordinary update with values that make it do nothing.
+[D-Adaptation](../dadapt_adam.md) and [Prodigy](../prodigy.md) override `step`: each step sums inner
+products over every parameter of every group before it can move any, two passes with a global number
+between them, and neither authors' class has a fast implementation to stand for.
+The layer-wise optimizers ([LARS](lars.md), [LAMB](lamb.md), [Nero](nero.md)) compute each layer's norms
+inside `step_param`, so the fast path compiles them like the rest, one tensor's norms never mixed with
+another's (LARS's rules by parameter name reach its `step_param` through `group_arguments`, and are
+decided while the step is traced); since a norm must be known before any element of its layer is
+written, their compiled step reads each layer more than once (LAMB in three loops, Nero in four; the
+Speed page measures what that costs). A `step_param` that branches on the value of a tensor (with `if`,
+rather than [`choose`](scalars.md) or a mask) cannot be traced into one graph: its fast path is compiled
+in pieces, cut at each such branch, and `torch.compile(opt.step, fullgraph=True)` refuses it with a
+message naming the line. None of the optimizers here does: even [ADOPT](../adopt.md)'s first step, which
+only initialises $v$, is the ordinary update with values that make it do nothing.
 
 One step is not a single graph under `torch.compile(opt.step)`: Schedule-Free's, whose counters (the
 steps, the sum of the weights, the largest learning rate so far) are Python numbers in each group, as
