@@ -444,11 +444,16 @@ class LARS(SGD):
 
     def parameter_names(self, group: dict[str, Any]) -> dict[int, str]:
         r"""
-        `{id(state): name}` for the parameters of a group built from named parameters (empty
-        otherwise). The name is found through the parameter's state because the tensor
-        `params_with_grads` yields may be another one (a real view, a float32 master); the state it
-        yields is always the parameter's own. Only parameters that already have state are listed.
+        `{id(state): name}` for the parameters of a group with rules by name (empty otherwise: without
+        such rules no decision reads a name). The name is found through the parameter's state because
+        the tensor `params_with_grads` yields may be another one (a real view, a float32 master); the
+        state it yields is always the parameter's own. Only parameters that already have state are
+        listed. In the [fast path](core/fastpath.md) each lookup makes the compiled graph specific to
+        the states it was traced with: with rules by name a group takes one graph per call of at most
+        32 parameters, without them one for all calls alike.
         """
+        if not (group["no_adaptation_suffixes"] or group["no_decay_suffixes"]):
+            return {}
         names = group.get("param_names", ())
         return {id(self.state[p]): name for p, name in zip(group["params"], names) if p in self.state}
 
