@@ -71,7 +71,7 @@ a thousand times larger before B is in danger.
 | $\lambda$ | `weight_decay` | the layer's decay, $0$ when excluded |
 | $\kappa$, $\epsilon$ | `trust_coefficient`, `eps` | |
 | $\eta$ | `lr` | the global rate (with any per-parameter scale) |
-| $b$, $v$ | `momentum_buffer`, `velocity` | the buffer by torch's convention, or with $\eta$ inside |
+| $v$ | `velocity` | the buffer with $\eta$ inside (`lr_in_momentum`); else [SGD](sgd.md)'s buffer $b$ |
 
 ## The conventions real code disagrees on
 
