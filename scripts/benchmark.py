@@ -7,8 +7,9 @@ annotated `step_param` compiled, see annotated_opt/core/fastpath.py), as ratios 
 and fused Adam (each timed in turn with the path it is compared with, so that the load of the machine
 weighs on both alike) and foreach Adam, to the optimizer's torch twin where one exists, and as
 achieved bandwidth against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
-overhead. Compile time (the first fast step, less a steady one) is reported apart. The table and a
-chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/). Each row also
+overhead. Compile time (the first fast step, less a steady one) is reported apart. Each path of each
+optimizer is measured in a process of its own, so that no measurement depends on what ran before it.
+The table and a chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/). Each row also
 says how far the fast path's parameters ended from the readable path's after the same steps on the same
 gradients: the two paths are checked against each other on the machine that timed them.
 
@@ -20,10 +21,13 @@ gradients: the two paths are checked against each other on the machine that time
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -126,23 +130,20 @@ def not_timed_here(info) -> str | None:
 TORCH_ADAM = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
-def torch_variants(shapes, repeats) -> tuple[dict[str, float], dict[str, Callable[[], object]]]:
-    """
-    torch.optim.Adam's three implementations: their times, and their steps (the for-loop and the fused
-    one are timed again beside each optimizer's readable and fast path).
-    """
-    timings, steps = {}, {}
-    for variant, kwargs in TORCH_ADAM.items():
-        steps[variant] = torch.optim.Adam(parameters(shapes), **kwargs).step
-        timings[variant] = first_and_median(steps[variant], repeats)[1]
-    # foreach Adam is not timed again: its parameters and state need not stay in memory.
-    del steps["foreach"]
-    return timings, steps
+def torch_variants(shapes, repeats) -> dict[str, float]:
+    """torch.optim.Adam's three implementations: the median time of each."""
+    return {variant: first_and_median(torch.optim.Adam(parameters(shapes), **kwargs).step, repeats)[1]
+            for variant, kwargs in TORCH_ADAM.items()}
+
+
+def has_twin(info) -> bool:
+    """Whether the optimizer has a twin in torch.optim."""
+    return info.reference is not None and info.reference.is_torch_optim
 
 
 def twin_time(info, shapes, repeats) -> float | None:
     """The torch twin's fastest CPU implementation (fused where torch has one, else foreach)."""
-    if info.reference is None or not info.reference.is_torch_optim:
+    if not has_twin(info):
         return None
     module, name = info.reference.target.rsplit(".", 1)
     cls = getattr(importlib.import_module(module), name)
@@ -202,12 +203,59 @@ def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], 
 def distance(readable: dict[str, object], fast: dict[str, object] | None) -> float | None:
     """
     The largest difference between the parameters of the two paths after the same steps on the same
-    gradients, relative to the largest parameter of its tensor; None when either path failed or there
-    is no fast path.
+    gradients (each saved by its process), relative to the largest parameter of its tensor; None when
+    either path failed or there is no fast path.
     """
     if fast is None or failed(readable) or failed(fast):
         return None
-    return max(((p - q).abs().max() / p.abs().max()).item() for p, q in zip(readable["params"], fast["params"]))
+    pairs = zip(torch.load(readable["params"]), torch.load(fast["params"]))
+    return max(((p - q).abs().max() / p.abs().max()).item() for p, q in pairs)
+
+
+PATHS = {"readable": "for-loop", "fast": "fused"}
+
+
+def in_own_process(args: argparse.Namespace, key: str, path: str, shapes: str = "model",
+                   save: Path | None = None) -> dict[str, object]:
+    """
+    One measurement (`path`: "readable", "fast" or "twin"; `shapes`: "model" or "small") made by this
+    script in a fresh process, so that it does not depend on what ran before it (the heap, the
+    compiler's caches, the memory the allocator kept).
+    """
+    command = [sys.executable, __file__, "--scale", str(args.scale), "--repeats", str(args.repeats),
+               "--device", args.device, "--measure", f"{key}:{path}:{shapes}"]
+    if save is not None:
+        command += ["--save", str(save)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIME_LIMIT + 300)
+    except subprocess.TimeoutExpired:
+        return {"error": f"TimeoutError: over {TIME_LIMIT + 300} s"}
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        return {"error": f"exit status {done.returncode}: {lines[-1]}"[:100].replace("|", "/")}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_alone(args: argparse.Namespace) -> None:
+    """
+    The measurement `--measure key:path:shapes` asks for, printed as one line of JSON: a path's times
+    beside torch's Adam (for-loop Adam for the readable path, fused for the fast one, warmed up before),
+    with its parameters saved to `--save`; or the twin's time.
+    """
+    key, path, which = args.measure.split(":")
+    info = REGISTRY[key]
+    shapes = SMALL_SHAPES if which == "small" else gpt2_like_shapes(args.scale)
+    if path == "twin":
+        print(json.dumps({"twin": twin_time(info, shapes, args.repeats)}))
+        return
+    reference = torch.optim.Adam(parameters(shapes), **TORCH_ADAM[PATHS[path]]).step
+    reference()
+    result = measure(info, shapes, args.repeats, path == "fast", reference)
+    params = result.pop("params", None)
+    if params is not None and args.save:
+        torch.save([p.detach().cpu() for p in params], args.save)
+        result["params"] = args.save
+    print(json.dumps(result))
 
 
 # Untimed steps between the first step and the timed ones.
@@ -245,13 +293,20 @@ def failed(result: dict[str, object] | None) -> bool:
     return result is not None and "error" in result
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=0.25, help="fraction of GPT-2 small's layers/vocab")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--optimizers", default="all", help="comma-separated registry keys, or all")
     parser.add_argument("--device", default="cpu", help="cpu (one thread), or cuda")
-    args = parser.parse_args()
+    # The run calls this script again for each measurement, with these two options.
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def set_up(args: argparse.Namespace) -> None:
+    """The same conditions in every process of a run."""
     global DEVICE
     DEVICE = torch.device(args.device)
     torch.set_num_threads(1)
@@ -259,6 +314,14 @@ def main() -> None:
     # Compile times as a first run sees them: no graph is taken from an earlier run's on-disk cache.
     torch._inductor.config.fx_graph_cache = False
     torch._functorch.config.enable_autograd_cache = False
+
+
+def main() -> None:
+    args = arguments()
+    set_up(args)
+    if args.measure:
+        measure_alone(args)
+        return
 
     shapes = gpt2_like_shapes(args.scale)
     count = sum(torch.Size(s).numel() for s in shapes)
@@ -274,11 +337,11 @@ def main() -> None:
               f"({copy_bandwidth / 1e9:.1f} GB/s read+write)")
     start_load = os.getloadavg()[0]
     print(f"{header}; load average {start_load:.1f}", flush=True)
-    adam, adam_steps = torch_variants(shapes, args.repeats)
+    adam = torch_variants(shapes, args.repeats)
     print("torch Adam: " + ", ".join(f"{k} {milliseconds(v)} ms" for k, v in adam.items()), flush=True)
 
     # The line below the table first: the cost per tensor on many small ones.
-    notes = [small_tensor_case(args.repeats)]
+    notes = [small_tensor_case(args)]
     print("\n".join(notes), flush=True)
 
     keys = list(REGISTRY) if args.optimizers == "all" else args.optimizers.split(",")
@@ -287,20 +350,18 @@ def main() -> None:
         notes.append("Not timed on these parameters: " + "; ".join(untimed))
     keys = [key for key in keys if not_timed_here(REGISTRY[key]) is None]
     rows = []
+    saved = tempfile.TemporaryDirectory()
     for position, key in enumerate(keys):
         info = REGISTRY[key]
-        readable = measure(info, shapes, args.repeats, False, adam_steps["for-loop"])
-        fast = measure(info, shapes, args.repeats, True, adam_steps["fused"]) if elementwise(info) else None
-        twin = twin_time(info, shapes, args.repeats)
+        readable = in_own_process(args, key, "readable", save=Path(saved.name) / "readable.pt")
+        fast = in_own_process(args, key, "fast", save=Path(saved.name) / "fast.pt") if elementwise(info) else None
+        twin = in_own_process(args, key, "twin").get("twin") if has_twin(info) else None
         # The least memory traffic of a step: read and write the parameter and each state tensor,
         # read the gradient.
         state = readable.get("state", fast.get("state", 0) if fast else 0)
         traffic = count * 12 + 2 * state
         row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic,
                "adam_traffic": count * 28, "distance": distance(readable, fast)}
-        # The parameters were kept for the comparison only.
-        for result in (readable, fast or {}):
-            result.pop("params", None)
         rows.append(row)
         print(format_row(row, adam, copy_bandwidth), flush=True)
         # The page is written after every row, so that a run stopped from outside leaves what it measured.
@@ -313,19 +374,22 @@ def main() -> None:
     print(f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end", flush=True)
 
 
-def small_tensor_case(repeats: int) -> str:
-    """Adam on 1,000 tensors of 1,000 elements: the cost per tensor rather than per element."""
-    small_shapes = [(1000,)] * 1000
-    small_adam, small_steps = torch_variants(small_shapes, repeats)
+# The second case: many small tensors, where the cost per tensor outweighs the cost per element.
+SMALL_SHAPES = [(1000,)] * 1000
+
+
+def small_tensor_case(args: argparse.Namespace) -> str:
+    """Adam on 1,000 tensors of 1,000 elements, each path in a process of its own."""
+    small_adam = torch_variants(SMALL_SHAPES, args.repeats)
     torch_line = "torch " + ", ".join(f"{k} {milliseconds(v)} ms" for k, v in small_adam.items())
     parts = []
-    for fast, reference, label in ((False, "for-loop", "readable"), (True, "fused", "fast")):
-        result = measure(REGISTRY["adam"], small_shapes, repeats, fast, small_steps[reference])
+    for path, reference in PATHS.items():
+        result = in_own_process(args, "adam", path, shapes="small")
         if failed(result):
-            parts.append(f"{label} fails ({result['error']})")
+            parts.append(f"{path} fails ({result['error']})")
             continue
-        part = f"{label} {milliseconds(result['median'])} ms ({result['median'] / result['reference']:.2f}x {reference}"
-        if fast:
+        part = f"{path} {milliseconds(result['median'])} ms ({result['median'] / result['reference']:.2f}x {reference}"
+        if path == "fast":
             unchecked, unchecked_reference = result["unchecked"]
             part += (f"; compiled in {result['first'] - result['median']:.1f} s), fast without the check "
                      f"{milliseconds(unchecked)} ms ({unchecked / unchecked_reference:.2f}x {reference}")
