@@ -157,24 +157,20 @@ def twin_time(info, shapes, repeats) -> float | None:
     return None
 
 
-def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], **options) -> dict[str, object]:
+def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object]) -> dict[str, object]:
     """
     The first and the median step time, the median of the `reference` step (torch's Adam) timed in
-    turn with it, the state kept, and the parameters after `steps_taken(repeats)` steps; or, when the
-    step fails, the error, so that the row says what went wrong and the run goes on to the next
-    optimizer. On the fast path, also the median step without the check for non-finite gradients
-    (torch's optimizers make none), with its own `reference` median: the same compiled graphs, since
-    the check runs before them.
+    turn with it, the state kept, and the parameters after the steps, as many on either path when the
+    optimizer has a fast path (`1 + SETTLING_STEPS + 2 * repeats`); or, when the step fails, the error,
+    so that the row says what went wrong and the run goes on to the next optimizer. On the fast path,
+    also the median step without the check for non-finite gradients (torch's optimizers make none),
+    with its own `reference` median: the same compiled graphs, since the check runs before them.
     """
-    # Each measurement starts with no compiled graphs: one optimizer's graphs neither count against the
-    # next one's limit of recompilations nor make its guards slower to look up.
-    torch._dynamo.reset()
     try:
         with time_limit(TIME_LIMIT):
             params = parameters(shapes)
             optimizer = info.build(params)
             for group in optimizer.param_groups:
-                group.update(options)
                 if fast:
                     group["fused"] = True
             first = timed(optimizer.step)
@@ -188,7 +184,7 @@ def measure(info, shapes, repeats, fast: bool, reference: Callable[[], object], 
                 for group in optimizer.param_groups:
                     group["nonfinite"] = "ignore"
                 unchecked = alternating_medians(optimizer.step, reference, repeats)
-            else:
+            elif elementwise(info):
                 # As many steps as the fast path takes, so that their parameters can be compared.
                 for _ in range(repeats):
                     optimizer.step()
@@ -353,8 +349,11 @@ def main() -> None:
     saved = tempfile.TemporaryDirectory()
     for position, key in enumerate(keys):
         info = REGISTRY[key]
-        readable = in_own_process(args, key, "readable", save=Path(saved.name) / "readable.pt")
-        fast = in_own_process(args, key, "fast", save=Path(saved.name) / "fast.pt") if elementwise(info) else None
+        if elementwise(info):
+            readable = in_own_process(args, key, "readable", save=Path(saved.name) / "readable.pt")
+            fast = in_own_process(args, key, "fast", save=Path(saved.name) / "fast.pt")
+        else:
+            readable, fast = in_own_process(args, key, "readable"), None
         twin = in_own_process(args, key, "twin").get("twin") if has_twin(info) else None
         # The least memory traffic of a step: read and write the parameter and each state tensor,
         # read the gradient.
