@@ -139,13 +139,65 @@ def test_fast_path_equals_readable_float32(info):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["sgd", "adam"])
+@pytest.mark.parametrize("key", ["sgd", "adam", "lamb", "neroplus"])
 def test_inductor_kernels_equal_readable(monkeypatch, key):
     """The fast path as it runs by default, through inductor's generated kernels, in both precisions."""
     monkeypatch.setattr(fastpath, "BACKEND", "inductor")
     info = REGISTRY[key]
     assert run_both(info, info.configs[-1], torch.float64, steps=20) <= 1e-12
     assert run_both(info, info.configs[0], torch.float32, steps=20) <= FLOAT32_TOLERANCE
+
+
+@pytest.mark.slow
+def test_inductor_computes_a_layer_update_again_instead_of_storing_it(monkeypatch):
+    """
+    LAMB's update is read by two loops (its norm, then the step): the compiled step computes it in each
+    and keeps no tensor of the parameter's size besides the parameter and the state.
+    """
+    from torch._inductor.utils import run_and_get_code
+
+    monkeypatch.setattr(fastpath, "BACKEND", "inductor")
+    params = [torch.randn(60, 50)]
+    optimizer = REGISTRY["lamb"].build(params)
+    for group in optimizer.param_groups:
+        group["fused"] = True
+    params[0].grad = torch.randn_like(params[0])
+    with torch._inductor.config.patch(fx_graph_cache=False):
+        _, code = run_and_get_code(optimizer.step)
+    source = "\n".join(code)
+    assert "empty_strided_cpu((60, 50)" not in source, source
+    # With the compiler's default choice, the update is stored: the test can tell the two apart.
+    torch._dynamo.reset()
+    optimizer._fast_path.recomputes = False
+    with torch._inductor.config.patch(fx_graph_cache=False):
+        _, code = run_and_get_code(optimizer.step)
+    assert "empty_strided_cpu((60, 50)" in "\n".join(code)
+
+
+def test_a_compiler_failure_with_recomputation_falls_back_to_the_compilers_choice(monkeypatch):
+    """
+    A step whose graph the compiler cannot generate with values computed again is compiled with the
+    compiler's own choice, for this and every later step, and takes the readable steps.
+    """
+    compiled_update_group = fastpath.compiled_update_group
+    asked = []
+
+    def failing_with_recomputation(backend, fullgraph, recomputes=True):
+        asked.append(recomputes)
+        if not recomputes:
+            return compiled_update_group(backend, fullgraph, recomputes)
+
+        def fail(*args, **kwargs):
+            raise torch._dynamo.exc.BackendCompilerFailed(fail, KeyError("buf0"), None)
+        return fail
+
+    monkeypatch.setattr(fastpath, "compiled_update_group", failing_with_recomputation)
+    info = REGISTRY["adam"]
+    assert run_both(info, info.configs[0], torch.float64, steps=10) <= 1e-12
+    # Each of the two optimizers (they swap roles halfway) asks once, and then keeps to the fallback.
+    assert asked.count(True) == 2 and asked[:2] == [True, False], asked
+    second = asked.index(True, 1)
+    assert asked[second + 1] is False and not any(asked[second + 1:])
 
 
 @pytest.mark.slow
