@@ -104,7 +104,7 @@ import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
 from .core.options import learning_rate
-from .core.scalars import advance, choose, new_step_count, restore_scalar_precision, scalar
+from .core.scalars import advance, choose, restore_scalar_precision, scalar
 from .core.validation import check_passed_on
 from .core.weight_decay import WeightDecay
 
@@ -169,11 +169,13 @@ class ASGD(GenericAdaptiveOptimizer):
     def init_state(self, state: dict[str, Any], group: dict[str, Any], param: torch.Tensor) -> None:
         r"""
         $t = 0$, $\eta_0 = \eta$ (the learning rate in force now), $\mu_0 = 1$ and $\bar\theta_0 = 0$,
-        the scalars as 0-d tensors in torch's scalar precision.
+        the scalars as 0-d tensors in torch's scalar precision. torch keeps all three on the parameter's
+        device, whatever the options (its other optimizers keep a count on the CPU unless `capturable`),
+        and so does this one: a checkpoint's tensors are where torch's would be.
         """
-        state["step"] = new_step_count(group, param)
-        state["eta"] = scalar(learning_rate(group, param))
-        state["mu"] = scalar(1.0)
+        state["step"] = scalar(0.0, param.device)
+        state["eta"] = scalar(learning_rate(group, param), param.device)
+        state["mu"] = scalar(1.0, param.device)
         state["ax"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def step_param(

@@ -132,3 +132,21 @@ def test_a_count_saved_as_a_number_loads_as_torchs_tensor() -> None:
     resumed.load_state_dict(state_dict)
     assert all(s["step"].dtype == _get_scalar_dtype() and s["step"].item() == 4 for s in resumed.state.values())
     assert train_steps(model, optimizer, inputs, targets, 3) == train_steps(resumed_model, resumed, inputs, targets, 3)
+
+
+@pytest.mark.parametrize("options", [{}, {"capturable": True}, {"foreach": True}])
+def test_asgds_numbers_are_on_the_parameters_device_as_torchs(options) -> None:
+    """
+    torch's ASGD keeps its count, step size and averaging weight on the parameter's device whatever
+    the options. A parameter on the `meta` device stands for a GPU's: its state is created on it.
+    """
+    param = torch.nn.Parameter(torch.zeros(3, device="meta"))
+    param.grad = torch.zeros(3, device="meta")
+    ours = annotated_opt.ASGD([param], **options)
+    state = {}
+    ours.init_state(state, ours.param_groups[0], param)
+    theirs = torch.optim.ASGD([param], **options)
+    theirs._init_group(theirs.param_groups[0], [], [], [], [], [], [])
+    layout = {key: (value.device, value.dtype, value.shape) for key, value in theirs.state[param].items()}
+    assert {key: (value.device, value.dtype, value.shape) for key, value in state.items()} == layout
+    assert state["step"].device.type == "meta"

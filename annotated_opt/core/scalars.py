@@ -27,6 +27,9 @@ count $t$ per parameter, in `state["step"]`. What torch stores, and therefore wh
 | `capturable=True` | the same, on the parameter's device |
 | `fused=True` | a `float32` 0-d tensor on the parameter's device |
 
+One optimizer departs from the table, as torch's twin does: [ASGD](../asgd.md) keeps its count, its
+step size and its averaging weight on the parameter's device whatever the options.
+
 The count is advanced in place (`step += 1`), so the tensor in the state is the one that counts.
 Arithmetic with it reads it back as a Python number first (`.item()`), as torch's single-tensor
 code does outside `capturable`/`differentiable` mode: $\beta^t$ is then computed in double
@@ -84,9 +87,12 @@ def scalar_dtype(fused: bool = False) -> torch.dtype:
     return torch.float32
 
 
-def scalar(value: float) -> torch.Tensor:
-    r"""A 0-d tensor holding `value` in the scalar precision, on the CPU: ASGD's $\mu_0 = 1$ is `scalar(1.0)`."""
-    return torch.tensor(value, dtype=scalar_dtype())
+def scalar(value: float, device: torch.device | None = None) -> torch.Tensor:
+    r"""
+    A 0-d tensor holding `value` in the scalar precision, on the CPU unless told otherwise: ASGD's
+    $\mu_0 = 1$ is `scalar(1.0, param.device)`.
+    """
+    return torch.tensor(value, dtype=scalar_dtype(), device=device)
 
 
 def new_scalar(group: dict[str, Any], param: torch.Tensor, value: float) -> torch.Tensor:
