@@ -129,6 +129,11 @@ LAMB's fast step went from 100 ms to 51 ms (4.8 to 2.3 times fused Adam), for th
 same inputs; an element-wise step has no such value and compiles to the same loop (Adam: 1.01 and
 0.97 times fused Adam).
 
+The compiler does not always manage: TorchInductor 2.13 fails on [NeroPlus](../nero_plus.md)'s graph
+when it computes the update again (in its fusion of loops over the same rows). A failed compilation
+has run nothing, so the fast path compiles that graph again with the compiler's own choice, and keeps
+to it for that optimizer (`FastPath.update_chunk`).
+
 ## What is not covered
 
 [D-Adaptation](../dadapt_adam.md) and [Prodigy](../prodigy.md) override `step`: each step sums inner
