@@ -9,9 +9,10 @@ weighs on both alike) and foreach Adam, to the optimizer's torch twin where one 
 achieved bandwidth against a measured copy. A second case, 1,000 tensors of 1,000 elements, measures the per-tensor
 overhead. Compile time (the first fast step, less a steady one) is reported apart. Each path of each
 optimizer is measured in a process of its own, so that no measurement depends on what ran before it.
-The table and a chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/). Each row also
-says how far the fast path's parameters ended from the readable path's after the same steps on the same
-gradients: the two paths are checked against each other on the machine that timed them.
+The table and a chart go to the site's Speed page (docs/generated/speed.md, docs/generated/plots/speed/).
+Each row also says how far the fast path's parameters ended from the readable path's after the same
+steps on the same gradients: the two paths are checked against each other on the machine that timed
+them.
 
     python scripts/benchmark.py                  # 31.7 M parameters, a few minutes
     python scripts/benchmark.py --device cuda    # the same on a GPU (docs/generated/speed-cuda.md)
@@ -228,7 +229,7 @@ def in_own_process(args: argparse.Namespace, key: str, path: str, shapes: str = 
         return {"error": f"TimeoutError: over {TIME_LIMIT + 300} s"}
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["no output"]
-        return {"error": f"exit status {done.returncode}: {lines[-1]}"[:100].replace("|", "/")}
+        return {"error": table_cell(f"exit status {done.returncode}: {lines[-1]}")}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -281,7 +282,12 @@ def time_limit(seconds: int):
 def error_text(error: BaseException) -> str:
     """The error's type and the first line of its message, short enough for a table cell."""
     lines = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}".replace("|", "/")
+    return table_cell(f"{type(error).__name__}: {lines[0] if lines else ''}")
+
+
+def table_cell(text: str) -> str:
+    """`text` short enough for a table cell, with no `|` to split it."""
+    text = text.replace("|", "/")
     return text if len(text) <= 100 else text[:97] + "..."
 
 
@@ -346,30 +352,31 @@ def main() -> None:
         notes.append("Not timed on these parameters: " + "; ".join(untimed))
     keys = [key for key in keys if not_timed_here(REGISTRY[key]) is None]
     rows = []
-    saved = tempfile.TemporaryDirectory()
-    for position, key in enumerate(keys):
-        info = REGISTRY[key]
-        if elementwise(info):
-            readable = in_own_process(args, key, "readable", save=Path(saved.name) / "readable.pt")
-            fast = in_own_process(args, key, "fast", save=Path(saved.name) / "fast.pt")
-        else:
-            readable, fast = in_own_process(args, key, "readable"), None
-        twin = in_own_process(args, key, "twin").get("twin") if has_twin(info) else None
-        # The least memory traffic of a step: read and write the parameter and each state tensor,
-        # read the gradient.
-        state = readable.get("state", fast.get("state", 0) if fast else 0)
-        traffic = count * 12 + 2 * state
-        row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic,
-               "adam_traffic": count * 28, "distance": distance(readable, fast)}
-        rows.append(row)
-        print(format_row(row, adam, copy_bandwidth), flush=True)
-        # The page is written after every row, so that a run stopped from outside leaves what it measured.
-        if args.scale == 0.25 and args.optimizers == "all":
-            # Other work on the machine slows every measurement: say how much there was.
-            load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
-            remaining = [REGISTRY[k].name for k in keys[position + 1:]]
-            stopped = [f"A partial run: it had not reached {remaining[0]}"] if remaining else []
-            write_page(f"{header}; {load}", adam, rows, stopped + notes, copy_bandwidth)
+    # Where the two paths leave their parameters for the comparison.
+    with tempfile.TemporaryDirectory() as saved:
+        for position, key in enumerate(keys):
+            info = REGISTRY[key]
+            if elementwise(info):
+                readable = in_own_process(args, key, "readable", save=Path(saved) / "readable.pt")
+                fast = in_own_process(args, key, "fast", save=Path(saved) / "fast.pt")
+            else:
+                readable, fast = in_own_process(args, key, "readable"), None
+            twin = in_own_process(args, key, "twin").get("twin") if has_twin(info) else None
+            # The least memory traffic of a step: read and write the parameter and each state tensor,
+            # read the gradient.
+            state = readable.get("state", fast.get("state", 0) if fast else 0)
+            traffic = count * 12 + 2 * state
+            row = {"name": info.name, "readable": readable, "fast": fast, "twin": twin, "traffic": traffic,
+                   "adam_traffic": count * 28, "distance": distance(readable, fast)}
+            rows.append(row)
+            print(format_row(row, adam, copy_bandwidth), flush=True)
+            # The page is written after every row, so that a run stopped from outside leaves what it measured.
+            if args.scale == 0.25 and args.optimizers == "all":
+                # Other work on the machine slows every measurement: say how much there was.
+                load = f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+                remaining = [REGISTRY[k].name for k in keys[position + 1:]]
+                stopped = [f"A partial run: it had not reached {remaining[0]}"] if remaining else []
+                write_page(f"{header}; {load}", adam, rows, stopped + notes, copy_bandwidth)
     print(f"load average {start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end", flush=True)
 
 
