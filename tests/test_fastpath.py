@@ -19,6 +19,7 @@ import math
 
 import pytest
 import torch
+from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
 
 from annotated_opt.core import fastpath
@@ -205,6 +206,27 @@ def test_a_compiler_failure_with_recomputation_falls_back_to_the_compilers_choic
     assert asked.count(True) == 2 and asked[:2] == [True, False], asked
     second = asked.index(True, 1)
     assert asked[second + 1] is False and not any(asked[second + 1:])
+
+
+def test_optimizers_built_one_after_another_keep_their_fast_path(monkeypatch):
+    """
+    Dynamo's limit on the graphs of a function counts one optimizer's graphs, not those of the
+    optimizers built and freed before it: a process that builds many (a sweep, a test suite) compiles
+    the fast path of each, instead of running the later ones as written.
+    """
+    counter = CompileCounter()
+    monkeypatch.setattr(fastpath, "BACKEND", counter)
+    monkeypatch.setattr(fastpath, "RECOMPILE_LIMIT", 2)
+    info = REGISTRY["sgd"]
+    for built in range(1, 6):
+        params = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
+        optimizer = info.build(params, lr=0.1, momentum=0.9, fused=True)
+        for _ in range(3):
+            params[0].grad = torch.randn_like(params[0])
+            optimizer.step()
+        # Two graphs each: the first step creates the momentum buffer, the later ones update it.
+        assert counter.frame_count == 2 * built
+        del optimizer, params
 
 
 @pytest.mark.slow

@@ -158,9 +158,9 @@ the host. Compiled whole, it is cut there and still takes the readable steps; it
 whole-step compile a step skipped on the device for a bad gradient still advances those counters.
 """
 
-import functools
 import inspect
 import math
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -168,7 +168,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 # Groups with enough distinct structures (shapes, dtypes, options) to need more graphs than dynamo's
-# default of 8 per function still compile; each graph is built once.
+# default of 8 per function still compile; each graph is built once. The limit counts the graphs of one
+# optimizer: each has its own copy of the compiled function (`compiled_update_group`).
 RECOMPILE_LIMIT = 64
 
 
@@ -383,7 +384,6 @@ def _guarded_step_param(
             state[key] = value
 
 
-@torch.no_grad()
 def update_group(
     optimizer: Any,
     group: dict[str, Any],
@@ -398,9 +398,11 @@ def update_group(
 
     The readable loop of the base class's `step`, over lists: `step_param` for each parameter of the
     group, with the group's numbers of this step (`arguments`), or its guarded form when the verdict on
-    the gradients is a tensor (under `torch.compile`).
+    the gradients is a tensor (under `torch.compile`). Gradients are switched off by a `with`, not by
+    the `no_grad` decorator: dynamo compiles a decorated function through a wrapper of its own, whose
+    one code object would hold the graphs of every copy (`own_copy` below).
     """
-    with SymbolicScalars():
+    with torch.no_grad(), SymbolicScalars():
         for param, grad, state in zip(params, grads, states):
             if finite is None:
                 optimizer.step_param(state, group, grad, param, **arguments)
@@ -418,24 +420,38 @@ BACKEND = "inductor"
 RECOMPUTED_READS = 16
 
 
-@functools.cache
+def own_copy(function: types.FunctionType) -> types.FunctionType:
+    r"""`function` with a code object of its own, which is where dynamo keeps the graphs compiled from it."""
+    return types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
+
+
 def compiled_update_group(backend: str, fullgraph: bool, recomputes: bool = True) -> Any:
     r"""
-    One compiled function for every optimizer: dynamo keeps a graph per structure (optimizer class,
-    options, shapes) and guards which one applies. `fullgraph=False` is the fallback that compiles in
-    pieces, for a step that cannot be traced as one graph.
+    The compiled update of one optimizer: dynamo keeps a graph per structure (options, shapes) and
+    guards which one applies. `fullgraph=False` is the fallback that compiles in pieces, for a step that
+    cannot be traced as one graph.
+
+    Each optimizer compiles its own copy of `update_group`. Dynamo keeps the graphs on the function's
+    code object and counts them there against its limits, and a graph is guarded on the optimizer
+    object itself: shared by every optimizer, the count would include the graphs of optimizers long
+    freed, whose entries dynamo marks dead but keeps. A process that builds one optimizer after another
+    (a sweep, a notebook, a test suite) then found, after about thirty, every later fast path over the
+    limit and running the readable update instead, silently. With a copy each, an optimizer's graphs are
+    counted alone and freed with it.
 
     The guards already check every input's size and stride before a graph runs, so the generated code
     is told not to check them again (`size_asserts`): on a model of a thousand small tensors the second
     check cost as much as the arithmetic. With `recomputes`, a value used in two loops is computed again
     in each rather than stored, up to `RECOMPUTED_READS` inputs (see "Values used twice" above).
     """
+    function = own_copy(update_group)
     if backend != "inductor":
-        return torch.compile(update_group, fullgraph=fullgraph, backend=backend)
+        return torch.compile(function, fullgraph=fullgraph, backend=backend)
     options = {"size_asserts": False}
     if recomputes:
         options["realize_reads_threshold"] = RECOMPUTED_READS
-    return torch.compile(update_group, fullgraph=fullgraph, backend=backend, options=options)
+    return torch.compile(function, fullgraph=fullgraph, backend=backend, options=options)
 
 
 # At most this many parameters go into one compiled call. The compiler unrolls the loop over a group's
@@ -488,6 +504,8 @@ class FastPath:
         # Cleared when the compiler failed on this optimizer's graph with values computed again: later
         # steps leave the choice to store them to the compiler.
         self.recomputes = True
+        # This optimizer's compiled functions, by (backend, fullgraph, recomputes).
+        self.compiled: dict[tuple[str, bool, bool], Any] = {}
 
     def group_inputs(self, index: int, group: dict[str, Any], device: torch.device) -> dict[str, Any]:
         r"""
@@ -556,14 +574,22 @@ class FastPath:
         r"""The compiled call, with the two ways out when one graph cannot do."""
         if not self.in_pieces:
             try:
-                compiled_update_group(BACKEND, True, self.recomputes)(optimizer, group, *columns)
+                self.compiled_function(True)(optimizer, group, *columns)
                 return
             except torch._dynamo.exc.FailOnRecompileLimitHit:
-                # Past the compiler's limit of graphs for one function (many optimizers or shapes in one
-                # process): the same update, run as it is written.
+                # Past the compiler's limit of graphs for one optimizer (`RECOMPILE_LIMIT` structures):
+                # the same update, run as it is written.
                 update_group(optimizer, group, *columns)
                 return
             except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError):
                 # A Python branch on a tensor's value, or a number read from one, that no one graph holds.
                 self.in_pieces = True
-        compiled_update_group(BACKEND, False, self.recomputes)(optimizer, group, *columns)
+        self.compiled_function(False)(optimizer, group, *columns)
+
+    def compiled_function(self, fullgraph: bool) -> Any:
+        r"""This optimizer's compiled update, made at its first use."""
+        key = (BACKEND, fullgraph, self.recomputes)
+        function = self.compiled.get(key)
+        if function is None:
+            function = self.compiled[key] = compiled_update_group(*key)
+        return function
