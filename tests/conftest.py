@@ -28,12 +28,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # The fast path (`foreach=True`/`fused=True`) compiles each optimizer's step. Generating inductor's
 # kernels takes tens of seconds per optimizer and configuration on a CPU, which across the hundreds of
 # configurations these tests run (torch's own among them) would take hours. The tests therefore trace
-# the fast path with `aot_eager` (the same capture, guards and functionalised updates, run by eager
-# kernels); `test_fastpath.test_inductor_kernels_equal_readable` compiles through inductor itself.
+# the fast path without generating code: the property battery and the drop-in checks, which build a
+# fast-path optimizer in thousands of tests, with dynamo's `eager` backend (the same capture and guards,
+# the captured graph run as it is); `tests/test_fastpath.py` with `aot_eager` (the in-place updates
+# also functionalised, as inductor receives them), and `test_inductor_kernels_equal_readable` through
+# inductor itself.
 def pytest_configure(config: pytest.Config) -> None:
     from annotated_opt.core import fastpath
 
-    fastpath.BACKEND = "aot_eager"
+    fastpath.BACKEND = "eager"
 
 
 # `--dist loadgroup` sends the tests marked `xdist_group(name)` to one worker, so that a costly
