@@ -134,6 +134,19 @@ when it computes the update again (in its fusion of loops over the same rows). A
 has run nothing, so the fast path compiles that graph again with the compiler's own choice, and keeps
 to it for that optimizer (`FastPath.update_chunk`).
 
+## Many optimizers in one process
+
+Dynamo keeps the graphs it compiles from a function on the function's code object, guards each on the
+optimizer it was traced with, and stops compiling the function once it holds a limit of graphs
+(`recompile_limit`), counting those of optimizers already freed. So each optimizer's fast path compiles
+its own copy of the group update (`compiled_update_group`): the fiftieth optimizer of a sweep compiles
+its step as the first did, and its graphs are freed with it. A step compiled by the user,
+`torch.compile(opt.step)`, is different: `step` is one function for every optimizer of its class,
+torch's as ours. Twenty Adam optimizers built one after another and each stepped through
+`torch.compile(opt.step)` compile 8 graphs, for `torch.optim.Adam` as for ours; then dynamo warns that
+it hit `recompile_limit` (8 by default), and the later optimizers run uncompiled. In such a process,
+raise `torch._dynamo.config.recompile_limit`, or let `fused=True` compile the update.
+
 ## What is not covered
 
 [D-Adaptation](../dadapt_adam.md) and [Prodigy](../prodigy.md) override `step`: each step sums inner
