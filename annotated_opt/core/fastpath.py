@@ -445,13 +445,9 @@ def compiled_update_group(backend: str, fullgraph: bool, recomputes: bool = True
     guards which one applies. `fullgraph=False` is the fallback that compiles in pieces, for a step that
     cannot be traced as one graph.
 
-    Each optimizer compiles its own copy of `update_group`. Dynamo keeps the graphs on the function's
-    code object and counts them there against its limits, and a graph is guarded on the optimizer
-    object itself: shared by every optimizer, the count would include the graphs of optimizers long
-    freed, whose entries dynamo marks dead but keeps. A process that builds one optimizer after another
-    (a sweep, a notebook, a test suite) then found, after about thirty, every later fast path over the
-    limit and running the readable update instead, silently. With a copy each, an optimizer's graphs are
-    counted alone and freed with it.
+    Each optimizer compiles its own copy of `update_group` (see "Many optimizers in one process" above):
+    shared, the compiler's count of graphs would include those of optimizers long freed, and after
+    about thirty optimizers every later fast path would run the readable update instead, silently.
 
     The guards already check every input's size and stride before a graph runs, so the generated code
     is told not to check them again (`size_asserts`): on a model of a thousand small tensors the second
