@@ -229,6 +229,35 @@ def test_optimizers_built_one_after_another_keep_their_fast_path(monkeypatch):
         del optimizer, params
 
 
+def test_a_step_past_the_limit_of_graphs_says_so_once_and_keeps_the_results(monkeypatch):
+    """
+    One graph allowed, two needed (two chunks of different shapes): the second chunk takes the readable
+    update, the same steps as the readable optimizer's (to the float64 tolerance of the rest), and a
+    warning says so at the first step only.
+    """
+    counter = CompileCounter()
+    monkeypatch.setattr(fastpath, "BACKEND", counter)
+    monkeypatch.setattr(fastpath, "RECOMPILE_LIMIT", 1)
+    monkeypatch.setattr(fastpath, "CHUNK", 1)
+    info = REGISTRY["sgd"]
+    readable_params = [torch.randn(shape, dtype=torch.float64) for shape in ((4, 3), (5,))]
+    fast_params = [p.clone() for p in readable_params]
+    readable = info.build(readable_params, lr=0.1)
+    fast = info.build(fast_params, lr=0.1, fused=True)
+    for step in range(3):
+        for p, q in zip(readable_params, fast_params):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        readable.step()
+        if step == 0:
+            with pytest.warns(fastpath.FastPathFallbackWarning, match="more than 1 compiled graphs"):
+                fast.step()
+        else:
+            fast.step()
+    assert counter.frame_count == 1
+    assert relative_error(readable_params, fast_params) <= 1e-12
+
+
 @pytest.mark.slow
 def test_inductor_computes_scalars_once_per_tensor(monkeypatch):
     """

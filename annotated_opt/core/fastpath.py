@@ -174,6 +174,7 @@ whole-step compile a step skipped on the device for a bad gradient still advance
 import inspect
 import math
 import types
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -182,7 +183,8 @@ from torch.overrides import TorchFunctionMode
 
 # Groups with enough distinct structures (shapes, dtypes, options) to need more graphs than dynamo's
 # default of 8 per function still compile; each graph is built once. The limit counts the graphs of one
-# optimizer: each has its own copy of the compiled function (`compiled_update_group`).
+# optimizer: each has its own copy of the compiled function (`compiled_update_group`). Past the limit, a
+# chunk that needs another graph takes the readable update, and a `FastPathFallbackWarning` says so once.
 RECOMPILE_LIMIT = 64
 
 
@@ -497,6 +499,10 @@ def chunks(items: list[Any]) -> tuple[list[Any], list[list[Any]]]:
     return numbers, [ordered[start:start + CHUNK] for start in range(0, len(ordered), CHUNK)]
 
 
+class FastPathFallbackWarning(RuntimeWarning):
+    r"""Some of a fast-path step ran the readable update: the same results, without the speed."""
+
+
 class FastPath:
     r"""
     ### The fast path of one optimizer
@@ -515,6 +521,8 @@ class FastPath:
         self.recomputes = True
         # This optimizer's compiled functions, by (backend, fullgraph, recomputes).
         self.compiled: dict[tuple[str, bool, bool], Any] = {}
+        # Set once the compiler's limit of graphs has sent a chunk to the readable update, and said so.
+        self.warned_of_the_limit = False
 
     def group_inputs(self, index: int, group: dict[str, Any], device: torch.device) -> dict[str, Any]:
         r"""
@@ -587,13 +595,29 @@ class FastPath:
                 return
             except torch._dynamo.exc.FailOnRecompileLimitHit:
                 # Past the compiler's limit of graphs for one optimizer (`RECOMPILE_LIMIT` structures):
-                # the same update, run as it is written.
+                # the same update, run as it is written, and said once.
+                self.warn_of_the_limit(optimizer)
                 update_group(optimizer, group, *columns)
                 return
             except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError):
                 # A Python branch on a tensor's value, or a number read from one, that no one graph holds.
                 self.in_pieces = True
         self.compiled_function(False)(optimizer, group, *columns)
+
+    def warn_of_the_limit(self, optimizer: Any) -> None:
+        r"""
+        The first time this optimizer's compiled calls run out of graphs: the results are the same, the
+        speed is not, and a user who asked for `fused=True` should not have to find that out alone.
+        """
+        if self.warned_of_the_limit:
+            return
+        self.warned_of_the_limit = True
+        warnings.warn(
+            f"{type(optimizer).__name__}'s fast path needs more than {RECOMPILE_LIMIT} compiled graphs "
+            "(one per structure of a chunk of parameters: shapes, dtypes, options); the chunks beyond them "
+            "take the readable update, with the same results, more slowly. Raise "
+            "annotated_opt.core.fastpath.RECOMPILE_LIMIT before the first step to compile them all.",
+            FastPathFallbackWarning, stacklevel=2)
 
     def compiled_function(self, fullgraph: bool) -> Any:
         r"""This optimizer's compiled update, made at its first use."""
