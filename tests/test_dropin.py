@@ -251,3 +251,41 @@ def test_fused_adam_checks_a_parameter_added_after_the_first_step_as_torchs() ->
         optimizer.add_param_group({"params": [complex_param]})
         with pytest.raises(RuntimeError, match="requires all the params to be floating point"):
             optimizer.step()
+
+
+def scaled_training(library, name: str, fused: bool, overflow_at: int, **options) -> tuple:
+    """Eight steps of mixed-precision training code with `torch.amp.GradScaler`, one loss infinite."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    optimizer = getattr(library, name)(model.parameters(), lr=0.01, fused=fused, **options)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=2)
+    inputs, targets = torch.randn(32, 8), torch.randn(32, 1)
+    for step in range(8):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        if step == overflow_at:
+            loss = loss * float("inf")
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return list(model.parameters()), scaler.get_scale(), optimizer
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["readable", "fused"])
+@pytest.mark.parametrize(("name", "options"), [("Adam", {}), ("AdamW", {}), ("SGD", {"momentum": 0.9}),
+                                               ("Adagrad", {})], ids=["Adam", "AdamW", "SGD", "Adagrad"])
+def test_grad_scaler_steps_and_skips_as_with_torchs(name, options, fused) -> None:
+    """
+    `GradScaler` unscales the gradients before the step and skips a step whose gradients overflowed.
+    torch's fused optimizers take the scale into their kernel (`_step_supports_amp_scaling`); ours are
+    stepped as any optimizer, after the scaler's own check: the same steps, the same skipped step
+    (which ours never sees, so it counts no skip of its own), the same scale afterwards.
+    """
+    theirs, their_scale, _ = scaled_training(torch.optim, name, fused, overflow_at=3, **options)
+    ours, our_scale, optimizer = scaled_training(annotated_opt, name, fused, overflow_at=3, **options)
+    # Doubled after every two clean steps (after steps 1, 5 and 7), halved at the overflow (step 3).
+    assert our_scale == their_scale == 2.0**10 * 2**3 / 2
+    assert optimizer.skipped_steps == 0
+    tolerance = {"rtol": 1e-6, "atol": 1e-7} if fused else {"rtol": 0, "atol": 0}
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p, q, **tolerance)
