@@ -41,6 +41,7 @@ from .adopt import ADOPT
 from .amsgrad import AMSGrad
 from .asgd import ASGD
 from .core.base import GenericAdaptiveOptimizer
+from .core.fastpath import FastPathFallbackWarning
 from .core.nonfinite import NonFiniteGradientError
 from .core.options import learning_rate, param_groups_without_decay, param_option
 from .core.registry import REGISTRY, OptimizerInfo, Reference
@@ -136,6 +137,7 @@ __all__ = [
     "Nero",
     "NeroPlus",
     "NonFiniteGradientError",
+    "FastPathFallbackWarning",
     "OptimizerInfo",
     "RAdam",
     "Lookahead",
