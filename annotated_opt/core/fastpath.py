@@ -140,7 +140,10 @@ Dynamo keeps the graphs it compiles from a function on the function's code objec
 optimizer it was traced with, and stops compiling the function once it holds a limit of graphs
 (`recompile_limit`), counting those of optimizers already freed. So each optimizer's fast path compiles
 its own copy of the group update (`compiled_update_group`): the fiftieth optimizer of a sweep compiles
-its step as the first did, and its graphs are freed with it. A step compiled by the user,
+its step as the first did, and its graphs are freed with it. One optimizer alone may still need more
+graphs than the limit allows (`RECOMPILE_LIMIT`, one per structure of a chunk of parameters): the
+chunks beyond it take the readable update, with the same results, and a `FastPathFallbackWarning`
+says so once, so that a slow fast path is never a silent one. A step compiled by the user,
 `torch.compile(opt.step)`, is different: `step` is one function for every optimizer of its class,
 torch's as ours. Twenty Adam optimizers built one after another and each stepped through
 `torch.compile(opt.step)` compile 8 graphs, for `torch.optim.Adam` as for ours; then dynamo warns that
