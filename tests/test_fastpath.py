@@ -15,6 +15,7 @@ each optimizer's first configuration: 6e-8 (Adam) to 5.4e-7 (Nero, whose project
 step) in float32, and at most 3.9e-16 in float64.
 """
 
+import functools
 import math
 
 import pytest
@@ -40,6 +41,11 @@ ELEMENTWISE = [info for info in REGISTRY.values() if info.factory is None and fa
 # depends on the largest learning rate so far, a comparison on the host. Their fast path (`fused=True`)
 # is checked like every other below; only the user's whole-step compile is not one graph.
 NOT_ONE_GRAPH = {"schedulefreesgd", "schedulefreeadamw"}
+
+# Steps that add to the state after it is created: LARS makes its velocity at its first step (as torch's
+# SGD makes its momentum buffer), LAMB keeps each layer's norms of the last step. A compiled step traces
+# the first step with the state as it was before, and every later one with the state as it is after.
+STATE_FROM_THE_FIRST_STEP = {"lars", "lamb"}
 
 
 # Tracing every optimizer through inductor's code generation would take minutes each on a CPU: the
@@ -361,8 +367,9 @@ def test_compiled_step_is_one_graph_across_a_schedule(info):
     graph, compiled once, and the same steps as the readable path.
     """
     graphs = check_one_graph(info, info.configs[0])
-    # The first step creates the state (a different program); every later step runs one graph.
-    assert graphs[1] <= 2 and graphs[-1] == graphs[1], graphs
+    # The state exists before the first step is traced (`_init_group`): one graph from the first step on,
+    # or two where the step itself adds to the state.
+    assert graphs == [1] + [2 if info.key in STATE_FROM_THE_FIRST_STEP else 1] * 11, graphs
 
 
 @pytest.mark.parametrize("key", sorted(NOT_ONE_GRAPH))
@@ -389,7 +396,7 @@ FORMULA_CHANGES = {
 def test_compiled_step_is_one_graph_across_a_change_of_formula(key):
     """The step count chooses the formula on the device: still one graph, and the readable path's steps."""
     graphs = check_one_graph(REGISTRY[key], FORMULA_CHANGES[key])
-    assert graphs[1] <= 2 and graphs[-1] == graphs[1], graphs
+    assert graphs == [1] * 12, graphs
 
 
 # Options the fast path still fixes in its graph, so that a new value compiles a new one: an exponent
@@ -439,6 +446,26 @@ def test_fast_path_compiles_once_more_under_a_schedule_of_every_option(info):
     assert relative_error(readable_params, fast_params) <= FLOAT32_TOLERANCE
 
 
+def train_small_network(build, schedule, steps, compile_step=None):
+    """
+    A small network trained on one batch as a user writes it: the optimizer `build(params)`, its step
+    compiled by `compile_step` when given (before the scheduler wraps `step`, as torch requires), then
+    the scheduler `schedule(optimizer)`, stepped after each step. Returns the parameters.
+    """
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    optimizer = build(model.parameters())
+    step = optimizer.step if compile_step is None else compile_step(optimizer.step)
+    scheduler = schedule(optimizer)
+    inputs, targets = torch.randn(32, 8), torch.randn(32, 1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(inputs), targets).backward()
+        step()
+        scheduler.step()
+    return list(model.parameters())
+
+
 @pytest.mark.parametrize("how", ["fused", "compiled step"])
 @pytest.mark.parametrize("name, options", [("Adam", {}), ("AdamW", {}), ("SGD", {"momentum": 0.9})],
                          ids=["Adam", "AdamW", "SGD"])
@@ -447,31 +474,61 @@ def test_one_cycle_schedule_matches_torch(name, options, how):
     As a user writes it: torch's `OneCycleLR` over a small network (it cycles the learning rate, a float,
     and $\\beta_1$, or the momentum) for 30 steps, with `fused=True` or with `torch.compile(opt.step,
     fullgraph=True)` (compiled before the scheduler wraps `step`, as torch requires), against torch's
-    own optimizer run eagerly: the same parameters, and at most three graphs (state creation, the first
-    values, the values as inputs).
+    own optimizer run eagerly: the same parameters, and at most two graphs (the first values, then the
+    values as inputs).
     """
     import annotated_opt
 
-    results = []
-    for ours in (False, True):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
-        if ours:
-            optimizer = getattr(annotated_opt, name)(model.parameters(), lr=0.01, fused=how == "fused", **options)
-        else:
-            optimizer = getattr(torch.optim, name)(model.parameters(), lr=0.01, **options)
-        step = torch.compile(optimizer.step, fullgraph=True, backend=TRACING_BACKEND) \
-            if ours and how == "compiled step" else optimizer.step
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=30)
-        inputs, targets = torch.randn(32, 8), torch.randn(32, 1)
-        for _ in range(30):
-            optimizer.zero_grad()
-            torch.nn.functional.mse_loss(model(inputs), targets).backward()
-            step()
-            schedule.step()
-        results.append(list(model.parameters()))
-    assert counters["stats"]["unique_graphs"] <= 3, dict(counters["stats"])
+    def build(library):
+        flags = {"fused": how == "fused"} if library is annotated_opt else {}
+        return lambda params: getattr(library, name)(params, lr=0.01, **flags, **options)
+
+    def one_cycle(optimizer):
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=30)
+
+    compiled = functools.partial(torch.compile, fullgraph=True, backend=TRACING_BACKEND)
+    results = [train_small_network(build(torch.optim), one_cycle, 30),
+               train_small_network(build(annotated_opt), one_cycle, 30,
+                                   compiled if how == "compiled step" else None)]
+    assert counters["stats"]["unique_graphs"] <= 2, dict(counters["stats"])
     assert relative_error(*results) <= FLOAT32_TOLERANCE
+
+
+# torch's optimizers with a twin here, in configurations that keep state of every kind they have.
+TWINS_COMPILED = [("Adam", {}), ("AdamW", {"amsgrad": True}), ("NAdam", {"decoupled_weight_decay": True}),
+                  ("RAdam", {}), ("Adamax", {}), ("Adadelta", {}), ("Adagrad", {}), ("ASGD", {}),
+                  ("RMSprop", {"momentum": 0.9, "centered": True}), ("Rprop", {}), ("SGD", {"momentum": 0.9})]
+
+
+@pytest.mark.parametrize("name, options", TWINS_COMPILED, ids=[name for name, _ in TWINS_COMPILED])
+def test_compiled_step_compiles_no_more_graphs_than_torchs(name, options):
+    """
+    `torch.compile(opt.step)` as a user writes it, on a small network with a `StepLR` schedule (a tensor
+    learning rate, halved in place every third step), eight steps: ours, compiled whole (`fullgraph=True`),
+    compiles no more graphs than torch's optimizer compiled the same way (which cuts its step into
+    pieces), and ends where torch's optimizer run eagerly ends. (Not where torch's compiled one ends:
+    compiled, torch's RAdam moves 6e-5 away from its own eager steps in these eight.)
+    """
+    import annotated_opt
+
+    def train(library, compiled):
+        def build(params):
+            return getattr(library, name)(params, lr=torch.tensor(0.01), **options)
+
+        counters.clear()
+        compile_step = functools.partial(torch.compile, fullgraph=library is annotated_opt,
+                                         backend=TRACING_BACKEND) if compiled else None
+        halving = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3, gamma=0.5)
+        return train_small_network(build, halving, 8, compile_step), counters["stats"]["unique_graphs"]
+
+    _, torchs_graphs = train(torch.optim, compiled=True)
+    ours, our_graphs = train(annotated_opt, compiled=True)
+    reference, _ = train(torch.optim, compiled=False)
+    assert 0 < our_graphs <= torchs_graphs, (our_graphs, torchs_graphs)
+    # Against the largest weight of the network: its one output bias ends near zero (2e-4), where any
+    # compiled step, torch's as ours, is 4e-7 from the eager one.
+    whole = [[torch.cat([p.detach().flatten() for p in params])] for params in (reference, ours)]
+    assert relative_error(*whole) <= FLOAT32_TOLERANCE
 
 
 def check_one_graph(info, config, fullgraph=True):

@@ -307,6 +307,8 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
             return loss
         self._gradients_judged = True
         try:
+            if compiling:
+                self._init_group()
             with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
                 # Every group's parameters and numbers first, then the updates: a group whose numbers
                 # cannot be computed (an error) leaves every parameter as it was.
@@ -319,13 +321,40 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     self._step_group(index, group, items, arguments, compiling, finite)
         finally:
             self._gradients_judged = False
-        # A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no empty entry
-        # in the state, as in torch. (Found by walking the state, which hashes no tensor.)
+        self._drop_empty_state()
+        return loss
+
+    def _drop_empty_state(self) -> None:
+        r"""
+        A parameter whose optimizer keeps nothing for it (SGD without momentum) gets no empty entry in
+        the state, as in torch. (Found by walking the state, which hashes no tensor.)
+        """
         state = self.state
         for param in [param for param, entry in state.items() if not entry]:
             del state[param]
 
-        return loss
+    def _init_group(self) -> None:
+        r"""
+        ### The state of a compiled step, created before it is traced
+
+        Creates the state of every parameter that has a gradient and no state yet, in every group, as
+        the step would. The template step calls it only inside `torch.compile(opt.step)`, where dynamo
+        runs a method of this name as ordinary Python instead of tracing it, as it does for torch's
+        optimizers (whose `_init_group` gathers one group's state): the first step's graph then finds
+        the state that every later step finds, and one graph serves them all, instead of a first graph
+        that creates the state and a second for the steps after it. All the groups in one call: the
+        traced step reads the state as dynamo saw it after the first such call.
+        """
+        # The step has judged the gradients already, on the device; but what it sets while it is traced
+        # reaches this object only when the graph runs, so the flag is set here too, for this call.
+        judged, self._gradients_judged = self._gradients_judged, True
+        try:
+            for group in self.param_groups:
+                for _ in self.params_with_grads(group):
+                    pass
+        finally:
+            self._gradients_judged = judged
+        self._drop_empty_state()
 
     def _step_group(
         self,
@@ -464,7 +493,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     master_weights.write_back(param)
                 if gathered:
                     whole_tensors.write_back(param)
-        if checks_params:
+        # (Under `torch.compile` the check is part of tracing, which dynamo repeats only for a new graph,
+        # and where every group counts as capturable: nothing to remember, and no set for a guard to watch.)
+        if checks_params and not torch.compiler.is_compiling():
             self._groups_checked.add(id(group))
 
     @staticmethod

@@ -63,6 +63,20 @@ into a state dictionary would be an output of the graph, one per parameter, repl
 every call. The compiled update returns nothing, except [LAMB](../lamb.md)'s: it keeps each layer's
 norms and trust ratio for inspection, new tensors at every step.
 
+## The state, made before the first graph
+
+An optimizer makes its state the first time a parameter has a gradient (`init_state`: Adam's zeros for
+$m$ and $v$, its step count). Traced as it runs, the first step of `torch.compile(opt.step)` would be a
+graph of its own, which makes the state and then updates it, and the second step, finding the state
+made, would compile a second graph. Dynamo knows this of torch's optimizers: inside a compiled step it
+runs a method called `_init_group` as plain Python instead of tracing it, and traces the rest with the
+state it made. The template step calls such a method (the base class's `_init_group`, for all the groups
+at once) inside a compiled step only: one graph from the first step on, no more than torch's own
+optimizers compile (the tests compile each twin beside ours on a small network). A step that adds to its
+state itself, as [LARS](../lars.md) makes its velocity at its first step (and torch's SGD its momentum
+buffer), still compiles a second graph for the steps after it. On a small network with inductor, Adam's
+first six compiled steps took 4.0 s to compile instead of 7.2 (torch's Adam: 3.0 s).
+
 ## Scalars computed once, not once per element
 
 A number computed from such tensors is itself a 0-d tensor: Adam's step size
