@@ -531,6 +531,43 @@ def test_compiled_step_compiles_no_more_graphs_than_torchs(name, options):
     assert relative_error(*whole) <= FLOAT32_TOLERANCE
 
 
+# Each one-graph optimizer compiled whole, and Adam compiled as a user may also write it, in pieces.
+MASTER_WEIGHT_CASES = [pytest.param(info, True, id=info.key) for info in ELEMENTWISE if info.key not in NOT_ONE_GRAPH]
+MASTER_WEIGHT_CASES.append(pytest.param(REGISTRY["adam"], False, id="adam-in-pieces"))
+
+
+@pytest.mark.parametrize("info, fullgraph", MASTER_WEIGHT_CASES)
+def test_compiled_step_with_master_weights_takes_the_readable_steps(info, fullgraph):
+    """
+    `bfloat16` parameters with `float32` master weights under `torch.compile(opt.step)`: each master
+    follows the readable step's (to float32 rounding), each parameter is its master's rounding, a
+    parameter changed between two steps re-seeds its master as the readable step does, and one graph
+    serves every step (two where the step adds to its state). The compiled step once wrote each master's
+    update and then its copy from before the update: masters that never moved, silently.
+    """
+    config = {**info.configs[0], "lr": torch.tensor(info.configs[0].get("lr", 0.01))}
+    runs = []
+    for compiled in (False, True):
+        params, optimizer = two_groups(info, {**config, "lr": config["lr"].clone()}, torch.bfloat16, fused=False)
+        for group in optimizer.param_groups:
+            group["master_weights"] = True
+        step = torch.compile(optimizer.step, fullgraph=fullgraph, backend=TRACING_BACKEND) if compiled \
+            else optimizer.step
+        generator = torch.Generator().manual_seed(1)
+        for i in range(6):
+            if i == 3:
+                with torch.no_grad():
+                    params[0].mul_(2)
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator).to(torch.bfloat16)
+            step()
+        runs.append((params, [optimizer.state[p]["master_param"] for p in params]))
+    (_, readable_masters), (params, masters) = runs
+    assert relative_error(readable_masters, masters) <= FLOAT32_TOLERANCE
+    assert all(torch.equal(p, master.to(torch.bfloat16)) for p, master in zip(params, masters))
+    assert counters["stats"]["unique_graphs"] == (2 if info.key in STATE_FROM_THE_FIRST_STEP else 1)
+
+
 def check_one_graph(info, config, fullgraph=True):
     config = {**config, "lr": torch.tensor(config.get("lr", 0.01))}
     readable_params, readable = two_groups(info, config, torch.float32, fused=False)

@@ -354,6 +354,9 @@ class GenericAdaptiveOptimizer(torch.optim.Optimizer):
                     pass
         finally:
             self._gradients_judged = judged
+        # Nothing handed out is left behind for the traced step to find (and for its guards to expect).
+        self._master_weights.end_step()
+        self._whole_tensors.end_step()
         self._drop_empty_state()
 
     def _step_group(

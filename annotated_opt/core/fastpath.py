@@ -401,7 +401,10 @@ def _guarded_step_param(
     compiler the copies are never made; they are names for the values the fused loop computes.
     """
     work_param = optimizer._carry_options(param, param.clone())
-    work_state = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
+    # A parameter with master weights is updated through its master, which its state holds too: it is
+    # the `param` here, written once below, and not again (from a copy made before the update) as state.
+    work_state = {key: value.clone() if isinstance(value, torch.Tensor) else value
+                  for key, value in state.items() if value is not param}
     optimizer.step_param(work_state, group, grad, work_param, **arguments)
     # $$\theta \leftarrow \mathrm{where}(\text{finite}, \theta^{\text{new}}, \theta)$$
     param.copy_(torch.where(finite, work_param, param))

@@ -58,6 +58,16 @@ end of `step` for any master changed after its write-back (an optimizer that col
 before updating it). Each master remembers its own version at the time of the write, so nothing is
 written twice.
 
+Inside `torch.compile(opt.step)` a version counter is not a number a graph can branch on. There the
+agreement is tested on the values, element by element and without a branch,
+
+$$\theta^{32} \leftarrow \begin{cases} \theta^{32} & \text{where } \mathrm{round}(\theta^{32}) = \theta \\
+  \theta & \text{elsewhere,} \end{cases}$$
+
+which re-seeds the values changed from outside and only those (the eager test re-seeds the whole
+tensor when any value changed; the compiled one keeps the extra bits of the values left alone), and
+every master is written back again at the end of the step.
+
 ## Wrappers write through the master
 
 A wrapper optimizer moves the weights outside its base's update: [SAM](sam.md) puts back the weights it
@@ -137,6 +147,11 @@ class MasterWeights:
             # parameter already has moves to `float32` with it.
             cast_floating_state(state, torch.float32)
             master = state[MASTER_KEY] = target.detach().to(torch.float32, copy=True)
+        elif torch.compiler.is_compiling():
+            # Inside a compiled step a version counter is no number to branch on: the same test on the
+            # values, element by element, with no branch (where the parameter is no longer its master's
+            # rounding, the parameter wins).
+            master.copy_(torch.where(master.to(target.dtype) == target, master, target))
         elif self.synced_versions.get(param) != param._version and not torch.equal(master.to(target.dtype), target):
             # Changed from outside since our last write: the parameter wins.
             master.copy_(target)
@@ -153,13 +168,17 @@ class MasterWeights:
         """
         target, master, _ = self.handed_out[param]
         target.copy_(master)
+        if torch.compiler.is_compiling():
+            # No version counters inside a compiled step: `flush` writes every master back again (the
+            # same rounding), and `master` compares values.
+            return
         self.synced_versions[param] = param._version
         self.handed_out[param] = (target, master, master._version)
 
     def flush(self) -> None:
         r"""Write back every master that changed since its last write."""
         for param, (_, master, written_version) in self.handed_out.items():
-            if master._version != written_version:
+            if torch.compiler.is_compiling() or master._version != written_version:
                 self.write_back(param)
 
     def end_step(self) -> None:
