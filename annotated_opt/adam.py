@@ -363,6 +363,9 @@ class Adam(GenericAdaptiveOptimizer):
         numbers, computed once per parameter in double precision; only the tensors pay for
         passes over memory.
         """
+        if group["capturable"] or group["differentiable"]:
+            self.tensor_count_update(state, group, param, exp_avg, exp_avg_sq)
+            return
         beta1, beta2 = group["betas"][:2]
         step = state["step"].item()
         # The learning rate in force now: the group's, after any scheduler, times a parameter's own
@@ -373,9 +376,6 @@ class Adam(GenericAdaptiveOptimizer):
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
 
-        if group["capturable"] or group["differentiable"]:
-            self.tensor_count_update(state, group, param, exp_avg, exp_avg_sq)
-            return
         if group["fold_bias_correction"]:
             # Both corrections move into the scalar step size, and $\epsilon$ is rescaled so that the
             # step is exactly the unfolded one; the denominator costs one pass fewer.

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from sitegen import hooks, page  # noqa: E402
-from sitegen.annotate import annotate  # noqa: E402
+from sitegen.annotate import _source_segment, annotate  # noqa: E402
 from sitegen.katex import MathError, isolate_display_math, render_math, render_tex  # noqa: E402
 
 MODULES = sorted(p for p in (ROOT / "annotated_opt").rglob("*.py") if "__pycache__" not in p.parts)
@@ -76,6 +76,21 @@ def test_every_code_line_appears_once_with_its_own_number(path: Path) -> None:
         assert lines[number - 1] == line
     expected = {n for n, line in enumerate(lines, 1) if line.strip()} - notes_and_docstring_lines(source)
     assert {n for n, line in shown if line.strip()} == expected
+
+
+NON_ASCII = 'r"""\n# Über\n\nΩ $x$.\n"""\n\nπ = "é"; τ = """a\nβ"""\n\n\ndef f(x):\n    """Ω."""\n    return x\n'
+
+
+@pytest.mark.parametrize("source", [NON_ASCII, NON_ASCII.replace("\n", "\r\n"),
+                                    *(path.read_text() for path in MODULES[:3])],
+                         ids=["non-ASCII", "CRLF", *(path.stem for path in MODULES[:3])])
+def test_the_source_of_each_node_is_the_parsers(source: str) -> None:
+    """The docstrings' source is cut as `ast.get_source_segment` cuts it: columns in bytes, any line ends."""
+    lines = io.StringIO(source, newline="").readlines()
+    nodes = [node for node in ast.walk(ast.parse(source)) if getattr(node, "end_lineno", None) is not None]
+    assert len(nodes) > 10
+    for node in nodes:
+        assert _source_segment(lines, node) == ast.get_source_segment(source, node)
 
 
 def test_docstrings_and_comments_become_notes_beside_their_code() -> None:

@@ -107,16 +107,30 @@ def literal_text(source_segment: str) -> tuple[str, bool]:
     return body[: len(body) - len(quote)], "r" in prefix.lower()
 
 
-def _docstring_of(node: ast.AST, source: str) -> tuple[ast.Expr, str, bool] | None:
+def _source_segment(lines: list[str], node: ast.AST) -> str:
+    r"""
+    The source of `node`, as `ast.get_source_segment` gives it, from the module's lines (with their
+    ends) split once: `get_source_segment` splits the whole module again at every call, which made
+    annotating the 80 modules take 1.5 s instead of 0.35 s. Columns count bytes of UTF-8, as the
+    parser does.
+    """
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset:node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset:].decode()
+    tail = lines[last].encode()[:node.end_col_offset].decode()
+    return head + "".join(lines[first + 1:last]) + tail
+
+
+def _docstring_of(node: ast.AST, lines: list[str]) -> tuple[ast.Expr, str, bool] | None:
     body = getattr(node, "body", None)
     if not body or not isinstance(body[0], ast.Expr):
         return None
     value = body[0].value
     if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
         return None
-    segment = ast.get_source_segment(source, value)
     try:
-        text, raw = literal_text(segment or "")
+        text, raw = literal_text(_source_segment(lines, value))
     except ValueError:
         # An implicitly concatenated docstring ("a" "b"): fall back to its value.
         text, raw = value.value, False
@@ -126,7 +140,9 @@ def _docstring_of(node: ast.AST, source: str) -> tuple[ast.Expr, str, bool] | No
 def find_docstrings(tree: ast.Module, source: str) -> tuple[Docstring | None, list[Docstring], dict[int, str]]:
     """The module docstring, the docstrings of definitions, and the first line -> name of every definition."""
     module_doc = None
-    found = _docstring_of(tree, source)
+    # Split where the parser splits: at `\n`, `\r` and `\r\n` only, each line keeping its end.
+    lines = io.StringIO(source, newline="").readlines()
+    found = _docstring_of(tree, lines)
     if found:
         expr, text, raw = found
         module_doc = Docstring(text, expr.lineno, expr.end_lineno or expr.lineno, raw)
@@ -140,7 +156,7 @@ def find_docstrings(tree: ast.Module, source: str) -> tuple[Docstring | None, li
                 qualname = f"{prefix}{child.name}"
                 first = min([child.lineno] + [d.lineno for d in child.decorator_list])
                 starts.setdefault(first, qualname)
-                found = _docstring_of(child, source)
+                found = _docstring_of(child, lines)
                 if found:
                     expr, text, raw = found
                     # A docstring on the line of its `def` (`def f(): """..."""`) cannot be split off.
