@@ -163,7 +163,11 @@ class Adadelta(GenericAdaptiveOptimizer):
         # gradient; $u$ is still $u_{t-1}$ here, the lag the notes explain.
         # $$\Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\; g_t$$
         gradient_rms = square_avg.add(eps).sqrt_()
-        update = acc_delta.add(eps).sqrt_().div_(gradient_rms).mul_(grad)
+        update_rms = acc_delta.add(eps).sqrt_()
+        if group["differentiable"]:
+            # The backward pass of the root needs the root as it was: the division takes a copy.
+            update_rms = update_rms.clone()
+        update = update_rms.div_(gradient_rms).mul_(grad)
         # $$u_t = \rho\, u_{t-1} + (1-\rho)\, \Delta_t^2$$
         acc_delta.mul_(rho).addcmul_(update, update, value=1 - rho)
         # $$\theta_t = \theta_{t-1} - \eta\, \Delta_t$$

@@ -225,9 +225,11 @@ class Adagrad(GenericAdaptiveOptimizer):
         # $$s_t = s_{t-1} + g_t^2$$
         state["sum"].addcmul_(grad, grad, value=1)
         # The denominator is a new tensor (the sum itself must keep $s_t$), and $\epsilon$ is added to
-        # it in place. `addcdiv_` then divides, scales and adds in one pass:
+        # it in place, except in a differentiable step, whose backward pass needs the root as it was.
+        # `addcdiv_` then divides, scales and adds in one pass:
         # $$\theta_t = \theta_{t-1} - \eta_t \frac{g_t}{\sqrt{s_t} + \epsilon}$$
-        denominator = state["sum"].sqrt().add_(group["eps"])
+        root = state["sum"].sqrt()
+        denominator = root + group["eps"] if group["differentiable"] else root.add_(group["eps"])
         param.addcdiv_(grad, denominator, value=-step_size)
 
     def sparse_update(

@@ -188,7 +188,12 @@ class NAdam(Adam):
         mu_product_next = mu_product * mu_next
 
         # $$\sqrt{\hat v_t} + \epsilon = \sqrt{v_t / (1-\beta_2^t)} + \epsilon$$
-        denominator = exp_avg_sq.div(1 - beta2**step).sqrt_().add_(group["eps"])
+        second_moment = exp_avg_sq.div(1 - beta2**step)
+        if group["differentiable"]:
+            # New tensors: the backward pass needs the quotient and its root as they were.
+            denominator = second_moment.sqrt().add(group["eps"])
+        else:
+            denominator = second_moment.sqrt_().add_(group["eps"])
         if group["differentiable"]:
             # torch's differentiable form: the two scales stay tensors (the product's precision), so
             # autograd can follow them, and multiply the tensors before the division.

@@ -213,8 +213,9 @@ class RMSprop(GenericAdaptiveOptimizer):
             # A new tensor: $v_t$ itself must stay in the state.
             # $$\sigma_t = \sqrt{v_t}$$
             scale = square_avg.sqrt()
-        # $\epsilon$ outside the root, added in place to the temporary: $\sigma_t + \epsilon$.
-        scale = scale.add_(group["eps"])
+        # $\epsilon$ outside the root, added in place to the temporary: $\sigma_t + \epsilon$ (into a new
+        # tensor in a differentiable step, whose backward pass needs the root as it was).
+        scale = scale.add(group["eps"]) if group["differentiable"] else scale.add_(group["eps"])
 
         lr = learning_rate(group, param)
         if group["momentum"] > 0:

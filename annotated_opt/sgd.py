@@ -229,8 +229,9 @@ class SGD(GenericAdaptiveOptimizer):
         if buffer is None:
             # The first buffer is the gradient itself, $b_1 = g_1$, whatever the dampening. A clone,
             # because `grad` may be `param.grad` itself, which `zero_grad(set_to_none=False)` and the
-            # next backward pass change in place.
-            buffer = state["momentum_buffer"] = grad.clone()
+            # next backward pass change in place; detached, as torch's is, so that a differentiable
+            # step does not differentiate through the first buffer.
+            buffer = state["momentum_buffer"] = grad.clone().detach()
         else:
             # In place, so the buffer in the state is the one updated:
             # $$b_t = \mu\, b_{t-1} + (1 - \tau)\, g_t$$

@@ -108,6 +108,67 @@ def test_capturable_on_the_cpu_fails_as_torchs(name) -> None:
             optimizer.step()
 
 
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_fused_capturable_on_the_cpu_steps_as_torchs(name) -> None:
+    """torch's fused kernels take `capturable=True` on the CPU (only its other steps refuse it)."""
+    model, inputs, targets = toy_problem(0, torch.float32)
+    twin = copy.deepcopy(model)
+    ours = getattr(annotated_opt, name)(model.parameters(), fused=True, capturable=True)
+    theirs = getattr(torch.optim, name)(twin.parameters(), fused=True, capturable=True)
+    assert train_steps(model, ours, inputs, targets, 5) == pytest.approx(
+        train_steps(twin, theirs, inputs, targets, 5), rel=1e-6)
+
+
+# Each twin's options with a differentiable step in torch (its other options either change nothing that
+# autograd sees, or torch's differentiable step fails on them: AMSGrad's and Adamax's in-place maximum).
+DIFFERENTIABLE = [
+    ("SGD", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "maximize": True}),
+    ("Adam", {"lr": 0.1, "weight_decay": 0.1}), ("Adam", {"lr": 0.1, "maximize": True}), ("AdamW", {"lr": 0.1}),
+    ("Adagrad", {"lr": 0.1, "weight_decay": 0.1, "lr_decay": 0.01}),
+    ("RMSprop", {"lr": 0.01}), ("RMSprop", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.1}), ("NAdam", {"lr": 0.1, "decoupled_weight_decay": True, "weight_decay": 0.1}),
+    ("RAdam", {"lr": 0.1, "decoupled_weight_decay": True, "weight_decay": 0.1}),
+    ("ASGD", {"lr": 0.1, "weight_decay": 0.1, "t0": 0}), ("Adadelta", {"lr": 1.0, "weight_decay": 0.1}),
+]
+
+
+def hypergradients(library, name: str, **options) -> list[torch.Tensor]:
+    """
+    Two differentiable steps of a weight that is a function of `start`, on gradients that require
+    grad; the gradients of a loss of the stepped weight with respect to the start and to each gradient.
+    """
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(4, dtype=torch.float64, generator=generator, requires_grad=True)
+    grads = [torch.randn(4, dtype=torch.float64, generator=generator, requires_grad=True) for _ in range(2)]
+    weight = start.clone()
+    optimizer = getattr(library, name)([weight], differentiable=True, **options)
+    for grad in grads:
+        weight.grad = grad * 1.0
+        optimizer.step()
+    (weight**2).sum().backward()
+    return [start.grad, *(grad.grad for grad in grads)]
+
+
+@pytest.mark.parametrize("flags", [{}, {"foreach": True}], ids=["readable", "foreach"])
+@pytest.mark.parametrize(("name", "options"), DIFFERENTIABLE, ids=lambda value: str(value))
+def test_a_differentiable_step_gives_torchs_hypergradients(name, options, flags) -> None:
+    """
+    `differentiable=True` lets autograd differentiate a loss after the step through the step (learned
+    learning rates, meta-learning): the gradients reach the starting weight and every gradient
+    stepped with as they do through torch's step (whose first momentum buffer is detached). With
+    `foreach=True` the fast path, which runs without autograd, gives way to the readable step.
+    """
+    theirs = hypergradients(torch.optim, name, **options)
+    ours = hypergradients(annotated_opt, name, **options, **flags)
+    for mine, reference in zip(ours, theirs):
+        if reference is None:
+            assert mine is None
+        else:
+            torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize(("name", "kwargs", "error"), [
     ("Adam", {"fused": True, "foreach": True}, RuntimeError),
     ("AdamW", {"fused": True, "differentiable": True}, RuntimeError),

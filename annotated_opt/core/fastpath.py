@@ -22,7 +22,8 @@ algorithm cannot leave the fast path behind.
 
 `fused=True` or `foreach=True` selects it, torch's names for torch's fast implementations: given to
 the constructor (an optimizer with a torch twin takes the flags its twin takes, RAdam only `foreach`;
-one without a twin takes both) or set in a parameter group.
+one without a twin takes both) or set in a parameter group. A group with `differentiable=True` keeps
+the readable step: the compiled update runs without autograd.
 
 The step is the same optimizer in every other respect: it goes through `params_with_grads` (complex
 views, `maximize`, master weights, per-parameter options), keeps its state under the same keys, in
@@ -218,8 +219,13 @@ def covers(optimizer_class: type) -> bool:
 
 
 def selected(group: dict[str, Any]) -> bool:
-    r"""Whether `group` asked for the fast path: torch's `fused=True` or `foreach=True`."""
-    return bool(group.get("fused") or group.get("foreach"))
+    r"""
+    Whether `group` asked for the fast path: torch's `fused=True` or `foreach=True`, but not with
+    `differentiable=True`. The compiled update runs without autograd, so a differentiable group takes
+    the readable step, which autograd records (torch refuses `fused` with `differentiable`, and most of
+    its `foreach` steps fail on it).
+    """
+    return bool((group.get("fused") or group.get("foreach")) and not group.get("differentiable"))
 
 
 def _computed_once(value: Any) -> Any:

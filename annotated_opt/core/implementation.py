@@ -8,22 +8,28 @@ group as torch does (so state dicts are interchangeable), and refuses the same c
 same errors. What each one does here:
 
 * `foreach`: torch runs one kernel over the group's list of tensors (`None` lets torch choose: the
-  for-loop on the CPU). Here: the same numbers as the readable step.
-* `fused`: torch runs one fused kernel per group (`None`: off). Here: the same numbers as the readable
-  step; only floating-point parameters are accepted, as by torch.
+  for-loop on the CPU). Here: the [fast path](fastpath.md), the readable step compiled over the
+  group's tensors.
+* `fused`: torch runs one fused kernel per group (`None`: off). Here: the fast path too; only
+  floating-point parameters are accepted, as by torch.
 * `capturable`: torch keeps the step count on the parameter's device, so that a CUDA graph can capture
   the step. Here the same: the count lives on the parameter's device, the corrections are computed
   from the count tensor as torch computes them, and a parameter on a device torch cannot capture (the
-  CPU) is refused when it steps, with torch's `AssertionError`.
+  CPU) is refused when it steps, with torch's `AssertionError`, unless the group is also `fused`:
+  torch's fused kernels take the flag wherever they run.
 * `differentiable`: torch runs the step with autograd on, so that a loss after the step can be
-  differentiated through it. Here the same, with torch's arithmetic for that mode.
+  differentiated through it. Here the same, with torch's arithmetic for that mode: where torch's step
+  keeps a tensor that its backward pass needs instead of changing it in place (the denominators of
+  Adagrad, RMSprop, NAdam and Adadelta), so does the step here, and SGD's first momentum buffer is
+  detached from the gradient, as torch's is. A differentiable group takes the readable step even with
+  `foreach=True`, since the fast path runs without autograd (torch refuses `fused` with it, and most
+  of its `foreach` steps fail on it).
 
-**`foreach` and `fused` do not change a result here.** They are accepted and stored, never ignored
-where ignoring would change a number: the readable step is what runs, and its results are torch's
-for-loop's bit for bit. A faster path is chosen by these flags where one exists; it must give the
-readable step's results (that is what its tests check). torch's own `fused=True` kernels round
-differently from torch's for-loop (by a few units in the last place); with `fused=True` you get the
-for-loop's numbers here.
+**`foreach` and `fused` change how a step runs, not what it computes.** They are accepted and stored,
+never ignored: they select the fast path, whose results are the readable step's (within the rounding
+of a compiled loop, which its tests bound). torch's own `fused=True` kernels round differently from
+torch's for-loop (by a few units in the last place); here `fused=True` gives the readable step,
+compiled.
 """
 
 from typing import Any
@@ -77,7 +83,8 @@ def check_param(group: dict[str, Any], param: torch.Tensor) -> None:
             "`fused=True` requires all the params to be floating point Tensors of "
             f"supported devices: {fused_devices} but {param.dtype} and {param.device.type}"
         )
-    if group.get("capturable") and not torch.compiler.is_compiling():
+    # torch's fused kernels take `capturable` on any device they run on: only the other steps check it.
+    if group.get("capturable") and not group.get("fused") and not torch.compiler.is_compiling():
         devices = _get_capturable_supported_devices()
         if param.device.type not in devices:
             raise AssertionError(
