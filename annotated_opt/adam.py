@@ -123,6 +123,7 @@ from typing import Any
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.implementation import maximum_into
 from .core.options import learning_rate
 from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative, torch_adam_betas
@@ -344,9 +345,7 @@ class Adam(GenericAdaptiveOptimizer):
         # An element-wise maximum, written into the state tensor itself (`out=`): no new tensor, and
         # the same call `torch.optim.Adam` makes, so the two agree bit for bit.
         # $$\textcolor{orange}{v^{\max}_t = \max\left(v^{\max}_{t-1},\, v_t\right)}$$
-        max_exp_avg_sq = state["max_exp_avg_sq"]
-        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        return max_exp_avg_sq
+        return maximum_into(state["max_exp_avg_sq"], exp_avg_sq, group["differentiable"])
 
     def adam_update(
         self,

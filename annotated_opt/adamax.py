@@ -28,7 +28,7 @@ g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda
     @ grad = self.weight_decay(param, grad, group)
 m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t  @ exp_avg.lerp_(grad, 1 - beta1)
 \textcolor{orange}{u_t = \max\big(\beta_2\, u_{t-1},\; |g_t| + \epsilon\big)}
-    @ torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), out=exp_inf)
+    @ maximum_into(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), group["differentiable"])
 \theta_t = \theta_{t-1} - \frac{\eta}{1 - \beta_1^t}\cdot\frac{m_t}{\textcolor{orange}{u_t}}
     @ param.addcdiv_(exp_avg, exp_inf, value=-step_size)
 ```
@@ -83,6 +83,7 @@ from typing import Any
 import torch
 
 from .core.base import GenericAdaptiveOptimizer, ParamsT
+from .core.implementation import maximum_into
 from .core.options import learning_rate
 from .core.scalars import advance, new_step_count
 from .core.validation import check_betas, check_non_negative
@@ -163,10 +164,11 @@ class Adamax(GenericAdaptiveOptimizer):
         exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
         # $$m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t$$
         exp_avg.lerp_(grad, 1 - beta1)
-        # The maximum is written straight into the state (`out=`), after decaying it in place; the
-        # temporary $|g_t| + \epsilon$ is the only new tensor.
+        # The maximum is written straight into the state (`out=`, see
+        # [`maximum_into`](core/implementation.md)), after decaying it in place; the temporary
+        # $|g_t| + \epsilon$ is the only new tensor.
         # $$u_t = \max\big(\textcolor{red}{\beta_2 u_{t-1},\; |g_t| + \epsilon}\big)$$
-        torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), out=exp_inf)
+        maximum_into(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), group["differentiable"])
         # Only $m_t$ is bias-corrected; the correction is a Python number, folded into the step size.
         # $$\theta_t = \theta_{t-1} - \frac{\eta}{\textcolor{red}{1-\beta_1^t}}\cdot\frac{m_t}{u_t}$$
         step_size = learning_rate(group, param) / (1 - beta1**step)

@@ -17,7 +17,7 @@ $$\textcolor{orange}{v^{\max}_t = \max\left(v^{\max}_{t-1},\, v_t\right)} \qquad
 m_t = \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, \quad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2
     @ adam.py: exp_avg.lerp_(grad, 1 - beta1)
 \textcolor{orange}{v^{\max}_t = \max(v^{\max}_{t-1}, v_t)}
-    @ adam.py: torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+    @ adam.py: maximum_into(state["max_exp_avg_sq"], exp_avg_sq, group["differentiable"])
 \theta_t = \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\textcolor{orange}{v^{\max}_t} / (1 - \beta_2^t)} + \epsilon)
     @ adam.py: param.addcdiv_
 ```

@@ -239,7 +239,10 @@ class RAdam(AMSGrad):
         # $$\theta_t = \theta_{t-1} - \eta\,\hat m_t \cdot \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
         #   \cdot \textcolor{orange}{r_t}$$
         # (The product is formed in the adaptive rate's buffer: `step_direction` is still needed below.)
-        adaptive_rate = (1 - beta2**step) ** 0.5 / exp_avg_sq.sqrt().add_(group["eps"])
+        root = exp_avg_sq.sqrt()
+        # (In a differentiable step $\epsilon$ is added into a new tensor: the backward pass needs the root.)
+        denominator = root.add(group["eps"]) if group["differentiable"] else root.add_(group["eps"])
+        adaptive_rate = (1 - beta2**step) ** 0.5 / denominator
         rectified_step = adaptive_rate.mul_(step_direction).mul_(rectification(beta2, step))
         # Too few samples in $v_t$ to trust it: SGD with bias-corrected momentum, or no step,
         # $$\textcolor{orange}{\theta_t = \theta_{t-1} - \eta\,\hat m_t}$$

@@ -207,7 +207,12 @@ class SGD(GenericAdaptiveOptimizer):
         # The learning rate is read now, not at construction: a scheduler or a parameter's own
         # `lr_scale` ([options](options.md)) is honoured at every step.
         # $$\theta_t = \theta_{t-1} - \eta\, d_t$$
-        param.add_(direction, alpha=-learning_rate(group, param))
+        lr = learning_rate(group, param)
+        if isinstance(lr, torch.Tensor):
+            # A learning rate that autograd follows (a differentiable step) multiplies as a tensor.
+            param.addcmul_(direction, lr, value=-1)
+        else:
+            param.add_(direction, alpha=-lr)
 
     def momentum_direction(self, state: dict[str, Any], group: dict[str, Any], grad: torch.Tensor) -> torch.Tensor:
         r"""

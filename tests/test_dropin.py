@@ -169,6 +169,78 @@ def test_a_differentiable_step_gives_torchs_hypergradients(name, options, flags)
             torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-14)
 
 
+def step_from_state(p, grad, state, optimizer_class, options, *state_values):
+    """One step of a fresh optimizer from `state`: the new parameter and the state tensors autograd follows."""
+    p = p.clone()
+    p.grad = grad
+    optimizer = optimizer_class([p], differentiable=True, **options)
+    optimizer.state[p].update({key: value.clone() for key, value in state.items()})
+    optimizer.step()
+    return (p, *(value for value in optimizer.state[p].values() if value.requires_grad))
+
+
+# Each twin's state, as torch's own tests of differentiable steps build it: the moments require grad.
+STATE_KEYS = {
+    "SGD": ["momentum_buffer"], "Adam": ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+    "AdamW": ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"], "Adagrad": ["sum"],
+    "RMSprop": ["square_avg", "momentum_buffer"], "NAdam": ["exp_avg", "exp_avg_sq"],
+    "RAdam": ["exp_avg", "exp_avg_sq"], "Adamax": ["exp_avg", "exp_inf"], "ASGD": ["ax"],
+    "Adadelta": ["square_avg", "acc_delta"], "Rprop": ["prev", "step_size"],
+}
+STATE_OPTIONS = {"SGD": {"momentum": 0.9, "weight_decay": 0.1}, "Adam": {"amsgrad": True}, "AdamW": {"amsgrad": True},
+                 "RMSprop": {"momentum": 0.9}}
+SCALAR_STATE = {"NAdam": {"mu_product": 1.0}, "ASGD": {"eta": 0.9, "mu": 1.0}}
+
+
+@pytest.mark.parametrize("name", list(STATE_KEYS))
+def test_a_differentiable_step_passes_gradcheck(name) -> None:
+    """
+    The step's derivatives with respect to the parameter, the gradient and every state tensor equal
+    finite differences (`torch.autograd.gradcheck`, float64), from a state of the tenth step.
+    """
+    generator = torch.Generator().manual_seed(0)
+    tensors = lambda: torch.rand(10, dtype=torch.float64, generator=generator, requires_grad=True)  # noqa: E731
+    state = {key: tensors() for key in STATE_KEYS[name]}
+    if name != "SGD":
+        state["step"] = torch.tensor(10.0, dtype=torch.float64)
+    state.update({key: torch.tensor(value, dtype=torch.float64) for key, value in SCALAR_STATE.get(name, {}).items()})
+    options = {"lr": 0.9, **STATE_OPTIONS.get(name, {})}
+    assert torch.autograd.gradcheck(step_from_state, (tensors(), tensors(), state, getattr(annotated_opt, name),
+                                                      options, *state.values()))
+
+
+def learning_rate_gradient(library, name: str, **options) -> torch.Tensor | None:
+    """Two differentiable steps with a learning rate that requires grad; its gradient after a loss."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(4, dtype=torch.float64, generator=generator, requires_grad=True) * 1.0
+    lr = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+    optimizer = getattr(library, name)([weight], lr=lr, differentiable=True, **options)
+    for _ in range(2):
+        weight.grad = torch.randn(4, dtype=torch.float64, generator=generator)
+        optimizer.step()
+    (weight**2).sum().backward()
+    return lr.grad
+
+
+@pytest.mark.parametrize(("name", "options"), [("SGD", {}), ("SGD", {"weight_decay": 0.1}), ("Adam", {}),
+                                               ("AdamW", {"weight_decay": 0.1}), ("RAdam", {})],
+                         ids=lambda value: str(value))
+def test_a_learning_rate_that_requires_grad_gets_torchs_gradient(name, options) -> None:
+    """A learned learning rate: a differentiable step keeps it a tensor that autograd follows."""
+    theirs = learning_rate_gradient(torch.optim, name, **options)
+    ours = learning_rate_gradient(annotated_opt, name, **options)
+    assert theirs is not None
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["Adagrad", "RMSprop", "Adadelta"])
+def test_a_learning_rate_that_requires_grad_fails_where_torchs_fails(name) -> None:
+    """torch's differentiable steps of these pass the learning rate where only a number goes: so do ours."""
+    for library in (torch.optim, annotated_opt):
+        with pytest.raises(TypeError, match="must be Number, not Tensor"):
+            learning_rate_gradient(library, name)
+
+
 @pytest.mark.parametrize(("name", "kwargs", "error"), [
     ("Adam", {"fused": True, "foreach": True}, RuntimeError),
     ("AdamW", {"fused": True, "differentiable": True}, RuntimeError),

@@ -20,8 +20,11 @@ same errors. What each one does here:
 * `differentiable`: torch runs the step with autograd on, so that a loss after the step can be
   differentiated through it. Here the same, with torch's arithmetic for that mode: where torch's step
   keeps a tensor that its backward pass needs instead of changing it in place (the denominators of
-  Adagrad, RMSprop, NAdam and Adadelta), so does the step here, and SGD's first momentum buffer is
-  detached from the gradient, as torch's is. A differentiable group takes the readable step even with
+  Adagrad, RMSprop, NAdam, RAdam and Adadelta, the maxima of AMSGrad and Adamax, see `maximum_into`
+  below), so does the step here, and SGD's first momentum buffer is
+  detached from the gradient, as torch's is; a learning rate that requires grad stays a tensor that
+  autograd follows (see `learning_rate` in [options](options.md)), where torch's step lets it (SGD,
+  Adam, AdamW, RAdam). A differentiable group takes the readable step even with
   `foreach=True`, since the fast path runs without autograd (torch refuses `fused` with it, and most
   of its `foreach` steps fail on it).
 
@@ -54,6 +57,18 @@ def check_flags(defaults: dict[str, Any]) -> None:
             raise RuntimeError("`fused` does not support `differentiable`")
         if defaults.get("foreach"):
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def maximum_into(state: torch.Tensor, other: torch.Tensor, differentiable: bool) -> torch.Tensor:
+    r"""
+    $s \leftarrow \max(s, x)$, element by element, written into the state tensor `state` and returned.
+    Written straight into it (`out=`) as torch writes it; in a differentiable step autograd must keep
+    the inputs of the maximum for the backward pass, so the maximum of a copy is copied in, as
+    torch's differentiable AMSGrad and Adamax do.
+    """
+    if differentiable:
+        return state.copy_(torch.maximum(state.clone(), other))
+    return torch.maximum(state, other, out=state)
 
 
 def _has_fused_kernels(param: torch.Tensor) -> bool:

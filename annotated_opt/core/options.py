@@ -63,7 +63,9 @@ def learning_rate(group: dict[str, Any], param: torch.Tensor) -> Any:
     The learning rate in force for `param` at this step, $\eta \cdot \text{lr\_scale}$.
     Read at every step, so it always reflects what a scheduler has set on the group. A learning rate
     given as a one-element tensor (which schedulers update in place) is read as a Python number, so
-    every optimizer computes with it exactly as with the same `float`.
+    every optimizer computes with it exactly as with the same `float`; except in a differentiable
+    step (`differentiable=True`), where a learning rate that requires grad stays the tensor, so that
+    the gradient of a loss after the step reaches it (a learned learning rate), as in torch's step.
 
     Every optimizer in the library calls this, rather than `group["lr"]`, so per-parameter options
     and tensor learning rates work the same everywhere.
@@ -72,7 +74,7 @@ def learning_rate(group: dict[str, Any], param: torch.Tensor) -> Any:
     # `.item()` copies the number out of the tensor. The fused operations take their scale
     # (`alpha=`, `value=`) as a Python number, not a tensor, and arithmetic with the tensor would
     # round in its dtype (`float32` for `torch.tensor(1e-3)`); a Python float is a `float64`.
-    if isinstance(lr, torch.Tensor):
+    if isinstance(lr, torch.Tensor) and not (lr.requires_grad and group.get("differentiable")):
         lr = lr.item()
     # $$\eta_{\text{param}} = \eta \cdot \text{lr\_scale}$$
     return lr * param_option(group, param, "lr_scale", 1.0)
