@@ -27,7 +27,7 @@ g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad \text{(L2 decay, when } \lambda
     @ grad = self.weight_decay(param, grad, group)
 v_t = \textcolor{orange}{\rho\, v_{t-1} + (1-\rho)}\, g_t^2  @ square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
 \Delta_t = \frac{\textcolor{orange}{\sqrt{u_{t-1} + \epsilon}}}{\sqrt{v_t + \epsilon}}\; g_t
-    @ update = acc_delta.add(eps).sqrt_().div_(gradient_rms).mul_(grad)
+    @ update = update_rms.div_(gradient_rms).mul_(grad)
 \textcolor{orange}{u_t = \rho\, u_{t-1} + (1-\rho)\, \Delta_t^2}
     @ acc_delta.mul_(rho).addcmul_(update, update, value=1 - rho)
 \theta_t = \theta_{t-1} - \eta\, \Delta_t  @ param.add_(update, alpha=-learning_rate(group, param))

@@ -25,7 +25,7 @@ b_1 = g_1, \qquad b_t = \mu\, b_{t-1} + (1 - \tau)\, g_t
     @ buffer.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
 d_t = g_t + \mu\, b_t \ \text{(Nesterov)}, \quad \text{else } d_t = b_t
     @ return grad.add(buffer, alpha=momentum)
-\theta_t = \theta_{t-1} - \eta\, d_t  @ param.add_(direction, alpha=-learning_rate(group, param))
+\theta_t = \theta_{t-1} - \eta\, d_t  @ param.add_(direction, alpha=-lr)
 ```
 
 ## Notation
